@@ -1,0 +1,1 @@
+"""Pydantic contracts of the workflow and activities (no heavy imports: workflow-safe)."""

@@ -1,0 +1,95 @@
+"""Process-wide configuration, read from the environment (prefix ``SENTINEL_``) or files.
+
+Secrets (S3 keys, Temporal API key) come only from here: never from workflow inputs, so they
+never appear in Temporal history or the Web UI.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _read_secret_file(path: Path | None) -> SecretStr | None:
+    if path is None:
+        return None
+    try:
+        return SecretStr(path.read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+class Settings(BaseSettings):
+    """Every knob of a Sentinel Training process. Env var = ``SENTINEL_`` + field name, upper."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_", frozen=True, extra="ignore")
+
+    # Temporal
+    temporal_address: str = Field("localhost:7233", description="Temporal frontend host:port")
+    temporal_namespace: str = Field("default", description="Temporal namespace")
+    temporal_tls: bool = Field(False, description="Connect to Temporal over TLS")
+    temporal_tls_cert_file: Path | None = Field(None, description="mTLS client cert (PEM) file")
+    temporal_tls_key_file: Path | None = Field(None, description="mTLS client key (PEM) file")
+    temporal_api_key_file: Path | None = Field(None, description="File holding a Temporal API key")
+    cpu_task_queue: str = Field("sentinel-cpu", description="Queue for data/export/publish work")
+    gpu_task_queue: str = Field("sentinel-gpu", description="Queue for training and evaluation")
+
+    # Object storage
+    s3_endpoint: str = Field("localhost:9000", description="S3 endpoint host:port (no scheme)")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key")
+    s3_access_key_file: Path | None = Field(None, description="File holding the S3 access key")
+    s3_secret_key_file: Path | None = Field(None, description="File holding the S3 secret key")
+    s3_secure: bool = Field(False, description="Use HTTPS to reach S3")
+    s3_region: str | None = Field(None, description="S3 region (optional)")
+    data_bucket: str = Field("sentinel-data", description="Bucket with datasets/ and snapshots/")
+    runs_bucket: str = Field("sentinel-runs", description="Bucket with runs/ (checkpoints)")
+    models_bucket: str = Field("sentinel-models", description="Bucket with the model registry")
+
+    # Local
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "sentinel", description="Local cache for datasets and weights"
+    )
+
+    # Workers
+    worker_queues: str = Field(
+        "cpu,gpu", description="Queues this worker serves: 'cpu', 'gpu' or 'cpu,gpu'"
+    )
+    cpu_concurrency: int = Field(4, ge=1, description="Concurrent activities on the CPU queue")
+    gpu_concurrency: int = Field(1, ge=1, description="Concurrent trainings per GPU worker")
+    heartbeat_throttle_seconds: float = Field(
+        2.0, gt=0, description="Max interval between heartbeats sent (cancel latency bound)"
+    )
+    graceful_shutdown_seconds: float = Field(
+        90.0, ge=0, description="On SIGTERM, time running activities get to finish/checkpoint"
+    )
+
+    # Notifications
+    webhook_url: str | None = Field(None, description="Webhook for run summaries (optional)")
+
+    @model_validator(mode="after")
+    def _credentials_from_files(self) -> Settings:
+        for field, file_field in (
+            ("s3_access_key", "s3_access_key_file"),
+            ("s3_secret_key", "s3_secret_key_file"),
+        ):
+            if getattr(self, field) is None and getattr(self, file_field) is not None:
+                object.__setattr__(self, field, _read_secret_file(getattr(self, file_field)))
+        return self
+
+    @property
+    def buckets(self) -> tuple[str, str, str]:
+        return (self.data_bucket, self.runs_bucket, self.models_bucket)
+
+    def temporal_api_key(self) -> str | None:
+        secret = _read_secret_file(self.temporal_api_key_file)
+        return secret.get_secret_value() if secret else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once)."""
+    return Settings()

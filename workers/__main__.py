@@ -1,0 +1,94 @@
+"""``python -m workers``: run Sentinel Training workers until SIGTERM/SIGINT.
+
+On SIGTERM the workers stop polling and give running activities up to
+``SENTINEL_GRACEFUL_SHUTDOWN_SECONDS`` to finish; training checkpoints its epoch and hands
+over to another worker through its heartbeat details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from activities.errors import SentinelError
+from activities.settings import Settings
+from activities.storage import ObjectStore
+from workers.registry import parse_queues
+from workflows.connection import TemporalUnavailableError, connect
+
+log = logging.getLogger("sentinel.workers")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers",
+        description="Run Sentinel Training workers (configuration: SENTINEL_* environment).",
+    )
+    parser.add_argument(
+        "--queues",
+        default=None,
+        help="queues to serve: cpu, gpu or cpu,gpu (default: SENTINEL_WORKER_QUEUES or cpu,gpu)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check that Temporal and S3 are reachable and the buckets exist, then exit 0/1",
+    )
+    return parser
+
+
+async def check(settings: Settings) -> None:
+    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable."""
+    await connect(settings, timeout=5)
+    store = ObjectStore.from_settings(settings, max_attempts=2)
+    for bucket in settings.buckets:
+        store.check_bucket(bucket)
+
+
+async def serve(settings: Settings, queues: str) -> None:
+    """Run one worker per queue kind until a termination signal."""
+    from activities.yolo_env import bootstrap_offline
+
+    from workers.factory import build_worker
+
+    bootstrap_offline()
+    client = await connect(settings)
+    store = ObjectStore.from_settings(settings)
+    workers = [build_worker(client, settings, kind, store=store) for kind in parse_queues(queues)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    log.info("serving %s", ", ".join(f"{w.task_queue}" for w in workers))
+    await asyncio.wait(
+        [*runs, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    log.info("shutting down (graceful for %.0fs)", settings.graceful_shutdown_seconds)
+    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    for task in runs:
+        if task.done() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings()
+        if args.check:
+            asyncio.run(check(settings))
+            print("ok: Temporal and S3 reachable, buckets present")
+            return 0
+        asyncio.run(serve(settings, args.queues or settings.worker_queues))
+        return 0
+    except (TemporalUnavailableError, SentinelError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

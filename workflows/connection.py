@@ -1,0 +1,55 @@
+"""Connecting to Temporal from settings, with one-line errors a person can act on."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.settings import Settings
+
+
+class TemporalUnavailableError(RuntimeError):
+    """Temporal could not be reached; the message says where and what to check."""
+
+
+def _tls_config(settings: Settings) -> TLSConfig | bool:
+    if not settings.temporal_tls:
+        return False
+    if settings.temporal_tls_cert_file and settings.temporal_tls_key_file:
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert_file.read_bytes(),
+            client_private_key=settings.temporal_tls_key_file.read_bytes(),
+        )
+    return True
+
+
+async def connect(settings: Settings, *, timeout: float = 10.0) -> Client:
+    """A client for the configured Temporal, using the pydantic data converter.
+
+    Retries briefly (a dev server may still be starting), then raises
+    :class:`TemporalUnavailableError` naming the address and the setting to fix.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=pydantic_data_converter,
+                tls=_tls_config(settings),
+                api_key=settings.temporal_api_key(),
+            )
+        except Exception as exc:  # the SDK raises RuntimeError with a long gRPC text
+            last = exc
+        if asyncio.get_running_loop().time() >= deadline:
+            first_line = str(last).splitlines()[0] if str(last) else type(last).__name__
+            raise TemporalUnavailableError(
+                f"cannot reach Temporal at {settings.temporal_address} "
+                f"(namespace {settings.temporal_namespace!r}): {first_line[:160]}. Is the server "
+                "running? Set SENTINEL_TEMPORAL_ADDRESS, or start the embedded stack with "
+                "'python -m workers.dev'."
+            ) from last
+        await asyncio.sleep(0.5)
