@@ -51,7 +51,6 @@ async def check(settings: Settings) -> None:
 async def serve(settings: Settings, queues: str) -> None:
     """Run one worker per queue kind until a termination signal."""
     from activities.yolo_env import bootstrap_offline
-
     from workers.factory import build_worker
 
     bootstrap_offline()

@@ -1,0 +1,78 @@
+"""The embedded stack command: starts, serves the UI, stops cleanly, fails in one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from workers.services import free_port, port_in_use
+
+
+def _dev(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.dev", "--state-dir", str(tmp_path), *args],
+        cwd=REPO_ROOT, env={**os.environ, **env}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _ports() -> list[str]:
+    return ["--temporal-port", str(free_port()), "--ui-port", str(free_port()),
+            "--s3-port", str(free_port())]  # fmt: skip
+
+
+def test_stack_starts_serves_ui_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ports = _ports()
+    proc = _dev(ports, tmp_path)
+    ui_port = int(ports[3])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not port_in_use(ui_port):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}", timeout=10) as response:
+        assert response.status == 200
+    time.sleep(3)  # let the workers start polling
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Temporal UI" in out and "Stopping workers" in out
+    assert not port_in_use(int(ports[1])), "Temporal server left running"
+    assert (tmp_path / "temporal" / "temporal.db").exists()
+
+
+def test_taken_port_is_a_one_line_error_naming_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = _ports()
+        ports[1] = str(port)
+        proc = _dev(ports, tmp_path)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip() == (
+        f"error: port {port} is already in use: stop whatever holds it or choose another "
+        "port for the Temporal dev server (see --help)"
+    )
+
+
+def test_missing_temporal_binary_is_a_one_line_error(tmp_path: Path) -> None:
+    # A python whose directory has no 'temporal' next to it and a PATH without one.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").symlink_to(sys.executable)
+    proc = subprocess.run(
+        [str(fake_bin / "python"), "-m", "workers.dev", "--state-dir", str(tmp_path), *_ports()],
+        cwd=REPO_ROOT, env={**os.environ, "PATH": str(fake_bin)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: the 'temporal' binary was not found")
+    assert "pip install 'sentinel-training[dev]'" in proc.stderr

@@ -1,0 +1,126 @@
+"""``python -m workers.dev``: the embedded stack on loopback, in one command.
+
+Starts the real Temporal dev server (Web UI on, SQLite file under ``--state-dir`` so workflow
+state survives a restart), moto's S3 server with the buckets created, and CPU + GPU workers in
+this process. Ctrl-C stops everything in order. ``--demo`` runs the demo job and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from workers.services import S3Server, ServiceError, TemporalDevServer
+
+log = logging.getLogger("sentinel.dev")
+
+# moto accepts any credentials; these only keep the settings class satisfied.
+DEV_ACCESS_KEY = "sentinel-dev"
+DEV_SECRET_KEY = "sentinel-dev-secret"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.dev",
+        description="Run the embedded stack: Temporal dev server + Web UI, S3 (moto), workers.",
+    )
+    parser.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port")
+    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
+    parser.add_argument("--s3-port", type=int, default=9000, help="S3 server port")
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(".state"), help="Temporal database, logs, cache"
+    )
+    parser.add_argument("--demo", action="store_true", help="run the demo job, then stop")
+    return parser
+
+
+def _export_env(temporal: TemporalDevServer, s3: S3Server, state_dir: Path) -> None:
+    os.environ["SENTINEL_TEMPORAL_ADDRESS"] = temporal.address
+    os.environ["SENTINEL_S3_ENDPOINT"] = s3.endpoint
+    os.environ.setdefault("SENTINEL_S3_ACCESS_KEY", DEV_ACCESS_KEY)
+    os.environ.setdefault("SENTINEL_S3_SECRET_KEY", DEV_SECRET_KEY)
+    os.environ.setdefault("SENTINEL_CACHE_DIR", str((state_dir / "cache").resolve()))
+
+
+async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
+    from activities.settings import Settings
+    from activities.storage import ObjectStore
+    from activities.yolo_env import bootstrap_offline
+    from workers import registry
+    from workers.factory import build_worker
+    from workflows.connection import connect
+
+    settings = Settings()
+    store = ObjectStore.from_settings(settings)
+    for bucket in settings.buckets:
+        store.ensure_bucket(bucket)
+    bootstrap_offline()
+    client = await connect(settings)
+    workers = [
+        build_worker(client, settings, kind, store=store)
+        for kind in ("cpu", "gpu")
+        if kind == "cpu" or registry.activities(kind, settings, store)
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    print(f"Temporal UI   {temporal.ui_url}")
+    print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
+    print(f"S3            http://{settings.s3_endpoint}  buckets {', '.join(settings.buckets)}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        if args.demo:
+            from workers.demo import run_demo
+
+            demo = asyncio.create_task(run_demo(client, settings, store))
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait([demo, waiter], return_when=asyncio.FIRST_COMPLETED)
+            if demo.done():
+                code = demo.result()
+            else:
+                demo.cancel()
+                code = 130
+            waiter.cancel()
+        else:
+            print("Workers running. Ctrl-C to stop.")
+            await stop.wait()
+    finally:
+        print("Stopping workers...")
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    state_dir: Path = args.state_dir
+    temporal = TemporalDevServer(state_dir / "temporal", port=args.temporal_port,
+                                 ui_port=args.ui_port)  # fmt: skip
+    s3 = S3Server(state_dir / "s3", port=args.s3_port)
+    try:
+        temporal.start()
+        s3.start()
+        _export_env(temporal, s3, state_dir)
+        return asyncio.run(_run(args, temporal))
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line for people; the traceback is in the log level DEBUG
+        log.debug("stack failed", exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        s3.stop()
+        temporal.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
