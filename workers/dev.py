@@ -51,7 +51,6 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
     from activities.settings import Settings
     from activities.storage import ObjectStore
     from activities.yolo_env import bootstrap_offline
-    from workers import registry
     from workers.factory import build_worker
     from workflows.connection import connect
 
@@ -61,11 +60,7 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
         store.ensure_bucket(bucket)
     bootstrap_offline()
     client = await connect(settings)
-    workers = [
-        build_worker(client, settings, kind, store=store)
-        for kind in ("cpu", "gpu")
-        if kind == "cpu" or registry.activities(kind, settings, store)
-    ]
+    workers = [build_worker(client, settings, kind, store=store) for kind in ("cpu", "gpu")]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     print(f"Temporal UI   {temporal.ui_url}")
     print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
@@ -102,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     state_dir: Path = args.state_dir
-    temporal = TemporalDevServer(state_dir / "temporal", port=args.temporal_port,
-                                 ui_port=args.ui_port)  # fmt: skip
+    temporal = TemporalDevServer(
+        state_dir / "temporal", port=args.temporal_port, ui_port=args.ui_port
+    )
     s3 = S3Server(state_dir / "s3", port=args.s3_port)
     try:
         temporal.start()

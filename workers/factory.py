@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.progress import ProgressReporter
 from activities.settings import Settings
 from activities.storage import ObjectStore
 from workers import registry
@@ -35,7 +37,9 @@ def build_worker(
     """
     store = store or ObjectStore.from_settings(settings)
     concurrency = settings.cpu_concurrency if kind == "cpu" else settings.gpu_concurrency
-    acts = registry.activities(kind, settings, store)
+    # Sync activities run in threads; signals they send go through this (running) loop.
+    reporter = ProgressReporter(client, asyncio.get_running_loop())
+    acts = registry.activities(kind, settings, store, reporter)
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
     return Worker(
         client,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from activities.progress import ProgressReporter
 from activities.settings import Settings
 from activities.storage import ObjectStore
 
@@ -17,20 +18,75 @@ QueueKind = Literal["cpu", "gpu"]
 
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
+    from workflows.controller import RetrainCheckWorkflow
     from workflows.inventory import InventoryWorkflow
+    from workflows.registry_ops import (
+        ListVersionsWorkflow,
+        PromoteVersionWorkflow,
+        RollbackProductionWorkflow,
+        ShowVersionWorkflow,
+    )
+    from workflows.retrain import RetrainWorkflow
 
-    return [InventoryWorkflow]
+    return [
+        RetrainWorkflow,
+        RetrainCheckWorkflow,
+        InventoryWorkflow,
+        ListVersionsWorkflow,
+        ShowVersionWorkflow,
+        PromoteVersionWorkflow,
+        RollbackProductionWorkflow,
+    ]
 
 
-def activities(kind: QueueKind, settings: Settings, store: ObjectStore) -> list[Callable[..., Any]]:
-    """Activity callables for one queue kind, bound to ``settings`` and ``store``."""
+def activities(
+    kind: QueueKind,
+    settings: Settings,
+    store: ObjectStore,
+    progress: ProgressReporter | None = None,
+) -> list[Callable[..., Any]]:
+    """Activity callables for one queue kind, bound to ``settings`` and ``store``.
+
+    ``progress`` lets training report each epoch to its workflow (the ``progress`` query).
+    """
     if kind == "cpu":
+        from activities.controller import ControllerActivities
+        from activities.dataset import DatasetActivities
+        from activities.export import ExportActivities
         from activities.inventory import InventoryActivities
+        from activities.notify import NotifyActivities
+        from activities.registry.activity import RegistryActivities
+        from activities.training.control import ControlActivities
 
         inventory = InventoryActivities(settings, store)
-        return [inventory.inventory_dataset]
+        dataset = DatasetActivities(settings, store)
+        control = ControlActivities(settings, store)
+        notify = NotifyActivities(settings)
+        controller = ControllerActivities(settings, store)
+        export = ExportActivities(settings, store)
+        registry = RegistryActivities(settings, store)
+        return [
+            inventory.inventory_dataset,
+            dataset.assemble_dataset,
+            control.write_control,
+            notify.notify,
+            controller.count_new_verified,
+            export.export,
+            registry.publish,
+            registry.list_versions,
+            registry.show_version,
+            registry.promote_version,
+            registry.rollback_production,
+        ]
     if kind == "gpu":
-        return []
+        from activities.evaluation import EvaluationActivities
+        from activities.progress import training_progress_callbacks
+        from activities.training.activity import TrainingActivities
+
+        callbacks = training_progress_callbacks(progress) if progress else None
+        training = TrainingActivities(settings, store, extra_callbacks=callbacks)
+        evaluation = EvaluationActivities(settings, store)
+        return [training.train, evaluation.evaluate]
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")
 
 

@@ -149,20 +149,31 @@ class TemporalDevServer(_Process):
         self._check_free(*(p for p in (self.port, self.ui_port) if p))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            str(binary), "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--db-filename", str(self.db_file),
-            "--namespace", self.namespace,
-            "--log-level", "warn",
+            str(binary),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db-filename",
+            str(self.db_file),
+            "--namespace",
+            self.namespace,
+            "--log-level",
+            "warn",
             # A free HTTP API port, so several stacks (tests, demo) can coexist.
-            "--http-port", str(free_port()),
-        ]  # fmt: skip
+            "--http-port",
+            str(free_port()),
+        ]
         if self.ui_port:
             args += [
-                "--ui-port", str(self.ui_port), "--ui-ip", "127.0.0.1",
+                "--ui-port",
+                str(self.ui_port),
+                "--ui-ip",
+                "127.0.0.1",
                 "--ui-disable-news-fetch",  # offline machines: no newsfeed requests
-            ]  # fmt: skip
+            ]
         else:
             args += ["--headless"]
         self._spawn(args)

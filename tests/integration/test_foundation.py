@@ -105,9 +105,12 @@ def test_tampered_object_is_refused(store: ObjectStore, settings: Settings, tmp_
     info = store.put_bytes(settings.data_bucket, key, b"original weights")
     # Someone overwrites the bytes but copies the old sha256 metadata.
     store.client.put_object(
-        settings.data_bucket, key, __import__("io").BytesIO(b"evil"), 4,
+        settings.data_bucket,
+        key,
+        __import__("io").BytesIO(b"evil"),
+        4,
         metadata={"sha256": info.sha256 or ""},
-    )  # fmt: skip
+    )
     with pytest.raises(IntegrityError, match="tampered"):
         store.get_file(settings.data_bucket, key, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
@@ -130,9 +133,12 @@ def test_download_many_parallel_and_safe(
         store.put_bytes(settings.data_bucket, key, f"image {i}".encode())
     seen: list[int] = []
     paths = store.download_many(
-        settings.data_bucket, [(k, None) for k in keys], tmp_path, strip_prefix=f"{prefix}/",
+        settings.data_bucket,
+        [(k, None) for k in keys],
+        tmp_path,
+        strip_prefix=f"{prefix}/",
         on_done=seen.append,
-    )  # fmt: skip
+    )
     assert [p.read_text() for p in paths] == [f"image {i}" for i in range(40)]
     assert seen[-1] == 40
     with pytest.raises(UnsafeKeyError):
@@ -146,8 +152,9 @@ def test_wrong_credentials_are_a_clear_configuration_error(tmp_path: Path) -> No
     server = S3Server(tmp_path, port=free_port())
     server.start(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
     try:
-        settings = Settings(s3_endpoint=server.endpoint, s3_access_key="wrong",
-                            s3_secret_key="wrong")  # fmt: skip
+        settings = Settings(
+            s3_endpoint=server.endpoint, s3_access_key="wrong", s3_secret_key="wrong"
+        )
         with pytest.raises(ConfigurationError, match="refused the credentials") as info:
             ObjectStore.from_settings(settings).check_bucket("sentinel-data")
         assert "SENTINEL_S3_ACCESS_KEY" in str(info.value)
@@ -175,8 +182,12 @@ async def test_unreachable_temporal_is_one_clear_line() -> None:
 def _worker_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workers", "--check"],
-        cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_worker_check_reports_each_problem_in_one_line(settings: Settings) -> None:

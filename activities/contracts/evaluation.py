@@ -1,0 +1,114 @@
+"""Contracts of the evaluate activity: candidate vs the production champion on one test split.
+
+Weights travel by key and sha256 (:class:`WeightsRef`); the result carries only summary
+numbers (overall metrics, per-class AP, the bootstrap interval), never per-image data.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.dataset import SnapshotRef
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class WeightsRef(Contract):
+    """An object in storage and the sha256 it must have (checked on every download)."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: ObjectKey
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _SHA256.match(value):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
+        return value
+
+
+class ModelMetrics(Contract):
+    """Detection metrics of one model on one split (Ultralytics definitions)."""
+
+    precision: float
+    recall: float
+    map50: float
+    map50_95: float
+    per_class_ap50: dict[str, float] = Field(
+        default_factory=dict, description="AP at IoU 0.5 of each class with test instances"
+    )
+    per_class_ap50_95: dict[str, float] = Field(
+        default_factory=dict, description="AP at IoU 0.5:0.95 of each class with test instances"
+    )
+
+
+class DifferenceCI(Contract):
+    """Percentile bootstrap interval of ``candidate mAP50-95 - champion mAP50-95``.
+
+    Both models are scored on the same resample of test images in each round.
+    """
+
+    estimate: float = Field(description="difference on the full test split")
+    low: float
+    high: float
+    level: float = Field(description="e.g. 0.95")
+    resamples: int
+    seed: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DifferenceCI:
+        if self.low > self.high:
+            raise ValueError(f"CI low {self.low} > high {self.high}")
+        return self
+
+
+class EvaluateRequest(Contract):
+    """Evaluate ``candidate`` and the production version of ``model`` on the test split.
+
+    The champion is resolved by the activity from the registry's production alias, so a
+    workflow never names (or caches) it. Same split, imgsz, conf, iou and library versions for
+    both models.
+    """
+
+    model: ModelName
+    snapshot: SnapshotRef
+    candidate: WeightsRef
+    imgsz: int = Field(640, ge=32, le=8192)
+    conf: float = Field(0.001, gt=0, lt=1, description="Ultralytics val default")
+    iou: float = Field(0.7, gt=0, le=1, description="NMS IoU, Ultralytics val default")
+    batch: int = Field(16, ge=1, le=1024)
+    device: str | None = Field(None, description="None: first CUDA device when present, else cpu")
+    bootstrap_resamples: int = Field(1000, ge=0, le=100_000, description="0: no interval")
+    bootstrap_seed: int = Field(0, ge=0)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    skip_comparison_on_class_mismatch: bool = Field(
+        False,
+        description="a champion with another class list is not compared (gate on the floor "
+        "only) instead of failing the evaluation",
+    )
+
+
+class EvaluateResult(Contract):
+    """Candidate and champion metrics on the same test images, and the interval."""
+
+    model: ModelName
+    split: str = "test"
+    class_names: list[str]
+    images: int
+    instances: int
+    instances_per_class: dict[str, int] = Field(default_factory=dict)
+    candidate: ModelMetrics
+    champion: ModelMetrics | None = None
+    champion_version: int | None = Field(
+        None, description="production version when evaluated (even if comparison was skipped)"
+    )
+    ci: DifferenceCI | None = None
+    comparison_note: str | None = Field(None, description="why there is no comparison")
+    imgsz: int
+    conf: float
+    iou: float
+    versions: dict[str, str] = Field(default_factory=dict, description="ultralytics, torch, ...")

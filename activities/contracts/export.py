@@ -1,0 +1,59 @@
+"""Contracts of the export activity: ``.pt`` -> ``.onnx`` with a parity check.
+
+A parity failure is a *result* (``parity.passed`` false, with the numbers), not an error: the
+version is still registered, and promotion is blocked with the reason recorded.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from activities.contracts.common import Contract, ObjectKey
+from activities.contracts.dataset import SnapshotRef
+from activities.contracts.evaluation import WeightsRef
+
+
+class ExportRequest(Contract):
+    """Export ``weights`` to ONNX and check it against PyTorch on the snapshot's test split."""
+
+    weights: WeightsRef
+    snapshot: SnapshotRef
+    output_prefix: ObjectKey = Field(description="runs-bucket prefix for model.onnx")
+    imgsz: int = Field(640, ge=32, le=8192)
+    opset: int | None = Field(None, ge=7, le=30, description="None: the exporter's default")
+    dynamic: bool = False
+    simplify: bool = True
+    conf: float = Field(0.001, gt=0, lt=1)
+    iou: float = Field(0.7, gt=0, le=1)
+    output_tolerance: float = Field(
+        1e-2, ge=0, description="max abs difference of raw outputs, ONNX Runtime vs PyTorch"
+    )
+    map_tolerance: float = Field(0.01, ge=0, le=1, description="max |mAP50-95 onnx - pt|")
+    parity_images: int = Field(4, ge=1, le=64, description="test images for the raw comparison")
+
+
+class ParityReport(Contract):
+    """What the parity check measured and whether it passed."""
+
+    passed: bool
+    reason: str
+    checker_ok: bool
+    max_abs_diff: float | None = None
+    output_tolerance: float
+    images_compared: int = 0
+    pt_map50_95: float | None = None
+    onnx_map50_95: float | None = None
+    map_tolerance: float
+
+
+class ExportResult(Contract):
+    """The exported ONNX file (by key) and its parity report."""
+
+    pt: WeightsRef
+    onnx: WeightsRef
+    opset: int
+    dynamic: bool
+    imgsz: int
+    simplified: bool
+    parity: ParityReport
+    versions: dict[str, str] = Field(default_factory=dict, description="ultralytics, onnx, ...")

@@ -1,0 +1,205 @@
+"""Contracts of the model registry: publish, the version metadata, and alias operations.
+
+Layout in the models bucket (see :mod:`activities.registry`)::
+
+    models/{name}/v{N}/model.pt, model.onnx, results.csv, report.md, metadata.json
+    models/{name}/aliases/production.json, latest.json, history/{seq}.json
+    models/{name}/claims/v{N}.json, publishes/{id}.json        (exactly-once bookkeeping)
+
+A version exists when its ``metadata.json`` exists (written last).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.dataset import SnapshotRef
+from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics, WeightsRef
+from activities.contracts.export import ExportResult, ParityReport
+from activities.contracts.gate import GateDecision
+
+Scalar = str | int | float | bool | None
+AliasAction = Literal["publish", "promote", "rollback"]
+
+
+class ArtifactRecord(Contract):
+    """One stored file of a version."""
+
+    key: str
+    sha256: str
+    size: int
+
+
+class ModelVersion(Contract):
+    """``metadata.json`` of a version: everything needed to know what was deployed and why."""
+
+    schema_version: int = 1
+    model: ModelName
+    version: int = Field(ge=1)
+    parent_version: int | None = Field(None, description="registry version fine-tuned from")
+    created_at: datetime
+    workflow_id: str
+    run_id: str
+    snapshot: SnapshotRef
+    class_names: list[str]
+    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+    epochs: int = Field(ge=0)
+    resumed_from_epoch: int | None = None
+    candidate: ModelMetrics
+    champion: ModelMetrics | None = None
+    champion_version: int | None = None
+    ci: DifferenceCI | None = None
+    test_images: int
+    test_instances: int
+    gate: GateDecision
+    parity: ParityReport
+    onnx_opset: int
+    onnx_dynamic: bool
+    imgsz: int
+    artifacts: dict[str, ArtifactRecord] = Field(description="file name -> key, sha256, size")
+    source_weights: WeightsRef
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class PublishRequest(Contract):
+    """Register the candidate of one workflow run (exactly once per workflow id + run id)."""
+
+    model: ModelName
+    workflow_id: str = Field(min_length=1, max_length=1000)
+    run_id: str = Field(min_length=1, max_length=1000)
+    created_at: datetime = Field(description="workflow.now(): retries record the same time")
+    candidate: WeightsRef
+    export: ExportResult
+    evaluation: EvaluateResult
+    gate: GateDecision
+    snapshot: SnapshotRef
+    parent_version: int | None = Field(None, ge=1)
+    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+    epochs: int = Field(0, ge=0)
+    resumed_from_epoch: int | None = None
+    results_csv_key: ObjectKey | None = Field(
+        None,
+        description="training's results.csv in the candidate's bucket (verified against its "
+        "recorded sha256); None: a CSV of the evaluation is written instead",
+    )
+
+
+class PublishResult(Contract):
+    """The version this run registered (or had registered before a retry)."""
+
+    model: ModelName
+    version: int
+    promoted: bool
+    reason: str
+    created: bool = Field(description="False: an earlier attempt of this run had published it")
+    production_version: int | None
+    latest_version: int
+    metadata_key: str
+
+
+class AliasEvent(Contract):
+    """One move of the production alias (the history; ``production.json`` is the newest)."""
+
+    seq: int = Field(ge=1)
+    version: int = Field(ge=1)
+    previous_version: int | None = None
+    action: AliasAction
+    reason: str
+    request_id: str
+    at: datetime
+
+
+class LatestAlias(Contract):
+    """``latest.json``: the newest version."""
+
+    version: int = Field(ge=1)
+    created_at: datetime
+
+
+class VersionSummary(Contract):
+    """One line of a version listing."""
+
+    version: int
+    created_at: datetime
+    workflow_id: str
+    map50_95: float
+    gate_promote: bool
+    gate_reason: str
+    parity_passed: bool
+    production: bool
+
+
+class ListVersionsRequest(Contract):
+    """The newest ``limit`` versions of ``model``."""
+
+    model: ModelName
+    limit: int = Field(50, ge=1, le=1000)
+
+
+class ListVersionsResult(Contract):
+    """Versions newest first, and where the aliases point."""
+
+    model: ModelName
+    versions: list[VersionSummary]
+    production_version: int | None
+    latest_version: int | None
+    total: int
+
+
+class ShowVersionRequest(Contract):
+    """One version by number, or the one an alias points to."""
+
+    model: ModelName
+    version: int | None = Field(None, ge=1)
+    alias: Literal["production", "latest"] = "production"
+
+
+class ShowVersionResult(Contract):
+    """The full metadata of one version."""
+
+    metadata: ModelVersion
+    production: bool
+    latest: bool
+    report_key: str
+
+
+class PromoteVersionRequest(Contract):
+    """Point production at ``version`` (idempotent per ``request_id``)."""
+
+    model: ModelName
+    version: int = Field(ge=1)
+    reason: str = Field(min_length=1, max_length=2000)
+    request_id: str = Field(min_length=1, max_length=500)
+    requested_at: datetime
+
+
+class PromoteVersionResult(Contract):
+    """Where production pointed before and after."""
+
+    model: ModelName
+    version: int
+    previous_version: int | None
+    changed: bool
+    event: AliasEvent | None = Field(None, description="None when already production")
+
+
+class RollbackRequest(Contract):
+    """Move production back to the version it replaced (idempotent per ``request_id``)."""
+
+    model: ModelName
+    reason: str = Field(min_length=1, max_length=2000)
+    request_id: str = Field(min_length=1, max_length=500)
+    requested_at: datetime
+
+
+class RollbackResult(Contract):
+    """The move that was made."""
+
+    model: ModelName
+    from_version: int
+    to_version: int
+    event: AliasEvent

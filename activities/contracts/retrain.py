@@ -1,0 +1,118 @@
+"""Contracts of RetrainWorkflow: the request, the live progress, the result."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from activities.contracts.common import Contract, ModelName
+from activities.contracts.dataset import AssembleRequest
+from activities.contracts.gate import GateDecision, GatePolicy
+from activities.contracts.training import ArchitectureBase, BaseModelSpec, Hyperparameters
+
+Stage = Literal[
+    "queued", "assembling", "training", "evaluating", "awaiting_approval", "exporting",
+    "publishing", "notifying", "succeeded", "failed", "canceled",
+]  # fmt: skip
+
+
+class EvaluationOptions(Contract):
+    """How candidate and champion are compared (same for both)."""
+
+    conf: float = Field(0.001, gt=0, lt=1)
+    iou: float = Field(0.7, gt=0, le=1)
+    bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
+    bootstrap_seed: int = Field(0, ge=0)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    skip_comparison_on_class_mismatch: bool = False
+
+
+class ExportOptions(Contract):
+    """ONNX export settings and parity tolerances."""
+
+    opset: int | None = Field(None, ge=7, le=30)
+    dynamic: bool = False
+    simplify: bool = True
+    output_tolerance: float = Field(1e-2, ge=0)
+    map_tolerance: float = Field(0.01, ge=0, le=1)
+
+
+class ApprovalPolicy(Contract):
+    """Whether a human must approve before production moves, and what a timeout means."""
+
+    required: bool = False
+    timeout_seconds: float = Field(7 * 24 * 3600, gt=0)
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
+class RetrainRequest(Contract):
+    """Everything one retrain needs. No secrets: credentials come from the workers' settings."""
+
+    model_name: ModelName
+    dataset: AssembleRequest
+    base: BaseModelSpec = Field(default_factory=lambda: ArchitectureBase(name="yolov8n.yaml"))
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
+    gate: GatePolicy = Field(default_factory=GatePolicy)
+    export: ExportOptions = Field(default_factory=ExportOptions)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    train_heartbeat_timeout_seconds: float = Field(60.0, ge=5, le=3600)
+    train_timeout_hours: float = Field(72.0, gt=0, le=24 * 30)
+    cpu_task_queue: str = "sentinel-cpu"
+    gpu_task_queue: str = "sentinel-gpu"
+
+
+class TrainingProgress(Contract):
+    """Sent by the training activity to its workflow at each epoch end (signal)."""
+
+    epoch: int = Field(ge=0)
+    epochs: int = Field(ge=1)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    attempt: int = 1
+
+
+class ApprovalDecision(Contract):
+    """An approve or reject from a person (update argument)."""
+
+    by: str = Field("unknown", max_length=200)
+    comment: str = Field("", max_length=2000)
+
+
+class Progress(Contract):
+    """Answer of the ``progress`` query: cheap, always available."""
+
+    model_name: str
+    stage: Stage
+    epoch: int = 0
+    epochs: int = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+    dataset_counts: dict[str, int] = Field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+    eta_seconds: float | None = None
+    candidate_version: int | None = None
+    decision: GateDecision | None = None
+    approval: Literal["not_required", "pending", "approved", "rejected", "timed_out"] = (
+        "not_required"
+    )
+    stop_early_requested: bool = False
+    error: str | None = None
+
+
+class RetrainResult(Contract):
+    """How the retrain ended (a CANCELED or FAILED workflow has no result)."""
+
+    model_name: str
+    version: int
+    promoted: bool
+    reason: str
+    production_version: int | None
+    candidate_map50_95: float
+    champion_map50_95: float | None
+    champion_version: int | None
+    epochs_done: int
+    stopped_early: bool
+    snapshot_key: str
+    dataset_counts: dict[str, int]
+    artifacts: dict[str, str] = Field(description="artifact name -> object key")
+    duration_seconds: float

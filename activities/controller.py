@@ -1,0 +1,69 @@
+"""The controller's check: how many verified images has production not been trained on?
+
+Listing-based and cheap: YOLO/Roboflow images are counted from the listing (no downloads),
+COCO reads only its annotation file. Production's images come from its snapshot manifest.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.contracts import names
+from activities.contracts.controller import CountNewRequest, CountNewResult
+from activities.dataset.assemble import VERIFIED_LIST, _read_verified
+from activities.dataset.formats import is_image, read_source
+from activities.dataset.manifest import load_manifest
+from activities.dataset.validation import Report
+from activities.errors import translate_errors
+from activities.registry.core import Registry
+from activities.settings import Settings
+from activities.storage import ObjectStore
+
+
+class ControllerActivities:
+    """Counting activity of the scheduled retrain check."""
+
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    def _verified_keys(self, request: CountNewRequest) -> set[str]:
+        dataset = request.dataset
+        bucket = dataset.bucket or self.settings.data_bucket
+        prefix = dataset.prefix.strip("/")
+        objects = {
+            info.key[len(prefix) + 1 :]: info for info in self.store.list(bucket, f"{prefix}/")
+        }
+        if dataset.format == "coco":
+
+            def fetch(rels: list[str]) -> dict[str, bytes]:
+                return {rel: self.store.get_bytes(bucket, f"{prefix}/{rel}") for rel in rels}
+
+            source = read_source("coco", objects, fetch, dataset.class_names, Report())
+            candidates = {c.rel for c in source.candidates if c.source_verified is not False}
+        else:
+            candidates = {rel for rel in objects if is_image(rel)}
+        verified_key = dataset.verified_key or f"{prefix}/{VERIFIED_LIST}"
+        listed = _read_verified(
+            self.store, bucket, verified_key, prefix, dataset.verified_key is not None
+        )
+        if listed is not None:
+            candidates &= listed
+        return {f"{prefix}/{rel}" for rel in candidates}
+
+    @activity.defn(name=names.COUNT_NEW_VERIFIED)
+    @translate_errors
+    def count_new_verified(self, request: CountNewRequest) -> CountNewResult:
+        """Verified source images minus the images of production's snapshot."""
+        verified = self._verified_keys(request)
+        registry = Registry(self.store, self.settings.models_bucket)
+        version = registry.production_version(request.model)
+        trained: set[str] = set()
+        if version is not None:
+            snapshot = registry.metadata(request.model, version).snapshot
+            trained = {image.key for image in load_manifest(self.store, snapshot).images}
+        return CountNewResult(
+            verified=len(verified),
+            new_verified=len(verified - trained),
+            production_version=version,
+        )

@@ -1,0 +1,287 @@
+"""Assembly: list a source prefix, read its layout, validate, split, hash, store a manifest.
+
+Every object read (labels, control files, images) goes through the content-addressed
+:class:`~activities.dataset.cache.ObjectCache`, so a re-assembly of a grown source downloads
+only what is new, and a materialization right after an assembly downloads nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
+from activities.dataset.cache import ObjectCache, Wanted
+from activities.dataset.formats import Candidate, read_source
+from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
+from activities.dataset.split import assign_split
+from activities.dataset.validation import (
+    MIN_IMAGE_SIDE,
+    ImageCheck,
+    Report,
+    check_image,
+    clean_label_lines,
+    coco_to_yolo,
+)
+from activities.errors import BadInputError, NotFoundError, TransientStorageError
+from activities.settings import Settings
+from activities.storage import ObjectInfo, ObjectStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: listed, labels, downloaded, decoded, validated, stored."""
+
+VERIFIED_LIST = "verified.jsonl"
+CHECK_NAMESPACE = f"image-check/v1/min{MIN_IMAGE_SIDE}"
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class _Source:
+    """The listed prefix and cached access to its objects."""
+
+    store: ObjectStore
+    cache: ObjectCache
+    bucket: str
+    prefix: str
+    objects: dict[str, ObjectInfo]
+    progress: Progress
+    downloaded: int = 0
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}"
+
+    def shas(self, rels: Iterable[str], stage: str) -> dict[str, str]:
+        """Relative key -> sha256 of each object, downloading those not cached yet."""
+        unique = list(dict.fromkeys(rels))
+        start = len(self.prefix) + 1
+        cached = self.cache.lookup(
+            self.store, self.bucket, [(self.key(r), self.objects[r].etag) for r in unique]
+        )
+        found = {key[start:]: sha for key, sha in cached.items()}
+        missing = [Wanted(self.key(r), self.objects[r].etag) for r in unique if r not in found]
+        total = len(missing)
+        self.progress(stage, 0, total)
+        try:
+            fetched = self.cache.fetch(
+                self.store, self.bucket, missing, on_done=lambda n: self.progress(stage, n, total)
+            )
+        except NotFoundError as exc:  # deleted since the listing: a new attempt lists again
+            raise TransientStorageError(f"source changed during assembly: {exc}") from exc
+        self.downloaded += total
+        found.update({key[start:]: sha for key, sha in fetched.items()})
+        return found
+
+    def fetch(self, rels: list[str]) -> dict[str, bytes]:
+        """Bytes of small objects (labels, data.yaml, COCO JSON) by relative key."""
+        return {
+            rel: self.cache.path(sha).read_bytes() for rel, sha in self.shas(rels, "labels").items()
+        }
+
+
+def parse_verified(data: bytes, where: str, prefix: str) -> set[str]:
+    """Keys (relative to ``prefix``) in a verified list.
+
+    One image per line: a JSON object (``{"image": ...}``, or ``key``/``file_name``/``path``;
+    ``"verified": false`` excludes it), a JSON string, or a bare key. Keys may be relative to
+    the prefix or full object keys.
+    """
+    keys: set[str] = set()
+    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        text = line.strip()
+        if not text:
+            continue
+        item: object = text
+        if text[0] in '{"':
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError:
+                raise BadInputError(f"{where} line {number} is not valid JSON") from None
+        if isinstance(item, dict):
+            if item.get("verified", True) is False:
+                continue
+            item = next((item[f] for f in ("image", "key", "file_name", "path") if f in item), None)
+        if not isinstance(item, str) or not item:
+            raise BadInputError(f"{where} line {number} names no image key")
+        keys.add(item.removeprefix("./").removeprefix(f"{prefix}/"))
+    return keys
+
+
+def _read_verified(
+    store: ObjectStore, bucket: str, key: str, prefix: str, explicit: bool
+) -> set[str] | None:
+    """Relative keys listed as verified; None when the default list does not exist."""
+    try:
+        data = store.get_bytes(bucket, key)
+    except NotFoundError:
+        if explicit:
+            raise NotFoundError(f"verified list {bucket}/{key} does not exist") from None
+        return None
+    return parse_verified(data, f"{bucket}/{key}", prefix)
+
+
+def _labels_for(
+    candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report
+) -> list[str]:
+    if candidate.coco_boxes is not None:
+        width, height = candidate.coco_size or (check.width, check.height)
+        lines: list[str] = []
+        for cls, bbox, where in candidate.coco_boxes:
+            if cls is None:
+                report.add("class_out_of_range", key, f"{where}: category not among the classes")
+                continue
+            line = coco_to_yolo(cls, bbox, width, height, key, where, report)
+            if line is not None:
+                lines.append(line)
+        return lines
+    return clean_label_lines(candidate.label_lines or [], nc, key, report)
+
+
+def _image_checks(source: _Source, shas: set[str]) -> dict[str, ImageCheck]:
+    """Decode each image once per content: results are remembered in the cache index."""
+    known = source.cache.load_facts(CHECK_NAMESPACE, shas)
+    checks = {sha: ImageCheck(**json.loads(value)) for sha, value in known.items()}
+    todo = sorted(shas - set(checks))
+    for done, sha in enumerate(todo, start=1):
+        checks[sha] = check_image(source.cache.path(sha))
+        if done % 50 == 0 or done == len(todo):
+            source.progress("decoded", done, len(todo))
+    source.cache.save_facts(
+        CHECK_NAMESPACE, {sha: json.dumps(dataclasses.asdict(checks[sha])) for sha in todo}
+    )
+    return checks
+
+
+def assemble(
+    store: ObjectStore,
+    settings: Settings,
+    request: AssembleRequest,
+    *,
+    progress: Progress | None = None,
+) -> AssembleResult:
+    """Assemble ``request`` into a stored snapshot, or find the identical one.
+
+    Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
+    lacks, validates (fixing or skipping problems into a report), splits stably, fails with
+    BadInputError when a split is below ``request.min_counts``, and stores the manifest at
+    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
+    """
+    progress = progress or _no_progress
+    bucket = request.bucket or settings.data_bucket
+    prefix = request.prefix.strip("/")
+    store.check_bucket(bucket)
+    if settings.data_bucket != bucket:
+        store.check_bucket(settings.data_bucket)
+    objects = {info.key[len(prefix) + 1 :]: info for info in store.list(bucket, f"{prefix}/")}
+    progress("listed", len(objects), len(objects))
+    if not objects:
+        raise BadInputError(f"prefix {prefix!r} in bucket {bucket!r} is empty")
+    source = _Source(store, ObjectCache(settings.cache_dir), bucket, prefix, objects, progress)
+    report = Report(max_examples=request.max_examples)
+    read = read_source(request.format, objects, source.fetch, request.class_names, report)
+    verified_key = request.verified_key or f"{prefix}/{VERIFIED_LIST}"
+    verified = _read_verified(store, bucket, verified_key, prefix, request.verified_key is not None)
+    kept = [
+        c
+        for c in read.candidates
+        if c.source_verified is not False and (verified is None or c.rel in verified)
+    ]
+    unverified = len(read.candidates) - len(kept)
+    if not kept:
+        raise BadInputError(
+            f"no verified images under {bucket}/{prefix}: {len(read.candidates)} images, "
+            f"{unverified} unverified (check {verified_key} or the COCO 'verified' flags)"
+        )
+    shas = source.shas([c.rel for c in kept], "downloaded")
+    test_prefix = request.test_prefix
+    if test_prefix and not test_prefix.endswith("/"):
+        test_prefix += "/"
+    checks = _image_checks(source, set(shas.values()))
+    first_of: dict[str, str] = {}
+    images: list[ManifestImage] = []
+    for done, candidate in enumerate(sorted(kept, key=lambda c: c.rel), start=1):
+        if done % 50 == 0 or done == len(kept):
+            progress("validated", done, len(kept))
+        key, sha = source.key(candidate.rel), shas[candidate.rel]
+        check = checks[sha]
+        if not check.ok:
+            report.add(check.kind, key, check.detail)
+            continue
+        if sha in first_of:
+            report.add("duplicate_image", key, f"same content as {first_of[sha]}")
+            continue
+        first_of[sha] = key
+        labels = _labels_for(candidate, check, len(read.class_names), key, report)
+        if not labels:
+            report.add("image_without_label", key, "kept as a background image")
+        split = assign_split(
+            candidate.rel,
+            request.split_ratios,
+            test_prefix=test_prefix,
+            folder_split=candidate.folder_split,
+        )
+        images.append(
+            ManifestImage(
+                key=key,
+                etag=objects[candidate.rel].etag,
+                sha256=sha,
+                split=split,
+                width=check.width,
+                height=check.height,
+                labels=labels,
+            )
+        )
+    counts = {s: sum(1 for i in images if i.split == s) for s in SPLITS}
+    minimum = request.min_counts.model_dump()
+    short = [
+        f"{s} has {counts[s]} (minimum {minimum[s]})" for s in SPLITS if counts[s] < minimum[s]
+    ]
+    if short:
+        raise BadInputError(
+            f"too few images in {bucket}/{prefix} after validation: {'; '.join(short)} "
+            f"({len(images)} usable, {unverified} unverified; {report.describe()})"
+        )
+    manifest = Manifest(
+        dataset=request.dataset,
+        bucket=bucket,
+        prefix=prefix,
+        format=request.format,
+        class_names=read.class_names,
+        split_ratios=request.split_ratios.model_dump(),
+        test_prefix=test_prefix,
+        images=images,
+        counts=counts,
+        report=ManifestReport(
+            listed=len(objects),
+            unverified=unverified,
+            counts=report.summary(),
+            examples=report.examples,
+        ),
+    )
+    snapshot, reused = store_manifest(store, settings.data_bucket, manifest)
+    progress("stored", 1, 1)
+    log.info(
+        "dataset %s: snapshot %s (%s), %d images %s, downloaded %d, %s",
+        request.dataset,
+        snapshot.sha256[:12],
+        "reused" if reused else "new",
+        len(images),
+        counts,
+        source.downloaded,
+        report.describe(),
+    )
+    return AssembleResult(
+        snapshot=snapshot,
+        counts=counts,
+        class_names=read.class_names,
+        report=report.summary(),
+        unverified=unverified,
+        reused=reused,
+    )

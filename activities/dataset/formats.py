@@ -1,0 +1,260 @@
+"""Source layouts -> one in-memory list of candidate images with their raw annotations.
+
+* ``yolo``: images under an ``images/`` folder, labels at the same path under ``labels/``
+  with ``.txt`` (the Ultralytics rule), class names from ``data.yaml`` at the top.
+* ``roboflow``: the same inside ``train/``, ``valid/`` and ``test/`` folders, whose split is
+  kept (``valid`` -> ``val``); class names from ``data.yaml``.
+* ``coco``: one COCO JSON (``annotations.json`` at the top, or the only ``*.json``) whose
+  ``file_name`` is relative to the prefix (or to ``images/``, or a unique base name); category
+  ids in ascending order become class ids. Images listed in S3 but not in the JSON are not
+  annotated and count as unverified; crowd annotations (``iscrowd``) are skipped.
+
+Readers work on keys relative to the dataset prefix and a ``fetch`` callable that returns the
+bytes of several small objects at once, so they are testable without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from activities.contracts.dataset import DatasetFormat, SplitName
+from activities.dataset.validation import Report
+from activities.errors import BadInputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+ROBOFLOW_FOLDERS: dict[str, SplitName] = {
+    "train": "train",
+    "valid": "val",
+    "val": "val",
+    "test": "test",
+}
+DATA_YAML_NAMES = ("data.yaml", "data.yml")
+
+Fetch = Callable[[list[str]], dict[str, bytes]]
+
+
+@dataclass
+class Candidate:
+    """One image of the source with whatever annotates it (before validation)."""
+
+    rel: str
+    label_lines: list[str] | None = None  # YOLO lines; None when no label file exists
+    coco_boxes: list[tuple[int | None, list[Any], str]] | None = None  # (class, bbox, where)
+    coco_size: tuple[int, int] | None = None
+    folder_split: SplitName | None = None
+    source_verified: bool | None = None  # COCO flags; None = the source has no opinion
+
+
+@dataclass
+class Source:
+    """Everything a reader found under the prefix."""
+
+    class_names: list[str]
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def read_source(
+    fmt: DatasetFormat,
+    objects: Mapping[str, object],
+    fetch: Fetch,
+    class_names: list[str] | None,
+    report: Report,
+) -> Source:
+    """Read the layout ``fmt`` from ``objects`` (relative key -> info) into a :class:`Source`."""
+    if fmt in ("yolo", "roboflow"):
+        return _read_yolo(objects, fetch, class_names, report, roboflow=fmt == "roboflow")
+    if fmt == "coco":
+        return _read_coco(objects, fetch, class_names, report)
+    raise BadInputError(f"unknown dataset format {fmt!r}: use 'yolo', 'coco' or 'roboflow'")
+
+
+def is_image(rel: str) -> bool:
+    return PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES
+
+
+def label_key_for(rel: str) -> str:
+    """``a/images/b/x.png`` -> ``a/labels/b/x.txt`` (last ``images`` segment, as Ultralytics)."""
+    parts = rel.split("/")
+    index = len(parts) - 2 - parts[-2::-1].index("images")
+    parts[index] = "labels"
+    return str(PurePosixPath(*parts).with_suffix(".txt"))
+
+
+def parse_class_names(data: bytes, where: str) -> list[str]:
+    """Class names from a ``data.yaml`` (``names`` as a list or an ``{id: name}`` mapping)."""
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{where} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict):
+        try:
+            by_id = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise BadInputError(f"{where}: 'names' keys must be class ids") from None
+        if sorted(by_id) != list(range(len(by_id))):
+            raise BadInputError(f"{where}: class ids in 'names' must be 0..{len(by_id) - 1}")
+        names = [by_id[i] for i in range(len(by_id))]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadInputError(f"{where} has no usable 'names' list (class names in id order)")
+    return names
+
+
+def _class_names_from_yaml(
+    objects: Mapping[str, object], fetch: Fetch, given: list[str] | None
+) -> list[str]:
+    if given:
+        return list(given)
+    found = [name for name in DATA_YAML_NAMES if name in objects]
+    if not found:
+        raise BadInputError(
+            "class names unknown: no data.yaml at the top of the prefix; add one or pass "
+            "class_names in the request"
+        )
+    return parse_class_names(fetch([found[0]])[found[0]], found[0])
+
+
+def _read_yolo(
+    objects: Mapping[str, object],
+    fetch: Fetch,
+    class_names: list[str] | None,
+    report: Report,
+    *,
+    roboflow: bool,
+) -> Source:
+    names = _class_names_from_yaml(objects, fetch, class_names)
+    images: list[str] = []
+    labels = {rel for rel in objects if rel.endswith(".txt") and "labels" in rel.split("/")[:-1]}
+    for rel in sorted(objects):
+        if "images" not in rel.split("/")[:-1]:
+            continue
+        if is_image(rel):
+            images.append(rel)
+        else:
+            report.add("non_image_file", rel, f"suffix {PurePosixPath(rel).suffix!r}")
+    wanted = {rel: label_key_for(rel) for rel in images}
+    texts = fetch(sorted({lab for lab in wanted.values() if lab in labels}))
+    source = Source(names)
+    for rel in images:
+        raw = texts.get(wanted[rel])
+        lines = None if raw is None else raw.decode("utf-8", errors="replace").splitlines()
+        folder = ROBOFLOW_FOLDERS.get(rel.split("/", 1)[0]) if roboflow else None
+        source.candidates.append(Candidate(rel, label_lines=lines, folder_split=folder))
+    for label in sorted(labels - set(wanted.values())):
+        report.add("label_without_image", label, "no image for this label file")
+    return source
+
+
+def _find_coco_json(objects: Mapping[str, object]) -> str:
+    if "annotations.json" in objects:
+        return "annotations.json"
+    found = sorted(
+        rel for rel in objects if rel.endswith(".json") and "images" not in rel.split("/")[:-1]
+    )
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BadInputError("no COCO annotation file: expected annotations.json under the prefix")
+    raise BadInputError(
+        f"several COCO JSON files {found[:5]}: keep one or name it annotations.json"
+    )
+
+
+def _resolve(file_name: str, objects: Mapping[str, object], by_base: dict[str, list[str]]) -> str:
+    name = file_name.removeprefix("./").lstrip("/")
+    for rel in (name, f"images/{name}"):
+        if rel in objects:
+            return rel
+    matches = by_base.get(PurePosixPath(name).name, [])
+    return matches[0] if len(matches) == 1 else ""
+
+
+def _coco_classes(
+    doc: dict[str, Any], given: list[str] | None, where: str
+) -> tuple[list[str], dict[Any, int | None]]:
+    categories = doc.get("categories")
+    if not isinstance(categories, list) or not categories:
+        raise BadInputError(f"{where} has no 'categories'")
+    try:
+        ordered = sorted(categories, key=lambda c: c["id"])
+        cat_names = [str(c["name"]) for c in ordered]
+    except (KeyError, TypeError):
+        raise BadInputError(f"{where}: every category needs an 'id' and a 'name'") from None
+    names = list(given) if given else cat_names
+    index = {n: i for i, n in enumerate(names)}
+    return names, {c["id"]: index.get(str(c["name"])) for c in ordered}
+
+
+def _read_coco(
+    objects: Mapping[str, object], fetch: Fetch, class_names: list[str] | None, report: Report
+) -> Source:
+    where = _find_coco_json(objects)
+    try:
+        doc = json.loads(fetch([where])[where])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise BadInputError(f"{where} is not a COCO file: no 'images' list")
+    names, class_of = _coco_classes(doc, class_names, where)
+    annotations = doc.get("annotations") or []
+    if not isinstance(annotations, list) or not all(
+        isinstance(item, dict) for item in [*doc["images"], *annotations]
+    ):
+        raise BadInputError(f"{where}: 'images' and 'annotations' must be lists of objects")
+    flagged = any("verified" in item for item in [*doc["images"], *annotations])
+    by_base: dict[str, list[str]] = {}
+    for rel in sorted(objects):
+        if is_image(rel):
+            by_base.setdefault(PurePosixPath(rel).name, []).append(rel)
+        elif "images" in rel.split("/")[:-1]:
+            report.add("non_image_file", rel, f"suffix {PurePosixPath(rel).suffix!r}")
+    source = Source(names)
+    by_id: dict[Any, Candidate] = {}
+    flags: dict[Any, list[bool]] = {}
+    seen: set[str] = set()
+    for entry in doc["images"]:
+        rel = _resolve(str(entry.get("file_name", "")), objects, by_base)
+        if not rel:
+            report.add("label_without_image", str(entry.get("file_name")), "image not in storage")
+            continue
+        if rel in seen:
+            continue  # listed twice: the first entry wins
+        seen.add(rel)
+        size = (entry.get("width"), entry.get("height"))
+        ok_size = all(isinstance(v, int) and v > 0 for v in size)
+        candidate = Candidate(rel, coco_boxes=[], coco_size=size if ok_size else None)  # type: ignore[arg-type]
+        by_id[entry.get("id")] = candidate
+        flags[entry.get("id")] = [bool(entry["verified"])] if "verified" in entry else []
+    for number, ann in enumerate(annotations):
+        candidate = by_id.get(ann.get("image_id"))
+        if candidate is None:
+            report.add(
+                "label_without_image",
+                f"{where}#annotations[{number}]",
+                f"image_id {ann.get('image_id')!r} not among the images",
+            )
+            continue
+        if "verified" in ann:
+            flags[ann.get("image_id")].append(bool(ann["verified"]))
+        if ann.get("iscrowd"):
+            continue
+        box = ann.get("bbox")
+        cls = class_of.get(ann.get("category_id"))
+        candidate.coco_boxes.append((cls, box if isinstance(box, list) else [], f"ann {number}"))  # type: ignore[union-attr]
+    for image_id, candidate in by_id.items():
+        if flagged:
+            marks = flags[image_id]
+            candidate.source_verified = bool(marks) and all(marks)
+        source.candidates.append(candidate)
+    listed = {c.rel for c in source.candidates}
+    for rel in sorted(objects):
+        if is_image(rel) and rel not in listed:
+            source.candidates.append(Candidate(rel, source_verified=False))
+    source.candidates.sort(key=lambda c: c.rel)
+    return source

@@ -1,0 +1,139 @@
+"""The snapshot manifest: stored in S3 as JSON, identified by the sha256 of its content.
+
+The hash covers only what defines the dataset a training sees: schema version, dataset name,
+source bucket, class names, and per image its key, content sha256, split and (canonical)
+label lines, in key order. Timestamps, etags, image sizes, the source format and the
+validation report are recorded but not hashed, so the same source state always gives the
+same hash and a repeated assembly finds the snapshot it already wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from activities.contracts.dataset import SnapshotRef, SplitName
+from activities.errors import IntegrityError
+from activities.storage import ObjectStore
+
+SCHEMA_VERSION = 1
+
+
+class ManifestImage(BaseModel):
+    """One image of a snapshot."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    etag: str
+    sha256: str
+    split: SplitName
+    width: int
+    height: int
+    labels: list[str]
+
+
+class ManifestReport(BaseModel):
+    """The validation report of the assembly that wrote the manifest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    listed: int
+    unverified: int
+    counts: dict[str, int]
+    examples: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """Everything needed to rebuild a dataset; never sent through Temporal payloads."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    dataset: str
+    bucket: str
+    prefix: str
+    format: str
+    class_names: list[str]
+    split_ratios: dict[str, float]
+    test_prefix: str | None = None
+    images: list[ManifestImage]
+    counts: dict[str, int]
+    report: ManifestReport
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def content(self) -> dict[str, Any]:
+        """The content-defining fields (what the hash covers)."""
+        return {
+            "schema_version": self.schema_version,
+            "dataset": self.dataset,
+            "bucket": self.bucket,
+            "class_names": list(self.class_names),
+            "images": [
+                {"key": i.key, "sha256": i.sha256, "split": i.split, "labels": list(i.labels)}
+                for i in sorted(self.images, key=lambda i: i.key)
+            ],
+        }
+
+    def sha256(self) -> str:
+        """The content hash: sha256 of the canonical JSON of :meth:`content`."""
+        return hashlib.sha256(canonical_json(self.content())).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """The stored form (canonical JSON of every field)."""
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: equal values always give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def snapshot_key(dataset: str, sha256: str) -> str:
+    return f"snapshots/{dataset}/{sha256}.json"
+
+
+def store_manifest(store: ObjectStore, bucket: str, manifest: Manifest) -> tuple[SnapshotRef, bool]:
+    """Write ``manifest`` unless a snapshot with the same hash exists; returns (ref, reused)."""
+    sha = manifest.sha256()
+    key = snapshot_key(manifest.dataset, sha)
+    reused = store.exists(bucket, key)
+    if not reused:
+        try:
+            store.put_bytes(
+                bucket, key, manifest.to_bytes(), content_type="application/json", if_absent=True
+            )
+        except FileExistsError:
+            reused = True  # a concurrent assembly of the same state wrote it first
+    ref = SnapshotRef(
+        dataset=manifest.dataset,
+        bucket=bucket,
+        key=key,
+        sha256=sha,
+        class_names=list(manifest.class_names),
+        counts=dict(manifest.counts),
+    )
+    return ref, reused
+
+
+def load_manifest(store: ObjectStore, snapshot: SnapshotRef) -> Manifest:
+    """Read and check the manifest ``snapshot`` names (its content must hash to its sha256)."""
+    data = store.get_bytes(snapshot.bucket, snapshot.key)
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as exc:
+        raise IntegrityError(
+            f"{snapshot.bucket}/{snapshot.key} is not a valid snapshot manifest "
+            f"({exc.error_count()} errors)"
+        ) from None
+    actual = manifest.sha256()
+    if actual != snapshot.sha256:
+        raise IntegrityError(
+            f"{snapshot.bucket}/{snapshot.key} failed verification: content sha256 "
+            f"{actual[:12]}… != snapshot {snapshot.sha256[:12]}… (manifest changed or tampered)"
+        )
+    return manifest

@@ -1,0 +1,161 @@
+"""Snapshot -> local Ultralytics dataset directory, built from the content-addressed cache.
+
+Layout (deterministic, so a resumed training finds the same paths)::
+
+    {cache_dir}/datasets/{dataset}/{sha256[:16]}/
+        images/{train,val,test}/{stem}_{sha256[:12]}{suffix}
+        labels/{train,val,test}/{stem}_{sha256[:12]}.txt
+        data.yaml       (absolute ``path``, train/val/test, names)
+        .complete       (written last; the directory is renamed into place after it)
+
+Images are hard-linked from ``{cache_dir}/objects`` (copied across file systems), so a second
+materialization, or one of a grown snapshot, downloads only images it has never seen. The
+directory is built under a temporary name and renamed into place, so a killed process never
+leaves a half dataset at the final path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from activities.contracts.dataset import SPLITS, SnapshotRef
+from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
+from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
+from activities.errors import BadInputError
+from activities.settings import Settings
+from activities.storage import ObjectStore
+
+COMPLETE = ".complete"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+OnProgress = Callable[[str, int, int], None]
+"""``on_progress(stage, done, total)``; stages: downloaded, linked."""
+
+
+@dataclass(frozen=True)
+class MaterializedDataset:
+    """A local Ultralytics dataset ready for ``model.train(data=str(data_yaml))``."""
+
+    root: Path
+    data_yaml: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    downloaded: int = 0
+
+
+def dataset_dir(settings: Settings, snapshot: SnapshotRef) -> Path:
+    """The deterministic directory of ``snapshot`` in the local cache."""
+    if "/" in snapshot.dataset or "\\" in snapshot.dataset or snapshot.dataset in ("", ".", ".."):
+        raise BadInputError(f"invalid dataset name {snapshot.dataset!r} in snapshot reference")
+    if not _SHA256.fullmatch(snapshot.sha256):
+        raise BadInputError(f"invalid sha256 {snapshot.sha256!r} in snapshot reference")
+    return settings.cache_dir / "datasets" / snapshot.dataset / snapshot.sha256[:16]
+
+
+def local_name(image: ManifestImage) -> str:
+    """File name of ``image`` inside its split folder (unique: content hash in the name)."""
+    path = PurePosixPath(image.key)
+    return f"{path.stem}_{image.sha256[:12]}{path.suffix.lower()}"
+
+
+def _read_complete(root: Path, sha256: str) -> dict[str, int] | None:
+    try:
+        marker = json.loads((root / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return None
+    if marker.get("sha256") != sha256 or not (root / "data.yaml").is_file():
+        return None
+    return {s: int(marker.get("counts", {}).get(s, 0)) for s in SPLITS}
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _build(
+    staging: Path, root: Path, manifest: Manifest, cache: ObjectCache, on_progress: OnProgress
+) -> dict[str, int]:
+    for kind in ("images", "labels"):
+        for split in SPLITS:
+            (staging / kind / split).mkdir(parents=True, exist_ok=True)
+    counts = dict.fromkeys(SPLITS, 0)
+    total = len(manifest.images)
+    for done, image in enumerate(manifest.images, start=1):
+        name = local_name(image)
+        _link(cache.path(image.sha256), staging / "images" / image.split / name)
+        label = staging / "labels" / image.split / PurePosixPath(name).with_suffix(".txt").name
+        label.write_text("".join(f"{line}\n" for line in image.labels))
+        counts[image.split] += 1
+        if done % 200 == 0 or done == total:
+            on_progress("linked", done, total)
+    data = {
+        "path": str(root),
+        "train": "images/train",
+        "val": "images/val",
+        "test": "images/test",
+        "nc": len(manifest.class_names),
+        "names": dict(enumerate(manifest.class_names)),
+    }
+    (staging / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    marker = {"sha256": manifest.sha256(), "dataset": manifest.dataset, "counts": counts}
+    (staging / COMPLETE).write_text(json.dumps(marker, sort_keys=True))
+    return counts
+
+
+def materialize_snapshot(
+    store: ObjectStore,
+    settings: Settings,
+    snapshot: SnapshotRef,
+    *,
+    on_progress: OnProgress | None = None,
+) -> MaterializedDataset:
+    """Turn ``snapshot`` into a local dataset directory, downloading only uncached images.
+
+    Idempotent and safe to run concurrently for the same snapshot (the first complete
+    directory wins); ``downloaded`` counts the images fetched from object storage by this call.
+    """
+    progress = on_progress or (lambda stage, done, total: None)
+    root = dataset_dir(settings, snapshot).resolve()
+    counts = _read_complete(root, snapshot.sha256)
+    if counts is not None:
+        return MaterializedDataset(root, root / "data.yaml", counts, 0)
+    manifest = load_manifest(store, snapshot)
+    cache = ObjectCache(settings.cache_dir)
+    missing: dict[str, Wanted] = {}
+    for image in manifest.images:
+        if not cache.has(image.sha256) and image.sha256 not in missing:
+            missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
+    total = len(missing)
+    progress("downloaded", 0, total)
+    cache.fetch(
+        store,
+        manifest.bucket,
+        list(missing.values()),
+        on_done=lambda n: progress("downloaded", n, total),
+    )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(root.parent, ".*.tmp-*")
+    if root.exists() and _read_complete(root, snapshot.sha256) is None:
+        shutil.rmtree(root)  # left by something else than this function: rebuild it
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    try:
+        counts = _build(staging, root, manifest, cache, progress)
+        try:
+            os.rename(staging, root)
+        except OSError:
+            if _read_complete(root, snapshot.sha256) is None:
+                raise  # not a concurrent winner: a real failure
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return MaterializedDataset(root, root / "data.yaml", counts, total)

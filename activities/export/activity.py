@@ -1,0 +1,97 @@
+"""The ``export`` activity (CPU queue): ``.pt`` -> ``.onnx`` plus the parity check.
+
+The ONNX file is stored content-addressed (``{output_prefix}/model-{sha256[:16]}.onnx`` in
+the runs bucket), so a retried or duplicated attempt never overwrites a file whose digest an
+earlier result already handed on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.contracts import names
+from activities.contracts.evaluation import WeightsRef
+from activities.contracts.export import ExportRequest, ExportResult
+from activities.errors import translate_errors
+from activities.evaluation.common import Progress, fetch_weights, heartbeat_progress, no_progress
+from activities.settings import Settings
+from activities.storage import ObjectStore, sha256_file
+
+
+def export(
+    store: ObjectStore,
+    settings: Settings,
+    request: ExportRequest,
+    *,
+    progress: Progress = no_progress,
+) -> ExportResult:
+    """Export the weights to ONNX, check parity on the snapshot's test split, upload."""
+    from activities.yolo_env import bootstrap_offline
+
+    bootstrap_offline()
+    from activities.dataset import materialize_snapshot
+    from activities.evaluation.validate import library_versions
+    from activities.export.parity import check_parity, copy_weights, export_onnx
+
+    dataset = materialize_snapshot(store, settings, request.snapshot, on_progress=progress)
+    source = fetch_weights(store, settings, request.weights, ".pt")
+    work = settings.cache_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=work))
+    try:
+        pt_path = copy_weights(source, tmp)
+        progress("export", 0, 1)
+        onnx_path, opset = export_onnx(
+            pt_path,
+            imgsz=request.imgsz,
+            opset=request.opset,
+            dynamic=request.dynamic,
+            simplify=request.simplify,
+        )
+        progress("export", 1, 1)
+        parity = check_parity(
+            pt_path,
+            onnx_path,
+            dataset.data_yaml,
+            imgsz=request.imgsz,
+            conf=request.conf,
+            iou=request.iou,
+            output_tolerance=request.output_tolerance,
+            map_tolerance=request.map_tolerance,
+            images=request.parity_images,
+            workdir=tmp,
+            on_step=progress,
+        )
+        digest = sha256_file(onnx_path)
+        key = f"{request.output_prefix.strip('/')}/model-{digest[:16]}.onnx"
+        info = store.put_file(settings.runs_bucket, key, onnx_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(
+        pt=request.weights,
+        onnx=WeightsRef(bucket=settings.runs_bucket, key=key, sha256=info.sha256 or digest),
+        opset=opset,
+        dynamic=request.dynamic,
+        imgsz=request.imgsz,
+        simplified=request.simplify,
+        parity=parity,
+        versions=library_versions(),
+    )
+
+
+class ExportActivities:
+    """The export activity bound to one store (CPU workers)."""
+
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    @activity.defn(name=names.EXPORT)
+    @translate_errors
+    def export(self, request: ExportRequest) -> ExportResult:
+        """ONNX export with a parity check; a parity failure is in the result, not an error."""
+        return export(self.store, self.settings, request, progress=heartbeat_progress())

@@ -1,0 +1,205 @@
+"""ONNX export and the parity check of an ONNX file against its PyTorch weights.
+
+:func:`check_parity` never raises for a bad ONNX file: a file that fails ``onnx.checker``,
+that ONNX Runtime cannot load, whose raw outputs differ from PyTorch's by more than the
+tolerance, or whose mAP50-95 on the test split is off by more than the tolerance gives a
+failed :class:`ParityReport` with the numbers and the reason.
+
+Call :func:`activities.yolo_env.bootstrap_offline` before using this module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from activities.contracts.export import ParityReport
+
+OnStep = Callable[[str, int, int], None]
+
+
+def export_onnx(
+    pt_path: Path, *, imgsz: int, opset: int | None, dynamic: bool, simplify: bool
+) -> tuple[Path, int]:
+    """Export ``pt_path`` with Ultralytics; returns the ``.onnx`` path and its opset."""
+    import onnx
+    from ultralytics import YOLO
+
+    out = YOLO(str(pt_path), task="detect").export(
+        format="onnx",
+        imgsz=imgsz,
+        opset=opset,
+        dynamic=dynamic,
+        simplify=simplify,
+        device="cpu",
+        batch=1,
+        nms=False,
+    )
+    proto = onnx.load(str(out), load_external_data=False)
+    used = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return Path(out), int(used)
+
+
+def split_images(data_yaml: Path, limit: int) -> list[Path]:
+    """The first ``limit`` test images of a dataset (sorted by path)."""
+    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+
+    data = check_det_dataset(str(data_yaml))
+    entries = data.get("test") or []
+    found: list[Path] = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        path = Path(entry)
+        if path.is_dir():
+            found += [p for p in path.rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS]
+        elif path.suffix == ".txt" and path.is_file():
+            base = path.parent
+            found += [base / line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return sorted(found)[:limit]
+
+
+def _letterbox(path: Path, imgsz: int) -> np.ndarray:
+    import cv2
+    from ultralytics.data.augment import LetterBox
+
+    image = cv2.imread(str(path))
+    if image is None:
+        raise ValueError(f"cannot read test image {path}")
+    boxed = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=32)(image=image)
+    chw = boxed[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+    return np.ascontiguousarray(chw[None], dtype=np.float32) / 255.0
+
+
+def _first(output: object) -> np.ndarray:
+    while isinstance(output, (list, tuple)):
+        output = output[0]
+    if hasattr(output, "detach"):
+        output = output.detach().cpu().numpy()  # type: ignore[union-attr]
+    return np.asarray(output)
+
+
+def raw_output_diff(pt_path: Path, onnx_path: Path, images: list[Path], imgsz: int) -> float:
+    """Max abs difference of the raw outputs (ONNX Runtime vs PyTorch) over ``images``."""
+    import onnxruntime as ort
+    import torch
+    from ultralytics.nn.autobackend import AutoBackend
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    backend = AutoBackend(model=str(pt_path), device=torch.device("cpu"), fuse=True).eval()
+    worst = 0.0
+    for path in images:
+        x = _letterbox(path, imgsz)
+        with torch.inference_mode():
+            expected = _first(backend(torch.from_numpy(x)))
+        got = _first(session.run(None, {input_name: x}))
+        if got.shape != expected.shape:
+            raise ValueError(f"output shapes differ: onnx {got.shape} vs pytorch {expected.shape}")
+        worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - expected))))
+    return worst
+
+
+def check_parity(
+    pt_path: Path,
+    onnx_path: Path,
+    data_yaml: Path,
+    *,
+    imgsz: int,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    output_tolerance: float = 1e-2,
+    map_tolerance: float = 0.01,
+    images: int = 4,
+    workdir: Path | None = None,
+    on_step: OnStep | None = None,
+) -> ParityReport:
+    """Compare ``onnx_path`` with ``pt_path``: checker, raw outputs, test-split mAP50-95."""
+    import onnx
+
+    from activities.evaluation.validate import run_val
+
+    step = on_step or (lambda stage, done, total: None)
+    report = {"output_tolerance": output_tolerance, "map_tolerance": map_tolerance}
+    try:
+        onnx.checker.check_model(str(onnx_path))
+    except Exception as exc:  # any checker failure is a parity failure, not a crash
+        return ParityReport(
+            passed=False, checker_ok=False, reason=f"onnx.checker: {exc}"[:500], **report
+        )
+    step("checker", 1, 3)
+    picked = split_images(data_yaml, images)
+    if not picked:
+        return ParityReport(
+            passed=False, checker_ok=True, reason="no test images to compare on", **report
+        )
+    try:
+        max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
+    except Exception as exc:  # ONNX Runtime refusing the file is a parity failure
+        return ParityReport(
+            passed=False,
+            checker_ok=True,
+            images_compared=0,
+            reason=f"ONNX Runtime vs PyTorch: {exc}"[:500],
+            **report,
+        )
+    step("outputs", 2, 3)
+    val = dict(
+        data_yaml=data_yaml,
+        split="test",
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        batch=1,
+        device="cpu",
+        rect=False,
+        workdir=workdir,
+    )
+    pt_map = run_val(pt_path, **val).metrics.map50_95  # type: ignore[arg-type]
+    try:
+        onnx_map = run_val(onnx_path, **val).metrics.map50_95  # type: ignore[arg-type]
+    except Exception as exc:
+        return ParityReport(
+            passed=False,
+            checker_ok=True,
+            max_abs_diff=max_diff,
+            images_compared=len(picked),
+            pt_map50_95=pt_map,
+            reason=f"ONNX validation failed: {exc}"[:500],
+            **report,
+        )
+    step("map", 3, 3)
+    problems = []
+    if not max_diff <= output_tolerance:
+        problems.append(
+            f"max abs output difference {max_diff:.3g} > tolerance {output_tolerance:.3g}"
+        )
+    map_diff = abs(onnx_map - pt_map)
+    if not map_diff <= map_tolerance:
+        problems.append(
+            f"mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} differs by "
+            f"{map_diff:.4f} > tolerance {map_tolerance:.4f}"
+        )
+    numbers = (
+        f"max abs output difference {max_diff:.3g} (tolerance {output_tolerance:.3g}) "
+        f"on {len(picked)} test images; mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} "
+        f"(tolerance {map_tolerance:.4f})"
+    )
+    return ParityReport(
+        passed=not problems,
+        checker_ok=True,
+        max_abs_diff=max_diff,
+        images_compared=len(picked),
+        pt_map50_95=pt_map,
+        onnx_map50_95=onnx_map,
+        reason=("; ".join(problems) if problems else f"ok: {numbers}"),
+        **report,
+    )
+
+
+def copy_weights(source: Path, workdir: Path) -> Path:
+    """A private copy of ``source`` (the exporter writes next to its input)."""
+    target = workdir / "model.pt"
+    shutil.copyfile(source, target)
+    return target

@@ -1,0 +1,289 @@
+"""Publishing a version exactly once per workflow run.
+
+Protocol (every step is idempotent; a crash anywhere leaves a state the retry completes):
+
+1. **Find our version.** ``publishes/{hash(workflow id, run id)}.json`` names the version a
+   run claimed. Without it, claimed-but-unfinished versions (claims without metadata) are
+   read: one naming this run is ours (a crash between claim and index).
+2. **Claim a number.** ``claims/v{N}.json`` with ``{workflow_id, run_id}`` is created with
+   If-None-Match, N = highest claimed + 1; a conflict means another publisher owns N, so try
+   N+1. The claim is read back after a short settle (defence against a store that ignores
+   the condition). Then the index (1.) is created; if an earlier attempt of the same run won
+   that race, its version is used and our claim is left unused.
+3. **Data first.** model.pt, model.onnx, results.csv and report.md are uploaded under
+   ``v{N}/`` (rewriting an unfinished attempt's objects with the same bytes).
+4. **Metadata last**, created with If-None-Match: from this moment the version exists.
+5. **Aliases**: production moves only when the gate (after ONNX parity) promotes and
+   production is still the champion that was evaluated; ``latest.json`` is synced.
+
+A claim without metadata (a run that died for good) is never reused: numbers only grow, so
+a dead run leaves a gap, never a collision. Listings show only versions with metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from activities.contracts.gate import GateDecision
+from activities.contracts.registry import (
+    ArtifactRecord,
+    ModelVersion,
+    PublishRequest,
+    PublishResult,
+)
+from activities.errors import IntegrityError, NotFoundError
+from activities.registry import aliases, layout
+from activities.registry.core import Registry, dump
+from activities.registry.report import evaluation_csv, render_report
+
+log = logging.getLogger(__name__)
+
+MAX_CLAIM_ATTEMPTS = 1000
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class Publisher:
+    """Runs the publish protocol against one :class:`Registry`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        settle_seconds: float = 0.05,
+    ) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.bucket = registry.bucket
+        self.settle_seconds = settle_seconds
+
+    # ------------------------------------------------------------------ 1. find
+    def _identity(self, request: PublishRequest) -> dict[str, str]:
+        return {"workflow_id": request.workflow_id, "run_id": request.run_id}
+
+    def _read_json(self, key: str) -> dict[str, object] | None:
+        try:
+            return json.loads(self.store.get_bytes(self.bucket, key))
+        except NotFoundError:
+            return None
+
+    def _owns(self, request: PublishRequest, claim: dict[str, object] | None) -> bool:
+        if claim is None:
+            return False
+        return all(claim.get(k) == v for k, v in self._identity(request).items())
+
+    def find_own_version(self, request: PublishRequest) -> int | None:
+        """The version this workflow run already claimed, if any."""
+        index = self._read_json(
+            layout.publish_key(request.model, request.workflow_id, request.run_id)
+        )
+        if index is not None:
+            return int(index["version"])  # type: ignore[call-overload]
+        for version in self.registry.scan(request.model).pending:
+            if self._owns(request, self._read_json(layout.claim_key(request.model, version))):
+                return self._index(request, version)
+        return None
+
+    # ------------------------------------------------------------------ 2. claim
+    def next_free_version(self, model: str) -> int:
+        """The first number above every claimed one (a hint: the claim decides)."""
+        return self.registry.scan(model).highest_claimed + 1
+
+    def _index(self, request: PublishRequest, version: int) -> int:
+        """Record ``version`` as this run's; returns the run's version (an earlier one wins)."""
+        key = layout.publish_key(request.model, request.workflow_id, request.run_id)
+        body = json.dumps({**self._identity(request), "version": version}, sort_keys=True)
+        try:
+            self.store.put_bytes(self.bucket, key, body.encode(), if_absent=True)
+            return version
+        except FileExistsError:
+            existing = self._read_json(key)
+            if existing is None:
+                raise IntegrityError(f"{key} vanished while publishing") from None
+            if int(existing["version"]) != version:  # type: ignore[call-overload]
+                log.warning(
+                    "v%s of %s claimed twice by one run; using v%s",
+                    version,
+                    request.model,
+                    existing["version"],
+                )
+            return int(existing["version"])  # type: ignore[call-overload]
+
+    def claim_version(self, request: PublishRequest) -> int:
+        """Own a new version number for this run (conditional create of its claim)."""
+        version = self.next_free_version(request.model)
+        body = json.dumps(
+            {
+                **self._identity(request),
+                "model": request.model,
+                "claimed_at": request.created_at.isoformat(),
+            },
+            sort_keys=True,
+        ).encode()
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            key = layout.claim_key(request.model, version)
+            try:
+                self.store.put_bytes(self.bucket, key, body, if_absent=True)
+            except FileExistsError:
+                if not self._owns(request, self._read_json(key)):  # ours: a lost reply
+                    version += 1
+                    continue
+            if self.settle_seconds:
+                time.sleep(self.settle_seconds)
+            if not self._owns(request, self._read_json(key)):
+                log.warning("claim %s was overwritten: the store ignored If-None-Match", key)
+                version += 1
+                continue
+            return self._index(request, version)
+        raise IntegrityError(f"could not claim a version of {request.model!r}")
+
+    # ------------------------------------------------------------------ 3-4. data, metadata
+    def _final_gate(self, request: PublishRequest) -> GateDecision:
+        gate = request.gate
+        parity = request.export.parity
+        if not parity.passed:
+            gate = gate.blocked(f"ONNX parity failed: {parity.reason}")
+        if gate.promote:
+            current = self.registry.production_version(request.model)
+            evaluated = request.evaluation.champion_version
+            if current != evaluated:
+                gate = gate.blocked(
+                    f"production moved from {_v(evaluated)} to {_v(current)} since the "
+                    "evaluation; evaluate again against the current production"
+                )
+        return gate
+
+    def _upload(self, key: str, path: Path) -> ArtifactRecord:
+        info = self.store.put_file(self.bucket, key, path)
+        return ArtifactRecord(key=key, sha256=info.sha256 or "", size=info.size)
+
+    def write_version(
+        self, request: PublishRequest, version: int, progress: Progress | None = None
+    ) -> ModelVersion:
+        """Upload the data objects of ``version``, then create its metadata (last)."""
+        step = progress or _no_progress
+        model = request.model
+        artifacts: dict[str, ArtifactRecord] = {}
+        with tempfile.TemporaryDirectory(prefix="sentinel-publish-") as tmp:
+            work = Path(tmp)
+            sources = {"model.pt": request.candidate, "model.onnx": request.export.onnx}
+            for done, (name, ref) in enumerate(sources.items(), start=1):
+                self.store.get_file(ref.bucket, ref.key, work / name, expected_sha256=ref.sha256)
+                step("download", done, len(sources))
+            if request.results_csv_key is not None:  # verified against its recorded sha256
+                bucket = request.candidate.bucket
+                self.store.get_file(bucket, request.results_csv_key, work / "results.csv")
+            else:
+                (work / "results.csv").write_text(evaluation_csv(request))
+            for done, name in enumerate(("model.pt", "model.onnx", "results.csv"), start=1):
+                artifacts[name] = self._upload(
+                    layout.artifact_key(model, version, name), work / name
+                )
+                step("upload", done, 3)
+            gate = self._final_gate(request)
+            (work / "report.md").write_text(render_report(request, version, gate, artifacts))
+            artifacts["report.md"] = self._upload(
+                layout.artifact_key(model, version, "report.md"), work / "report.md"
+            )
+        ev = request.evaluation
+        meta = ModelVersion(
+            model=model,
+            version=version,
+            parent_version=request.parent_version,
+            created_at=request.created_at,
+            workflow_id=request.workflow_id,
+            run_id=request.run_id,
+            snapshot=request.snapshot,
+            class_names=request.snapshot.class_names,
+            hyperparameters=request.hyperparameters,
+            epochs=request.epochs,
+            resumed_from_epoch=request.resumed_from_epoch,
+            candidate=ev.candidate,
+            champion=ev.champion,
+            champion_version=ev.champion_version,
+            ci=ev.ci,
+            test_images=ev.images,
+            test_instances=ev.instances,
+            gate=gate,
+            parity=request.export.parity,
+            onnx_opset=request.export.opset,
+            onnx_dynamic=request.export.dynamic,
+            imgsz=request.export.imgsz,
+            artifacts=artifacts,
+            source_weights=request.candidate,
+            versions={**ev.versions, **request.export.versions},
+        )
+        self.write_metadata(meta)
+        return meta
+
+    def write_metadata(self, meta: ModelVersion) -> None:
+        """Create ``metadata.json`` (If-None-Match): the moment the version starts to exist."""
+        self.store.put_bytes(
+            self.bucket,
+            layout.metadata_key(meta.model, meta.version),
+            dump(meta),
+            content_type="application/json",
+            if_absent=True,
+        )
+
+    # ------------------------------------------------------------------ the whole protocol
+    def publish(self, request: PublishRequest, progress: Progress | None = None) -> PublishResult:
+        """Register the run's candidate; a retry returns the version of the first attempt.
+
+        ``progress(stage, done, total)`` is called around the artifact transfers.
+        """
+        model = request.model
+        version = self.find_own_version(request)
+        created = False
+        if version is None:
+            version = self.claim_version(request)
+        try:
+            meta = self.registry.metadata(model, version)
+        except NotFoundError:
+            try:
+                meta = self.write_version(request, version, progress)
+                created = True
+            except FileExistsError:  # a concurrent attempt of this run finished first
+                meta = self.registry.metadata(model, version)
+        if (meta.workflow_id, meta.run_id) != (request.workflow_id, request.run_id):
+            raise IntegrityError(
+                f"{model} v{version} belongs to workflow {meta.workflow_id} run {meta.run_id}"
+            )
+        promoted, reason = meta.gate.promote, meta.gate.reason
+        if promoted:
+            try:
+                aliases.append(
+                    self.registry,
+                    model,
+                    version=version,
+                    action="publish",
+                    reason=meta.gate.reason,
+                    request_id=f"publish:{meta.workflow_id}:{meta.run_id}",
+                    at=meta.created_at,
+                    expect_current=meta.champion_version,
+                )
+            except aliases.ProductionMovedError as exc:
+                promoted, reason = False, f"not promoted: {exc} (gate: {meta.gate.reason})"
+        latest = self.registry.sync_latest(model) or version
+        return PublishResult(
+            model=model,
+            version=version,
+            promoted=promoted,
+            reason=reason,
+            created=created,
+            production_version=self.registry.production_version(model),
+            latest_version=latest,
+            metadata_key=layout.metadata_key(model, version),
+        )
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"

@@ -1,0 +1,117 @@
+"""The human-readable files of a version: ``report.md`` and (without training's) ``results.csv``.
+
+Both are pure functions of the publish request, so a retried publish writes identical bytes.
+"""
+
+from __future__ import annotations
+
+from activities.contracts.evaluation import ModelMetrics
+from activities.contracts.gate import GateDecision
+from activities.contracts.registry import ArtifactRecord, PublishRequest
+
+_ROWS = (
+    ("mAP50-95", "map50_95"),
+    ("mAP50", "map50"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _metric_rows(candidate: ModelMetrics, champion: ModelMetrics | None) -> list[str]:
+    rows = []
+    for label, attr in _ROWS:
+        cand = getattr(candidate, attr)
+        champ = getattr(champion, attr) if champion else None
+        delta = f"{cand - champ:+.4f}" if champ is not None else "-"
+        rows.append(f"| {label} | {_num(cand)} | {_num(champ)} | {delta} |")
+    for name, ap in candidate.per_class_ap50_95.items():
+        champ = champion.per_class_ap50_95.get(name) if champion else None
+        delta = f"{ap - champ:+.4f}" if champ is not None else "-"
+        rows.append(f"| AP50-95 `{name}` | {_num(ap)} | {_num(champ)} | {delta} |")
+    return rows
+
+
+def render_report(
+    request: PublishRequest,
+    version: int,
+    gate: GateDecision,
+    artifacts: dict[str, ArtifactRecord],
+) -> str:
+    """``report.md``: candidate vs champion, gate decision, parity, dataset counts, artifacts."""
+    ev, snap, parity = request.evaluation, request.snapshot, request.export.parity
+    champ_label = f"champion v{ev.champion_version}" if ev.champion else "champion"
+    lines = [
+        f"# {request.model} v{version}",
+        "",
+        f"- created: {request.created_at.isoformat()} by workflow `{request.workflow_id}` "
+        f"(run `{request.run_id}`)",
+        f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
+        + (
+            f" (resumed from epoch {request.resumed_from_epoch})"
+            if request.resumed_from_epoch is not None
+            else ""
+        ),
+        "",
+        f"## Decision: {'PROMOTED' if gate.promote else 'not promoted'}",
+        "",
+        gate.reason,
+        "",
+        f"## Candidate vs {champ_label} (test split: {ev.images} images, "
+        f"{ev.instances} instances; imgsz {ev.imgsz}, conf {ev.conf}, iou {ev.iou})",
+        "",
+        f"| metric | candidate | {champ_label} | difference |",
+        "|---|---|---|---|",
+        *_metric_rows(ev.candidate, ev.champion),
+        "",
+    ]
+    if ev.ci is not None:
+        lines += [
+            f"Bootstrap {ev.ci.level:.0%} CI of the mAP50-95 difference: "
+            f"[{ev.ci.low:+.4f}, {ev.ci.high:+.4f}] ({ev.ci.resamples} resamples, "
+            f"seed {ev.ci.seed}).",
+            "",
+        ]
+    if ev.comparison_note:
+        lines += [f"Comparison: {ev.comparison_note}", ""]
+    lines += [
+        "## ONNX export",
+        "",
+        f"opset {request.export.opset}, dynamic {request.export.dynamic}, imgsz "
+        f"{request.export.imgsz}: parity {'passed' if parity.passed else 'FAILED'} — "
+        f"{parity.reason}",
+        "",
+        "## Dataset",
+        "",
+        f"snapshot `{snap.key}` (sha256 `{snap.sha256[:16]}…`), classes: "
+        f"{', '.join(snap.class_names)}",
+        "",
+        "| split | images |",
+        "|---|---|",
+        *(f"| {split} | {count} |" for split, count in sorted(snap.counts.items())),
+        "",
+        "## Artifacts",
+        "",
+        *(
+            f"- `{name}` sha256 `{rec.sha256}` ({rec.size} bytes)"
+            for name, rec in sorted(artifacts.items())
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def evaluation_csv(request: PublishRequest) -> str:
+    """A ``results.csv`` of the evaluation when training's own was not handed over."""
+    ev = request.evaluation
+    rows = ["model,precision,recall,mAP50,mAP50-95"]
+    for label, metrics in (("candidate", ev.candidate), ("champion", ev.champion)):
+        if metrics is not None:
+            rows.append(
+                f"{label},{metrics.precision:.6f},{metrics.recall:.6f},{metrics.map50:.6f},"
+                f"{metrics.map50_95:.6f}"
+            )
+    return "\n".join(rows) + "\n"

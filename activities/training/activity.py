@@ -1,0 +1,250 @@
+"""The ``train`` activity: Ultralytics YOLO on the GPU queue, durable across worker deaths.
+
+One attempt: validate hyperparameters (before anything slow) -> read the previous attempt's
+heartbeat details -> materialize the dataset snapshot (heartbeating its progress) -> pick a
+verified checkpoint to resume from, else the base model -> train with the hooks of
+:mod:`activities.training.callbacks` -> upload ``best.pt``, ``last.pt`` and ``results.csv`` to
+``runs/{workflow_id}/`` -> :class:`TrainResult`.
+
+How an attempt ends other than by success:
+
+- cancel: the batch-end hook raises at the next batch boundary, pending checkpoint uploads are
+  finished, and the activity raises ``CancelledError``;
+- worker shutdown (SIGTERM): the same, but the newest checkpoint is heartbeated and the attempt
+  fails *retryably*, so another worker resumes it;
+- CUDA out of memory: the halved batch is heartbeated and the attempt fails retryably (below
+  ``min_batch``: a final BadInputError);
+- worker death: nothing runs; the next attempt resumes from the heartbeated checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.contracts import names
+from activities.contracts.training import TrainRequest, TrainResult
+from activities.errors import translate_errors
+from activities.settings import Settings
+from activities.storage import ObjectStore
+from activities.training import args as train_args
+from activities.training.callbacks import (
+    Heartbeat,
+    Interrupted,
+    SetupKeepalive,
+    Signals,
+    TrainingHooks,
+)
+from activities.training.checkpoints import CheckpointRef, CheckpointUploader
+from activities.training.control import POLL_INTERVAL_SECONDS, ControlPoller, run_prefix
+from activities.training.fit import FitPlan, build_result, fit, publish
+from activities.training.oom import halved_batch, is_out_of_memory
+from activities.training.resume import PriorState, delete_stale, select_checkpoint
+
+log = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT_SECONDS = 120.0
+"""Longest wait for an in-flight checkpoint upload when an attempt ends early."""
+
+SETUP_KEEPALIVE_MAX_SECONDS = 1800.0
+"""Longest Ultralytics setup (label caching of a large dataset) kept alive by heartbeats."""
+
+Materialize = Callable[..., Any]
+
+
+def _default_materialize(*args: Any, **kwargs: Any) -> Any:
+    from activities.dataset import materialize_snapshot
+
+    return materialize_snapshot(*args, **kwargs)
+
+
+def _activity_signals() -> Signals:
+    return Signals(activity.is_cancelled, activity.is_worker_shutdown)
+
+
+class TrainingActivities:
+    """The ``train`` activity bound to settings and a store (dependency injection).
+
+    ``materialize`` (default ``activities.dataset.materialize_snapshot``) and
+    ``extra_callbacks`` (``{event: fn}`` added after ours) exist for tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        *,
+        materialize: Materialize | None = None,
+        extra_callbacks: dict[str, Callable[[Any], None]] | None = None,
+        control_poll_seconds: float = POLL_INTERVAL_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.materialize = materialize or _default_materialize
+        self.extra_callbacks = extra_callbacks or {}
+        self.control_poll_seconds = control_poll_seconds
+
+    @activity.defn(name=names.TRAIN, no_thread_cancel_exception=True)
+    @translate_errors
+    def train(self, request: TrainRequest) -> TrainResult:
+        """Train (or resume training) ``request.model_name`` on ``request.snapshot``."""
+        from activities.yolo_env import bootstrap_offline
+
+        bootstrap_offline()
+        info = activity.info()
+        return _Attempt(self, request, info).run()
+
+
+class _Attempt:
+    """State of one activity attempt (kept off the activity class: one training per call)."""
+
+    def __init__(self, owner: TrainingActivities, request: TrainRequest, info: Any) -> None:
+        self.owner = owner
+        self.store = owner.store
+        self.settings = owner.settings
+        self.bucket = owner.settings.runs_bucket
+        self.request = request
+        self.hp = request.hyperparameters
+        self.info = info
+        self.prefix = run_prefix(info.workflow_id)
+        self.signals = _activity_signals()
+
+    def run(self) -> TrainResult:
+        extra = train_args.validate(self.hp)  # bad input fails before anything slow
+        device = train_args.resolve_device(self.hp.device)
+        prior = PriorState.from_details(self.info.heartbeat_details)
+        batch = prior.batch or self.hp.batch
+        self.heartbeat = Heartbeat(
+            activity.heartbeat,
+            checkpoints=prior.checkpoints,
+            batch=batch,
+            attempt=self.info.attempt,
+        )
+        self.heartbeat.beat("start", force=True)
+        workdir = self._workdir()
+        if self.info.attempt == 1 and not prior.had_details:
+            delete_stale(self.store, self.bucket, self.prefix)
+
+        dataset = self.owner.materialize(
+            self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
+        )
+        selection = select_checkpoint(
+            self.store, self.bucket, self.prefix, prior, workdir / "resume",
+            epochs=self.hp.epochs,
+            on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
+        )  # fmt: skip
+        self.heartbeat.set_checkpoints(selection.remaining)
+        uploader = CheckpointUploader(
+            self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
+            existing=selection.remaining,
+        )  # fmt: skip
+        keepalive = SetupKeepalive(
+            self.heartbeat,
+            interval=max(1.0, self.request.heartbeat_timeout_seconds / 4),
+            max_seconds=SETUP_KEEPALIVE_MAX_SECONDS,
+        )
+        hooks = TrainingHooks(
+            self.heartbeat,
+            uploader,
+            ControlPoller(
+                self.store, self.bucket, self.prefix, interval=self.owner.control_poll_seconds
+            ),
+            self.signals,
+            epochs=self.hp.epochs,
+            min_batch=self.request.min_batch,
+            keepalive=keepalive,
+        )
+        plan = FitPlan(
+            self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
+            checkpoint=selection.path,
+        )  # fmt: skip
+        try:
+            keepalive.start()
+            fit(
+                plan, hooks, store=self.store, settings=self.settings,
+                extra_callbacks=self.owner.extra_callbacks,
+            )  # fmt: skip
+        except Interrupted as exc:
+            self._finish_checkpoints(uploader)
+            raise self._interrupted(exc, hooks) from None
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
+                raise
+            current = hooks.state.batch or batch
+            if current // 2 >= self.request.min_batch:
+                self.heartbeat.set_batch(current // 2)  # the next attempt, on any worker, reads it
+            self._finish_checkpoints(uploader)
+            smaller = halved_batch(current, self.request.min_batch)  # final below the floor
+            raise ApplicationError(
+                f"out of GPU memory at batch={current}: retrying with batch={smaller}",
+                type="OutOfMemory",
+            ) from None
+        finally:
+            keepalive.stop()
+        uploader.close()  # every checkpoint upload done before the final ones
+
+        uploaded = publish(
+            self.store, self.bucket, self.prefix, plan.save_dir,
+            before_upload=lambda name: self.heartbeat.beat("upload", force=True, file=name),
+        )  # fmt: skip
+        result = build_result(
+            prefix=self.prefix,
+            bucket=self.bucket,
+            uploaded=uploaded,
+            state=hooks.state,
+            epochs=self.hp.epochs,
+            resumed=selection.ref,
+            batch=hooks.state.batch or batch,
+            device=device,
+            attempt=self.info.attempt,
+            csv_path=plan.save_dir / "results.csv",
+        )
+        shutil.rmtree(workdir.parent, ignore_errors=True)
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _workdir(self) -> Path:
+        """``cache/runs/{workflow_id}/attempt-N``, fresh; older attempts' dirs removed."""
+        base = self.settings.cache_dir / "runs" / self.info.workflow_id
+        if base.exists():
+            for old in base.glob("attempt-*"):
+                shutil.rmtree(old, ignore_errors=True)
+        workdir = base / f"attempt-{self.info.attempt}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+
+    def _dataset_progress(self, stage: str, done: int, total: int) -> None:
+        """``materialize_snapshot`` progress: heartbeats it and honours a cancel."""
+        if self.signals.is_cancelled():
+            raise CancelledError(f"training cancelled while caching the dataset ({stage})")
+        self.heartbeat.beat("dataset", stage=stage, done=done, total=total)
+
+    def _uploaded(self, ref: CheckpointRef, refs: list[CheckpointRef]) -> None:
+        """From the uploader thread: name the checkpoint only now that it is stored."""
+        self.heartbeat.set_checkpoints(refs)
+        self.heartbeat.beat("checkpoint", force=True, uploaded_epoch=ref.epoch)
+
+    def _finish_checkpoints(self, uploader: CheckpointUploader) -> None:
+        """Complete any in-flight upload, then heartbeat the newest checkpoint."""
+        if not uploader.flush(FLUSH_TIMEOUT_SECONDS):
+            log.warning("checkpoint upload still running after %.0fs", FLUSH_TIMEOUT_SECONDS)
+        uploader.close(timeout=0)
+        self.heartbeat.beat("interrupted", force=True)
+
+    def _interrupted(self, exc: Interrupted, hooks: TrainingHooks) -> Exception:
+        done = hooks.state.epochs_done
+        if exc.reason == "cancelled":
+            log.info("training cancelled after %d epoch(s)", done)
+            return CancelledError("training cancelled at a batch boundary")
+        log.info("worker shutting down after %d epoch(s): handing over", done)
+        return ApplicationError(
+            f"worker shutting down: checkpoint of epoch {done} kept, another worker resumes",
+            type="WorkerShutdown",
+        )

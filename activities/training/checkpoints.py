@@ -1,0 +1,207 @@
+"""Checkpoints: atomic local copies of ``last.pt``, uploaded in the background.
+
+After each epoch Ultralytics rewrites ``weights/last.pt`` in place. :meth:`CheckpointUploader.
+submit` copies it atomically (temp file + ``os.replace``) into a staging directory, in the
+training thread, *before* Ultralytics can strip the optimizer from it at the end of training, so
+every staged copy is resumable. One background thread uploads staged copies to
+``runs/{workflow_id}/checkpoints/epoch-NNNN.pt``; a newer epoch supersedes a pending (not yet
+started) upload, so a slow store never stalls training. Only when an upload has completed does
+``on_uploaded`` get the :class:`CheckpointRef`, which the caller heartbeats.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from activities.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+KEEP = 3
+"""Checkpoints kept in object storage (newest first); older ones are deleted."""
+
+_EPOCH_KEY = re.compile(r"epoch-(\d{4,})\.pt$")
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """An uploaded checkpoint: ``epoch`` = epochs completed in it (1-based)."""
+
+    epoch: int
+    key: str
+    sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "key": self.key, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CheckpointRef | None:
+        """Lenient parse of heartbeat details (None when malformed)."""
+        try:
+            epoch, key, sha = int(data["epoch"]), str(data["key"]), data.get("sha256")
+        except (KeyError, TypeError, ValueError):
+            return None
+        if epoch < 1 or not key:
+            return None
+        return cls(epoch, key, str(sha) if sha else None)
+
+
+def checkpoint_prefix(run_prefix: str) -> str:
+    return f"{run_prefix}checkpoints/"
+
+
+def checkpoint_key(run_prefix: str, epoch: int) -> str:
+    return f"{checkpoint_prefix(run_prefix)}epoch-{epoch:04d}.pt"
+
+
+def epoch_of_key(key: str) -> int | None:
+    match = _EPOCH_KEY.search(key)
+    return int(match.group(1)) if match else None
+
+
+def merge_refs(refs: list[CheckpointRef], new: CheckpointRef | None = None) -> list[CheckpointRef]:
+    """Newest first, one per key (``new`` wins over an older ref with its key)."""
+    by_key: dict[str, CheckpointRef] = {}
+    for ref in ([new] if new else []) + refs:
+        by_key.setdefault(ref.key, ref)
+    return sorted(by_key.values(), key=lambda r: r.epoch, reverse=True)
+
+
+def atomic_copy(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` so that ``dest`` is never partially written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class CheckpointUploader:
+    """Stage ``last.pt`` copies and upload the newest one in a background thread."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        bucket: str,
+        run_prefix: str,
+        staging_dir: Path,
+        on_uploaded: Callable[[CheckpointRef, list[CheckpointRef]], None],
+        *,
+        existing: list[CheckpointRef] | None = None,
+        keep: int = KEEP,
+    ) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.run_prefix = run_prefix
+        self.staging_dir = staging_dir
+        self.on_uploaded = on_uploaded
+        self.keep = keep
+        self.refs: list[CheckpointRef] = merge_refs(existing or [])
+        self.uploads = 0
+        self.failures = 0
+        self._cond = threading.Condition()
+        self._pending: tuple[int, Path] | None = None
+        self._busy = False
+        self._closed = False
+        # The thread runs in a copy of the caller's context so it may heartbeat the activity.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="checkpoint-uploader", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, last_pt: Path, epoch: int) -> None:
+        """Stage a copy of ``last_pt`` (``epoch`` completed) and queue it, superseding any
+        pending upload that has not started yet."""
+        staged = self.staging_dir / f"epoch-{epoch:04d}.pt"
+        atomic_copy(last_pt, staged)
+        with self._cond:
+            if self._pending is not None:
+                superseded = self._pending[1]
+                log.info("checkpoint of epoch %d superseded by epoch %d", self._pending[0], epoch)
+                superseded.unlink(missing_ok=True)
+            self._pending = (epoch, staged)
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending or uploading; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._pending is not None or self._busy:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish pending work (bounded by ``timeout``) and stop the thread."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=1.0)
+
+    @property
+    def latest(self) -> CheckpointRef | None:
+        with self._cond:
+            return self.refs[0] if self.refs else None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                epoch, path = self._pending
+                self._pending = None
+                self._busy = True
+            try:
+                self._upload(epoch, path)
+            except Exception:  # never kill the thread: the next epoch tries again
+                self.failures += 1
+                log.exception("checkpoint upload of epoch %d failed", epoch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _upload(self, epoch: int, path: Path) -> None:
+        key = checkpoint_key(self.run_prefix, epoch)
+        started = time.monotonic()
+        info = self.store.put_file(self.bucket, key, path)
+        ref = CheckpointRef(epoch, key, info.sha256)
+        with self._cond:
+            self.refs = merge_refs(self.refs, ref)
+            kept, dropped = self.refs[: self.keep], self.refs[self.keep :]
+            self.refs = kept
+        self.uploads += 1
+        log.info(
+            "checkpoint epoch %d uploaded to %s in %.2fs", epoch, key, time.monotonic() - started
+        )
+        self.on_uploaded(ref, list(kept))
+        for old in dropped:
+            if old.key != key:
+                try:
+                    self.store.delete(self.bucket, old.key)
+                except Exception:  # best effort: an extra old object is harmless
+                    log.warning("could not delete old checkpoint %s", old.key)
+        # Keep the newest staged copy for this attempt; older local copies are not needed.
+        for stale in self.staging_dir.glob("epoch-*.pt"):
+            if stale != path and stale.name < path.name:
+                stale.unlink(missing_ok=True)

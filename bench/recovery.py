@@ -1,0 +1,323 @@
+"""Benchmark (not a test): what a dead training worker and a cancel cost.
+
+Starts its own Temporal dev server and S3 server (``workers.services``), uploads a small
+synthetic dataset, assembles a snapshot, and runs the ``train`` activity through the test
+workflow (``tests/integration/training_workflows.py``) on ``python -m workers --queues gpu``
+subprocesses, each with its own cache directory (as on separate nodes):
+
+1. **kill**: worker A trains; a seeded fraction of an epoch after the checkpoint of a seeded
+   epoch is in S3, A is SIGKILLed.
+   Worker B (started as an idle standby once A holds the task) picks up the retry. Measured:
+
+   * ``epochs_rerun_after_kill``: epochs A had completed (rows of its local ``results.csv``)
+     minus the epoch B resumed from: full epochs trained twice (a partial epoch in progress at
+     the kill is lost too, and not counted);
+   * ``detect_seconds``: kill -> B starts the retry attempt (Temporal noticed the missing
+     heartbeats and rescheduled), against ``heartbeat_timeout_seconds``;
+   * ``resume_seconds``: kill -> B's training loop runs again (dataset cached, checkpoint
+     downloaded and verified, Ultralytics set up).
+
+2. **cancel**: a second run on B with a 60 s heartbeat timeout is cancelled after its second
+   checkpoint; ``cancel_latency_seconds`` is cancel request -> workflow closed as CANCELED (the
+   workflow waits for the activity to acknowledge, so this includes stopping training).
+
+The last four lines are machine-readable::
+
+    epochs_rerun_after_kill=<n>
+    detect_seconds=<s>
+    heartbeat_timeout_seconds=<s>
+    cancel_latency_seconds=<s>
+
+Run: ``.venv/bin/python bench/recovery.py`` (about two minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from temporalio.api.enums.v1 import PendingActivityState  # noqa: E402
+from temporalio.client import (  # noqa: E402
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.worker import Worker  # noqa: E402
+
+from activities.contracts.training import Hyperparameters, TrainRequest  # noqa: E402
+from activities.settings import Settings  # noqa: E402
+from activities.storage import ObjectStore  # noqa: E402
+from activities.training.checkpoints import checkpoint_prefix, epoch_of_key  # noqa: E402
+from activities.training.control import ControlActivities  # noqa: E402
+from tests.integration.training_workflows import (  # noqa: E402
+    TrainOnlyParams,
+    TrainOnlyWorkflow,
+    heartbeat_details,
+    make_snapshot,
+)
+from workers.services import S3Server, TemporalDevServer, free_port  # noqa: E402
+from workflows.connection import connect  # noqa: E402
+
+STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+class GpuWorker:
+    """``python -m workers --queues gpu`` with its own cache dir (a separate node)."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.cache = root / f"node-{name}"
+        self.log_path = root / f"worker-{name}.log"
+        env = {**os.environ, "SENTINEL_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1"}
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "--queues", "gpu"],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+async def _poll(check: Any, what: str, timeout: float = 180.0, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def _pending(handle: WorkflowHandle) -> Any:
+    pending = (await handle.describe()).raw_description.pending_activities
+    return pending[0] if pending else None
+
+
+def _newest_checkpoint(store: ObjectStore, settings: Settings, workflow_id: str) -> int:
+    prefix = checkpoint_prefix(f"runs/{workflow_id}/")
+    return max(
+        (epoch_of_key(i.key) or 0 for i in store.list(settings.runs_bucket, prefix)), default=0
+    )
+
+
+async def _start(client: Client, settings: Settings, request: TrainRequest) -> WorkflowHandle:
+    return await client.start_workflow(
+        TrainOnlyWorkflow.run,
+        TrainOnlyParams(
+            request=request,
+            gpu_queue=settings.gpu_task_queue,
+            cpu_queue=settings.cpu_task_queue,
+            max_attempts=5,
+        ),
+        id=f"bench-recovery-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.cpu_task_queue,
+        execution_timeout=timedelta(minutes=20),
+    )
+
+
+async def measure(args: argparse.Namespace, root: Path, settings: Settings) -> dict[str, float]:
+    store = ObjectStore.from_settings(settings)
+    snapshot = make_snapshot(settings, store, count=args.images, seed=args.seed)
+    rng = random.Random(args.seed)
+    kill_epoch, kill_fraction = rng.randint(2, args.epochs - 4), rng.random()
+    hp = Hyperparameters(
+        epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed, device="cpu",
+        extra={"mosaic": 0.0},
+    )  # fmt: skip
+    client = await connect(settings)
+    control = ControlActivities(settings, store)
+    worker = Worker(
+        client,
+        task_queue=settings.cpu_task_queue,
+        workflows=[TrainOnlyWorkflow],
+        activities=[control.write_control],
+        activity_executor=ThreadPoolExecutor(2),
+    )
+    node_a = GpuWorker("a", root)
+    node_b: GpuWorker | None = None
+    try:
+        async with worker:
+            # ---------------------------------------------------------------- kill
+            request = TrainRequest(
+                snapshot=snapshot, model_name="shapes", hyperparameters=hp,
+                heartbeat_timeout_seconds=args.heartbeat_timeout,
+            )  # fmt: skip
+            handle = await _start(client, settings, request)
+            print(f"run 1 {handle.id}: waiting for worker A to start training")
+
+            async def started_on_a() -> bool:
+                pending = await _pending(handle)
+                return pending is not None and pending.state == STARTED
+
+            await _poll(started_on_a, "attempt 1 to start", timeout=300)
+            node_b = GpuWorker("b", root)  # idle standby: A already holds the task
+
+            async def reached(epoch: int) -> bool:
+                return _newest_checkpoint(store, settings, handle.id) >= epoch
+
+            await _poll(lambda: reached(kill_epoch - 1), f"checkpoint of epoch {kill_epoch - 1}")
+            before = time.monotonic()
+            await _poll(lambda: reached(kill_epoch), f"checkpoint of epoch {kill_epoch}")
+            epoch_seconds = time.monotonic() - before
+            await asyncio.sleep(kill_fraction * epoch_seconds)  # somewhere in the next epoch
+            node_a.kill()
+            killed = time.monotonic()
+            csv_a = node_a.cache / "runs" / handle.id / "attempt-1" / "train" / "results.csv"
+            with csv_a.open() as fh:
+                completed_a = sum(1 for _ in csv.DictReader(fh))
+            print(
+                f"SIGKILLed worker A {kill_fraction:.2f} x {epoch_seconds:.2f}s after the "
+                f"checkpoint of epoch {kill_epoch} ({completed_a} epochs done)"
+            )
+
+            async def retry_started() -> bool:
+                pending = await _pending(handle)
+                return pending is not None and pending.attempt >= 2 and pending.state == STARTED
+
+            await _poll(retry_started, "the retry to start", timeout=args.heartbeat_timeout + 120)
+            detect = time.monotonic() - killed
+
+            async def training_again() -> bool:
+                details = heartbeat_details(await handle.describe()) or {}
+                return details.get("attempt", 0) >= 2 and details.get("phase") == "train"
+
+            await _poll(training_again, "the retry's training loop", timeout=180)
+            resume = time.monotonic() - killed
+            result = await handle.result()
+            rerun = completed_a - (result.resumed_from_epoch or 0)
+            print(
+                f"run 1: attempt {result.attempt} resumed from epoch {result.resumed_from_epoch}, "
+                f"{result.epochs_done}/{result.epochs_requested} epochs, "
+                f"detect {detect:.2f}s, training again {resume:.2f}s after the kill"
+            )
+            # ---------------------------------------------------------------- cancel
+            request = request.model_copy(update={"heartbeat_timeout_seconds": 60.0})
+            handle = await _start(client, settings, request)
+
+            async def two_checkpoints() -> bool:
+                return _newest_checkpoint(store, settings, handle.id) >= 2
+
+            await _poll(two_checkpoints, "run 2's second checkpoint")
+            asked = time.monotonic()
+            await handle.cancel()
+            with contextlib.suppress(WorkflowFailureError):
+                await handle.result()
+            cancel = time.monotonic() - asked
+            status = (await handle.describe()).status
+            assert status == WorkflowExecutionStatus.CANCELED, status
+            print(f"run 2 {handle.id}: CANCELED {cancel:.2f}s after the cancel request")
+    finally:
+        node_a.kill()
+        node_a.stop()
+        if node_b is not None:
+            node_b.stop()
+    return {
+        "kill_epoch": kill_epoch,
+        "kill_fraction": kill_fraction,
+        "resume_seconds": resume,
+        "epochs_rerun_after_kill": rerun,
+        "detect_seconds": detect,
+        "heartbeat_timeout_seconds": args.heartbeat_timeout,
+        "cancel_latency_seconds": cancel,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=4, help="picks the kill epoch")
+    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--imgsz", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="sentinel-recovery-"))
+    temporal = TemporalDevServer(root / "temporal", port=free_port(), ui_port=None)
+    s3 = S3Server(root / "s3", port=free_port())
+    tag = uuid.uuid4().hex[:6]
+    try:
+        temporal.start()
+        s3.start()
+        os.environ.update(
+            {
+                "SENTINEL_TEMPORAL_ADDRESS": temporal.address,
+                "SENTINEL_S3_ENDPOINT": s3.endpoint,
+                "SENTINEL_S3_ACCESS_KEY": "bench",
+                "SENTINEL_S3_SECRET_KEY": "bench-secret",
+                "SENTINEL_CACHE_DIR": str(root / "cache"),
+                "SENTINEL_CPU_TASK_QUEUE": f"bench-cpu-{tag}",
+                "SENTINEL_GPU_TASK_QUEUE": f"bench-gpu-{tag}",
+                "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
+                "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
+            }
+        )
+        settings = Settings()
+        store = ObjectStore.from_settings(settings)
+        for bucket in settings.buckets:
+            store.ensure_bucket(bucket)
+        figures = asyncio.run(measure(args, root, settings))
+    finally:
+        s3.stop()
+        temporal.stop()
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(
+        f"machine: nproc={os.cpu_count()} cpu={_cpu_model()!r} python={platform.python_version()}"
+        f" | {args.images} images, imgsz {args.imgsz}, batch {args.batch}, {args.epochs} epochs,"
+        f" seed {args.seed} -> kill {figures['kill_fraction']:.2f} epoch after checkpoint"
+        f" {figures['kill_epoch']}"
+    )
+    print(f"resume_seconds={figures['resume_seconds']:.2f}")
+    print(f"epochs_rerun_after_kill={figures['epochs_rerun_after_kill']}")
+    print(f"detect_seconds={figures['detect_seconds']:.2f}")
+    print(f"heartbeat_timeout_seconds={figures['heartbeat_timeout_seconds']:g}")
+    print(f"cancel_latency_seconds={figures['cancel_latency_seconds']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Offline validation of deploy/: images, compose stack, Kubernetes manifests."""

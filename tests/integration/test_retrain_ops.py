@@ -1,0 +1,240 @@
+"""Around the pipeline: CLI entry point, controller schedule, replay, server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from activities import synthetic
+from activities.contracts.controller import CheckResult, ControllerConfig
+from activities.settings import Settings
+from activities.storage import ObjectStore
+from tests.conftest import REPO_ROOT, Queues, RunWorkers
+from tests.integration.test_retrain import make_request, sentinel_for, wait_for_stage
+from workers import registry
+from workers.factory import build_worker
+from workers.services import TemporalDevServer, free_port
+from workflows.connection import connect
+from workflows.controller import RetrainCheckWorkflow
+from workflows.retrain import RetrainWorkflow
+
+pytestmark = pytest.mark.timeout(420)
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+@pytest.fixture(scope="module")
+def prefix(settings: Settings, store: ObjectStore) -> str:
+    prefix = f"datasets/ops-{uuid.uuid4().hex[:6]}"
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=24, seed=5, verified=True
+    )
+    return prefix
+
+
+async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
+    """Run the ``sentinel`` console script as a user would."""
+    env = {
+        **os.environ,
+        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
+        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
+        "COLUMNS": "160",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "sentinel"),
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_verbs_through_the_entry_point(
+    client: Client, queues: Queues, run_workers: RunWorkers, prefix: str, tmp_path: Path
+) -> None:
+    request = make_request(prefix, queues, epochs=1)
+    model = request.model_name
+    request_file = tmp_path / "request.json"
+    request_file.write_text(request.model_dump_json())
+    async with run_workers():
+        code, out, err = await sentinel_cli(
+            queues, "retrain", "start", "--request", str(request_file), "--follow"
+        )
+        assert code == 0, err
+        assert f"started retrain-{model}" in out and f"{model} v1" in out
+        code, out, _ = await sentinel_cli(queues, "retrain", "progress", model)
+        assert code == 0 and "succeeded" in out
+        code, _, err = await sentinel_cli(queues, "retrain", "approve", model)
+        assert code == 1 and "cannot approve" in err
+        code, out, _ = await sentinel_cli(queues, "models", "list", model)
+        assert code == 0 and "v1" in out and "1 versions" in out
+        code, out, _ = await sentinel_cli(queues, "models", "show", model)
+        assert code == 0 and json.loads(out)["version"] == 1
+        code, out, _ = await sentinel_cli(queues, "retrain", "list", "--limit", "50")
+        assert code == 0 and f"retrain-{model}" in out
+    code, _, err = await sentinel_cli(
+        queues, "retrain", "start", "--model", "Bad Name!", "--prefix", prefix
+    )
+    assert code == 2 and "invalid model name" in err
+
+
+async def test_every_verb_has_help() -> None:
+    from workflows.cli import build_parser
+
+    parser = build_parser()
+    verbs = {
+        "retrain": [
+            "start",
+            "progress",
+            "follow",
+            "stop-early",
+            "cancel",
+            "result",
+            "approve",
+            "reject",
+            "list",
+        ],
+        "models": ["list", "show", "promote", "rollback"],
+        "controller": ["apply", "trigger", "pause", "unpause"],
+    }
+    for group, names in verbs.items():
+        for verb in names:
+            with pytest.raises(SystemExit) as info:
+                parser.parse_args([group, verb, "--help"])
+            assert info.value.code == 0
+
+
+async def test_cli_reports_unreachable_temporal(queues: Queues) -> None:
+    env_address = f"127.0.0.1:{free_port()}"
+    os.environ["SENTINEL_TEMPORAL_ADDRESS"], saved = (
+        env_address,
+        os.environ["SENTINEL_TEMPORAL_ADDRESS"],
+    )
+    try:
+        code, _, err = await sentinel_cli(queues, "retrain", "progress", "anything")
+    finally:
+        os.environ["SENTINEL_TEMPORAL_ADDRESS"] = saved
+    assert code == 4 and err.startswith(f"error: cannot reach Temporal at {env_address}")
+
+
+async def test_controller_starts_a_retrain_only_past_the_threshold(
+    client: Client,
+    queues: Queues,
+    run_workers: RunWorkers,
+    settings: Settings,
+    store: ObjectStore,
+) -> None:
+    prefix = f"datasets/ctl-{uuid.uuid4().hex[:6]}"
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=8, seed=9, verified=True
+    )
+    # 4 more images that nobody verified yet: they must not count.
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=4, seed=9, start=8, verified=None
+    )
+    request = make_request(prefix, queues, epochs=1)
+    config = ControllerConfig(request=request, threshold=10)
+    sentinel = sentinel_for(client, queues)
+
+    async def check() -> CheckResult:
+        return await client.execute_workflow(
+            RetrainCheckWorkflow.run,
+            config,
+            id=f"check-{uuid.uuid4().hex[:8]}",
+            task_queue=queues.cpu,
+        )
+
+    async with run_workers():
+        below = await check()
+        assert (below.new_verified, below.started) == (8, False)
+        synthetic.upload(
+            store,
+            settings.data_bucket,
+            prefix,
+            layout="yolo",
+            count=2,
+            seed=9,
+            start=12,
+            verified=True,
+        )
+        above = await check()
+        assert (above.new_verified, above.started) == (10, True)
+        assert above.workflow_id == f"retrain-{request.model_name}"
+        again = await check()  # while it runs: never a second retrain
+        assert not again.started and "already running" in again.reason
+        result = await sentinel.result(request.model_name)
+        assert result.version == 1
+        after = await check()  # production now holds those images
+        assert (after.new_verified, after.started) == (0, False)
+        # The schedule: created, then updated in place (idempotent), then triggered.
+        schedule_id = await sentinel.apply_controller(config, timedelta(hours=1))
+        assert schedule_id == await sentinel.apply_controller(config, timedelta(hours=2))
+        described = await client.get_schedule_handle(schedule_id).describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(hours=2)
+        await sentinel.trigger_controller(request.model_name)
+        await sentinel.pause_controller(request.model_name)
+        described = await client.get_schedule_handle(schedule_id).describe()
+        assert described.schedule.state.paused
+        await client.get_schedule_handle(schedule_id).delete()
+
+
+async def test_run_survives_a_temporal_server_restart(
+    tmp_path: Path, settings: Settings, store: ObjectStore, prefix: str
+) -> None:
+    server = TemporalDevServer(tmp_path / "temporal", port=free_port(), ui_port=None)
+    server.start()
+    own = settings.model_copy(
+        update={
+            "temporal_address": server.address,
+            "cpu_task_queue": f"r-cpu-{uuid.uuid4().hex[:6]}",
+            "gpu_task_queue": f"r-gpu-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    queues = Queues(own.cpu_task_queue, own.gpu_task_queue, own)
+    client = await connect(own)
+    workers = [build_worker(client, own, kind, store=store) for kind in ("cpu", "gpu")]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        sentinel = sentinel_for(client, queues)
+        request = make_request(prefix, queues, epochs=6)
+        await sentinel.start_retrain(request)
+        await wait_for_stage(sentinel, request.model_name, {"training"})
+        server.kill()
+        await asyncio.sleep(3)
+        server.start()
+        result = await asyncio.wait_for(sentinel.result(request.model_name), 300)
+        assert result.version == 1 and result.epochs_done == 6
+        history = await sentinel.handle(request.model_name).fetch_history()
+        await Replayer(
+            workflows=registry.workflows(), data_converter=pydantic_data_converter
+        ).replay_workflow(history)
+    finally:
+        for worker in workers:
+            await worker.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        server.stop()
+
+
+async def test_recorded_histories_replay_deterministically() -> None:
+    """Histories recorded from earlier versions must replay on the current workflow code."""
+    from temporalio.client import WorkflowHistory
+
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, f"no recorded histories in {HISTORIES}"
+    replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
+    for path in files:
+        history = WorkflowHistory.from_json(path.stem, path.read_text())
+        await replayer.replay_workflow(history)

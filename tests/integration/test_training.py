@@ -1,0 +1,392 @@
+"""Training activity end to end: real Temporal server, real S3 server, tiny real CPU training.
+
+Each test drives :class:`TrainOnlyWorkflow` on its own queues: the workflow (and
+``write_control``) on an in-process CPU worker, the ``train`` activity on an in-process GPU-queue
+worker or on ``python -m workers --queues gpu`` subprocesses that the test SIGKILLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities.contracts.dataset import SnapshotRef
+from activities.contracts.training import (
+    Hyperparameters,
+    RegistryBase,
+    S3Base,
+    TrainRequest,
+    TrainResult,
+)
+from activities.settings import Settings
+from activities.storage import ObjectStore
+from activities.training.checkpoints import checkpoint_prefix, epoch_of_key
+from activities.training.control import ControlActivities
+from activities.training.resume import check_checkpoint
+from tests.conftest import Queues, RunWorkers, WorkerProcess
+from tests.integration.training_workflows import (
+    TrainOnlyParams,
+    TrainOnlyWorkflow,
+    heartbeat_details,
+    make_snapshot,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _offline(settings: Settings) -> None:
+    """Ultralytics imported by the tests themselves must be the bootstrapped, offline one."""
+    from activities.yolo_env import bootstrap_offline
+
+    bootstrap_offline()
+
+
+@pytest.fixture(scope="module")
+def snapshot(settings: Settings, store: ObjectStore) -> SnapshotRef:
+    """16 synthetic 96 px images (about 3/4 train, 1/4 val), assembled once for the module."""
+    return make_snapshot(settings, store, count=16, seed=11)
+
+
+def _hp(epochs: int, **kwargs: object) -> Hyperparameters:
+    extra = {"mosaic": 0.0, "warmup_epochs": 0.0, **kwargs.pop("extra", {})}  # type: ignore[dict-item]
+    return Hyperparameters(
+        epochs=epochs, imgsz=64, batch=4, seed=1, device="cpu", workers=0, extra=extra, **kwargs
+    )
+
+
+@asynccontextmanager
+async def workflow_worker(
+    client: Client, queues: Queues, store: ObjectStore
+) -> AsyncIterator[None]:
+    """The test workflow and write_control on the test's CPU queue, in process."""
+    control = ControlActivities(queues.settings, store)
+    worker = Worker(
+        client,
+        task_queue=queues.cpu,
+        workflows=[TrainOnlyWorkflow],
+        activities=[control.write_control],
+        activity_executor=ThreadPoolExecutor(2),
+    )
+    async with worker:
+        yield
+
+
+async def start(
+    client: Client, queues: Queues, request: TrainRequest, *, max_attempts: int = 3
+) -> WorkflowHandle[TrainOnlyWorkflow, TrainResult]:
+    return await client.start_workflow(
+        TrainOnlyWorkflow.run,
+        TrainOnlyParams(
+            request=request, gpu_queue=queues.gpu, cpu_queue=queues.cpu, max_attempts=max_attempts
+        ),
+        id=f"train-{uuid.uuid4().hex[:10]}",
+        task_queue=queues.cpu,
+        execution_timeout=timedelta(minutes=10),
+    )
+
+
+def _request(snapshot: SnapshotRef, hp: Hyperparameters, **kwargs: object) -> TrainRequest:
+    return TrainRequest(snapshot=snapshot, model_name="shapes", hyperparameters=hp, **kwargs)
+
+
+async def test_normal_run_returns_metrics_and_loadable_weights(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    snapshot: SnapshotRef,
+    tmp_path: Path,
+) -> None:
+    async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
+        handle = await start(client, queues, _request(snapshot, _hp(3)))
+        result = await handle.result()
+    assert result.epochs_done == result.epochs_requested == 3
+    assert result.resumed_from_epoch is None and not result.stopped_early
+    assert result.stop_reason == "completed" and result.attempt == 1
+    assert result.best_key == f"runs/{handle.id}/best.pt"
+    assert [row.epoch for row in result.history] == [1, 2, 3]
+    assert {"train/box_loss", "val/box_loss"} <= set(result.metrics.losses)
+    assert 0.0 <= result.metrics.map50 <= 1.0
+    from ultralytics import YOLO
+
+    for key, sha in ((result.best_key, result.best_sha256), (result.last_key, result.last_sha256)):
+        path = tmp_path / Path(key).name
+        assert store.get_file(settings.runs_bucket, key, path) == sha
+        model = YOLO(str(path))
+        assert model.names == dict(enumerate(snapshot.class_names))
+    csv = store.get_bytes(settings.runs_bucket, result.results_csv_key).decode()
+    assert len(csv.strip().splitlines()) == 1 + 3
+    # A checkpoint per epoch but the final one (nothing would be left to resume from it).
+    assert [epoch_of_key(k) for k in _checkpoints(store, settings, handle.id)] == [1, 2]
+
+
+def _checkpoints(store: ObjectStore, settings: Settings, workflow_id: str) -> list[str]:
+    prefix = checkpoint_prefix(f"runs/{workflow_id}/")
+    return sorted(info.key for info in store.list(settings.runs_bucket, prefix))
+
+
+async def wait_for_checkpoint(
+    store: ObjectStore, settings: Settings, handle: WorkflowHandle, *, min_epoch: int = 1,
+    timeout: float = 90.0,
+) -> int:  # fmt: skip
+    """Poll S3 until a checkpoint of epoch >= ``min_epoch`` exists; returns its epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        epochs = [epoch_of_key(k) or 0 for k in _checkpoints(store, settings, handle.id)]
+        if epochs and max(epochs) >= min_epoch:
+            return max(epochs)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no checkpoint of epoch >= {min_epoch} within {timeout}s")
+
+
+async def test_cancel_stops_within_seconds_and_keeps_a_resumable_checkpoint(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    snapshot: SnapshotRef,
+    tmp_path: Path,
+) -> None:
+    epochs = 40
+    async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
+        request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=60)
+        handle = await start(client, queues, request)
+        await wait_for_checkpoint(store, settings, handle, min_epoch=2)
+        started = time.monotonic()
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        latency = time.monotonic() - started
+        description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    assert latency < 10, f"cancel took {latency:.1f}s"
+    keys = _checkpoints(store, settings, handle.id)
+    newest = keys[-1]
+    path = tmp_path / "newest.pt"
+    store.get_file(settings.runs_bucket, newest, path)  # verified against its recorded sha256
+    reason, ckpt = check_checkpoint(path, epochs)
+    assert reason is None, reason
+    assert ckpt is not None and ckpt["epoch"] + 1 == epoch_of_key(newest)
+    assert not store.exists(settings.runs_bucket, f"runs/{handle.id}/best.pt")
+
+
+async def test_stop_early_ends_after_the_epoch_with_best_weights(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    snapshot: SnapshotRef,
+    tmp_path: Path,
+) -> None:
+    epochs = 40
+    async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
+        handle = await start(client, queues, _request(snapshot, _hp(epochs)))
+        seen = await wait_for_checkpoint(store, settings, handle, min_epoch=1)
+        await handle.signal(TrainOnlyWorkflow.stop_early, "good enough")
+        result = await handle.result()
+    assert store.exists(settings.runs_bucket, f"runs/{handle.id}/control/stop_early")
+    assert result.stopped_early and result.stop_reason == "requested"
+    assert seen <= result.epochs_done < epochs
+    assert result.epochs_requested == epochs
+    assert [row.epoch for row in result.history][-1] == result.epochs_done
+    from ultralytics import YOLO
+
+    best = tmp_path / "best.pt"
+    assert store.get_file(settings.runs_bucket, result.best_key, best) == result.best_sha256
+    YOLO(str(best))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"mosaic": 2.0}, "hyperparameters.extra['mosaic'] is invalid"),
+        ({"cos_lr": "yes"}, "hyperparameters.extra['cos_lr'] is invalid"),
+        ({"mosiac": 0.5}, "unknown Ultralytics argument 'mosiac' (did you mean 'mosaic'?)"),
+    ],
+)
+async def test_invalid_hyperparameters_fail_fast_and_final(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    snapshot: SnapshotRef,
+    extra: dict[str, object],
+    message: str,
+) -> None:
+    async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
+        started = time.monotonic()
+        handle = await start(client, queues, _request(snapshot, _hp(3, extra=extra)))
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        elapsed = time.monotonic() - started
+    cause = info.value.cause.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "BadInputError" and cause.non_retryable
+    assert message in cause.message
+    assert elapsed < 15
+    assert list(store.list(settings.runs_bucket, f"runs/{handle.id}/")) == []
+
+
+async def wait_for_details(
+    handle: WorkflowHandle, check: Callable[[dict[str, Any]], bool], *, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Poll the pending train activity's heartbeat details until ``check`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        details = heartbeat_details(await handle.describe())
+        if details is not None and check(details):
+            return details
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"heartbeat details never satisfied the check within {timeout}s")
+
+
+async def wait_for_attempt(handle: WorkflowHandle, attempt: int, *, timeout: float = 60) -> None:
+    """Poll until the train activity's ``attempt`` is running on a worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = (await handle.describe()).raw_description.pending_activities
+        started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        if pending and pending[0].attempt >= attempt and pending[0].state == started:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"attempt {attempt} did not start within {timeout}s")
+
+
+async def test_sigkilled_worker_is_resumed_from_its_checkpoint_by_another(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    worker_process: Callable[..., WorkerProcess],
+    snapshot: SnapshotRef,
+) -> None:
+    epochs = 15
+    first = worker_process("gpu")
+    async with workflow_worker(client, queues, store):
+        request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=5)
+        handle = await start(client, queues, request)
+        details = await wait_for_details(handle, lambda d: (d.get("epoch") or 0) >= 1)
+        first.kill()  # SIGKILL mid-training: no cleanup, as on a lost node
+        second = worker_process("gpu")
+        result = await handle.result()
+    assert details["epoch"] < epochs, "training finished before the kill"
+    assert result.attempt == 2
+    assert result.resumed_from_epoch is not None and result.resumed_from_epoch >= 1
+    assert result.resumed_from_epoch >= details["epoch"]
+    assert result.epochs_done == result.epochs_requested == epochs
+    csv = store.get_bytes(settings.runs_bucket, result.results_csv_key).decode().splitlines()
+    assert [int(float(line.split(",")[0])) for line in csv[1:]] == list(range(1, epochs + 1))
+    assert "Resuming training" in second.log()
+
+
+async def test_corrupted_checkpoint_falls_back_to_the_previous_one(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    worker_process: Callable[..., WorkerProcess],
+    snapshot: SnapshotRef,
+) -> None:
+    epochs = 15
+    first = worker_process("gpu")
+    async with workflow_worker(client, queues, store):
+        request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=5)
+        handle = await start(client, queues, request)
+        details = await wait_for_details(handle, lambda d: len(d.get("checkpoints") or []) >= 2)
+        first.kill()
+        await asyncio.sleep(0.5)  # let S3 settle a request the dead worker may have had in flight
+        details = heartbeat_details(await handle.describe()) or details  # final, after the kill
+        newest, previous = details["checkpoints"][0], details["checkpoints"][1]
+        # Bit rot / tampering: every checkpoint at or after the heartbeated newest is garbage.
+        for key in _checkpoints(store, settings, handle.id):
+            if (epoch_of_key(key) or 0) >= newest["epoch"]:
+                garbage = b"not a checkpoint" * 64
+                store.client.put_object(
+                    settings.runs_bucket, key, io.BytesIO(garbage), len(garbage)
+                )
+        async with run_workers(kinds=("gpu",)):
+            result = await handle.result()
+    assert result.attempt == 2
+    assert result.resumed_from_epoch == previous["epoch"]
+    assert result.epochs_done == result.epochs_requested == epochs
+
+
+async def test_sigterm_hands_the_checkpoint_over_without_waiting_for_a_timeout(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    worker_process: Callable[..., WorkerProcess],
+    snapshot: SnapshotRef,
+) -> None:
+    epochs = 15
+    first = worker_process("gpu")
+    async with workflow_worker(client, queues, store):
+        request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=60)
+        handle = await start(client, queues, request)
+        details = await wait_for_details(handle, lambda d: (d.get("epoch") or 0) >= 1)
+        started = time.monotonic()
+        exit_code = await asyncio.to_thread(first.terminate, 60)
+        async with run_workers(kinds=("gpu",)):
+            await wait_for_attempt(handle, 2)
+            handover = time.monotonic() - started
+            result = await handle.result()
+    assert exit_code == 0
+    assert "worker shutting down" in first.log()
+    assert result.attempt == 2 and result.resumed_from_epoch is not None
+    assert result.resumed_from_epoch >= details["epoch"]
+    assert result.epochs_done == epochs
+    assert handover < 20, f"handover took {handover:.1f}s: waited for the heartbeat timeout?"
+
+
+async def test_fine_tunes_from_an_s3_checkpoint_and_refuses_bad_bases(
+    client: Client,
+    queues: Queues,
+    store: ObjectStore,
+    settings: Settings,
+    run_workers: RunWorkers,
+    snapshot: SnapshotRef,
+    tmp_path: Path,
+) -> None:
+    from ultralytics import YOLO
+
+    weights = tmp_path / "pretrained.pt"
+    YOLO("yolov8n.yaml").save(str(weights))
+    key = f"pretrained/{uuid.uuid4().hex[:8]}/yolov8n.pt"
+    info = store.put_file(settings.models_bucket, key, weights)
+    good = S3Base(bucket=settings.models_bucket, key=key, sha256=info.sha256)
+    bad_bases = {
+        "IntegrityError": good.model_copy(update={"sha256": "0" * 64}),
+        "NotFoundError": RegistryBase(model="no-such-model", version="3"),
+    }
+    async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
+        result = await (await start(client, queues, _request(snapshot, _hp(2), base=good))).result()
+        for error, base in bad_bases.items():
+            handle = await start(client, queues, _request(snapshot, _hp(2), base=base))
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            cause = failure.value.cause.cause
+            assert isinstance(cause, ApplicationError) and cause.non_retryable
+            assert cause.type == error, cause.message
+    assert result.epochs_done == 2 and result.resumed_from_epoch is None

@@ -1,0 +1,270 @@
+"""Typed async API for backend code: start and follow retrains, manage model versions.
+
+from workflows.client import SentinelClient
+sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
+run_id = await sentinel.start_retrain(request)
+print((await sentinel.progress("detector")).stage)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities.contracts.controller import ControllerConfig
+from activities.contracts.registry import (
+    ListVersionsRequest,
+    ListVersionsResult,
+    PromoteVersionRequest,
+    PromoteVersionResult,
+    RollbackRequest,
+    RollbackResult,
+    ShowVersionRequest,
+    ShowVersionResult,
+)
+from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
+from activities.settings import Settings
+from workflows.connection import connect
+from workflows.controller import RetrainCheckWorkflow, schedule_id_for
+from workflows.registry_ops import (
+    ListVersionsWorkflow,
+    PromoteVersionWorkflow,
+    RollbackProductionWorkflow,
+    ShowVersionWorkflow,
+)
+from workflows.retrain import RetrainWorkflow, workflow_id_for
+
+
+class RetrainAlreadyRunningError(RuntimeError):
+    """A retrain for this model is running; the message names it."""
+
+    def __init__(self, model_name: str, workflow_id: str, run_id: str | None) -> None:
+        super().__init__(
+            f"a retrain of {model_name!r} is already running (workflow {workflow_id}, run "
+            f"{run_id or '?'}): follow it with 'sentinel retrain progress {model_name}', or "
+            "start with attach to follow it instead"
+        )
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One retrain run as listed by :meth:`SentinelClient.list_runs`."""
+
+    workflow_id: str
+    run_id: str
+    status: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+class SentinelClient:
+    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> SentinelClient:
+        """Connect using ``settings`` (default: from the ``SENTINEL_*`` environment)."""
+        settings = settings or Settings()
+        return cls(await connect(settings), settings)
+
+    # ------------------------------------------------------------------ retrains
+    def with_queues(self, request: RetrainRequest) -> RetrainRequest:
+        """``request`` routed to this deployment's task queues."""
+        return request.model_copy(
+            update={
+                "cpu_task_queue": self.settings.cpu_task_queue,
+                "gpu_task_queue": self.settings.gpu_task_queue,
+            }
+        )
+
+    async def start_retrain(self, request: RetrainRequest, *, attach: bool = False) -> str:
+        """Start a retrain; returns its workflow id (``retrain-{model}``).
+
+        A retrain already running for the model raises :class:`RetrainAlreadyRunningError`,
+        or, with ``attach``, returns the running one's id.
+        """
+        workflow_id = workflow_id_for(request.model_name)
+        try:
+            await self.client.start_workflow(
+                RetrainWorkflow.run,
+                self.with_queues(request),
+                id=workflow_id,
+                task_queue=self.settings.cpu_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError as exc:
+            if attach:
+                return workflow_id
+            raise RetrainAlreadyRunningError(request.model_name, workflow_id, exc.run_id) from None
+        return workflow_id
+
+    def handle(self, model_name: str) -> WorkflowHandle[RetrainWorkflow, RetrainResult]:
+        """The handle of the latest retrain of ``model_name``."""
+        return self.client.get_workflow_handle_for(RetrainWorkflow.run, workflow_id_for(model_name))
+
+    async def progress(self, model_name: str) -> Progress:
+        """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query)."""
+        return await self.handle(model_name).query(RetrainWorkflow.progress)
+
+    async def status(self, model_name: str) -> WorkflowExecutionStatus | None:
+        description = await self.handle(model_name).describe()
+        return description.status
+
+    async def result(self, model_name: str) -> RetrainResult:
+        """Wait for the latest retrain to end; raises if it failed or was canceled."""
+        return await self.handle(model_name).result()
+
+    async def stop_early(self, model_name: str) -> None:
+        """Finish training after the current epoch; the pipeline continues."""
+        await self.handle(model_name).signal(RetrainWorkflow.stop_early)
+
+    async def approve(self, model_name: str, by: str, comment: str = "") -> str:
+        """Approve the pending promotion (fails unless the run awaits approval)."""
+        return await self.handle(model_name).execute_update(
+            RetrainWorkflow.approve, ApprovalDecision(by=by, comment=comment)
+        )
+
+    async def reject(self, model_name: str, by: str, comment: str = "") -> str:
+        """Reject the pending promotion: the version is registered, production stays."""
+        return await self.handle(model_name).execute_update(
+            RetrainWorkflow.reject, ApprovalDecision(by=by, comment=comment)
+        )
+
+    async def cancel(self, model_name: str) -> None:
+        """Cancel: training stops, nothing is published, production is untouched."""
+        await self.handle(model_name).cancel()
+
+    async def list_runs(self, limit: int = 20) -> list[RunSummary]:
+        """Recent retrains, newest first."""
+        runs: list[RunSummary] = []
+        query = "WorkflowType = 'RetrainWorkflow'"
+        async for execution in self.client.list_workflows(query, limit=limit):
+            runs.append(
+                RunSummary(
+                    workflow_id=execution.id,
+                    run_id=execution.run_id,
+                    status=execution.status.name if execution.status else "UNKNOWN",
+                    started_at=execution.start_time,
+                    closed_at=execution.close_time,
+                )
+            )
+        return runs
+
+    # ------------------------------------------------------------------ registry
+    async def _registry_op(self, workflow: object, request: object, prefix: str) -> object:
+        return await self.client.execute_workflow(
+            workflow,  # type: ignore[arg-type]
+            request,
+            id=f"{prefix}-{uuid.uuid4().hex[:12]}",
+            task_queue=self.settings.cpu_task_queue,
+        )
+
+    async def list_versions(self, model_name: str, limit: int = 50) -> ListVersionsResult:
+        request = ListVersionsRequest(model=model_name, limit=limit)
+        result = await self._registry_op(
+            ListVersionsWorkflow.run, request, f"versions-{model_name}"
+        )
+        return result  # type: ignore[return-value]
+
+    async def show_version(
+        self, model_name: str, version: int | None = None, alias: str = "production"
+    ) -> ShowVersionResult:
+        request = ShowVersionRequest(model=model_name, version=version, alias=alias)  # type: ignore[arg-type]
+        result = await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
+        return result  # type: ignore[return-value]
+
+    async def promote(self, model_name: str, version: int, reason: str) -> PromoteVersionResult:
+        request_id = f"promote-{model_name}-{uuid.uuid4().hex[:12]}"
+        request = PromoteVersionRequest(
+            model=model_name,
+            version=version,
+            reason=reason,
+            request_id=request_id,
+            requested_at=datetime.now(UTC),
+        )
+        result = await self.client.execute_workflow(
+            PromoteVersionWorkflow.run,
+            request,
+            id=request_id,
+            task_queue=self.settings.cpu_task_queue,
+        )
+        return result
+
+    async def rollback(self, model_name: str, reason: str) -> RollbackResult:
+        request_id = f"rollback-{model_name}-{uuid.uuid4().hex[:12]}"
+        request = RollbackRequest(
+            model=model_name,
+            reason=reason,
+            request_id=request_id,
+            requested_at=datetime.now(UTC),
+        )
+        result = await self.client.execute_workflow(
+            RollbackProductionWorkflow.run,
+            request,
+            id=request_id,
+            task_queue=self.settings.cpu_task_queue,
+        )
+        return result
+
+    # ------------------------------------------------------------------ controller
+    def _schedule(self, config: ControllerConfig, every: timedelta) -> Schedule:
+        config = config.model_copy(update={"request": self.with_queues(config.request)})
+        return Schedule(
+            action=ScheduleActionStartWorkflow(
+                RetrainCheckWorkflow.run,
+                config,
+                id=f"{schedule_id_for(config.request.model_name)}-run",
+                task_queue=self.settings.cpu_task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            # A slow check never piles up behind itself.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+
+    async def apply_controller(self, config: ControllerConfig, every: timedelta) -> str:
+        """Create the model's check schedule, or update it in place (idempotent)."""
+        schedule_id = schedule_id_for(config.request.model_name)
+        schedule = self._schedule(config, every)
+        try:
+            await self.client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await self.client.get_schedule_handle(schedule_id).update(replace)
+        return schedule_id
+
+    async def trigger_controller(self, model_name: str) -> None:
+        """Run the check now (as the UI's "Trigger" button does)."""
+        await self.client.get_schedule_handle(schedule_id_for(model_name)).trigger()
+
+    async def pause_controller(self, model_name: str, note: str = "paused by sentinel") -> None:
+        await self.client.get_schedule_handle(schedule_id_for(model_name)).pause(note=note)
+
+    async def unpause_controller(self, model_name: str, note: str = "resumed by sentinel") -> None:
+        await self.client.get_schedule_handle(schedule_id_for(model_name)).unpause(note=note)
