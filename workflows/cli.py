@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -253,13 +254,29 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sentinel`` console script; exits the process with the code."""
+    code = _main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's native runtime threads can crash interpreter finalization; skip it.
+    os._exit(code)
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(run(args))
     except TemporalUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (ValidationError, ValueError, OSError, json.JSONDecodeError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'request'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        print(f"error: invalid request: {problems}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RetrainAlreadyRunningError as exc:

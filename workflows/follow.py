@@ -26,8 +26,8 @@ _ENDED = {
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
-    keys = ("map50", "map50_95", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
-    shown = [f"{k.split('/')[-1]}={metrics[k]:.3f}" for k in keys if k in metrics]
+    keys = ("map50", "map50_95")
+    shown = [f"{k}={metrics[k]:.3f}" for k in keys if k in metrics]
     return " ".join(shown)
 
 
