@@ -47,6 +47,11 @@ def _export_env(temporal: TemporalDevServer, s3: S3Server, state_dir: Path) -> N
     os.environ.setdefault("SENTINEL_CACHE_DIR", str((state_dir / "cache").resolve()))
 
 
+def _quiet_ultralytics() -> None:
+    # The demo shows our progress bars and tables; per-batch Ultralytics logs would bury them.
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
 async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
     from activities.settings import Settings
     from activities.storage import ObjectStore
@@ -74,7 +79,7 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
         if args.demo:
             from workers.demo import run_demo
 
-            demo = asyncio.create_task(run_demo(client, settings, store))
+            demo = asyncio.create_task(run_demo(client, settings, store, temporal.ui_url))
             waiter = asyncio.create_task(stop.wait())
             await asyncio.wait([demo, waiter], return_when=asyncio.FIRST_COMPLETED)
             if demo.done():
@@ -105,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         temporal.start()
         s3.start()
         _export_env(temporal, s3, state_dir)
+        if args.demo:
+            _quiet_ultralytics()
         return asyncio.run(_run(args, temporal))
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

