@@ -89,7 +89,7 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
                 code = 130
             waiter.cancel()
         else:
-            print("Workers running. Ctrl-C to stop.")
+            print("Workers running. Ctrl-C to stop.", flush=True)
             await stop.wait()
     finally:
         print("Stopping workers...")
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the workers were up: still stop cleanly
+        print("interrupted during start-up", file=sys.stderr)
+        return 130
     except Exception as exc:  # one line for people; the traceback is in the log level DEBUG
         log.debug("stack failed", exc_info=True)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

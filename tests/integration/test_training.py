@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -348,11 +349,14 @@ async def test_sigterm_hands_the_checkpoint_over_without_waiting_for_a_timeout(
         details = await wait_for_details(handle, lambda d: (d.get("epoch") or 0) >= 1)
         started = time.monotonic()
         exit_code = await asyncio.to_thread(first.terminate, 60)
+        exit_seconds = time.monotonic() - started
         async with run_workers(kinds=("gpu",)):
             await wait_for_attempt(handle, 2)
             handover = time.monotonic() - started
             result = await handle.result()
     assert exit_code == 0
+    grace = float(os.environ["SENTINEL_GRACEFUL_SHUTDOWN_SECONDS"])
+    assert exit_seconds < grace, f"worker took {exit_seconds:.1f}s to exit (grace {grace}s)"
     assert "worker shutting down" in first.log()
     assert result.attempt == 2 and result.resumed_from_epoch is not None
     assert result.resumed_from_epoch >= details["epoch"]
