@@ -116,6 +116,22 @@ def offline_check_amp(model: Any) -> bool:
     return True
 
 
+def _unpatch_pil_open() -> None:
+    """Give PIL.Image.open back when the HEIF plugin is not installed.
+
+    why: Ultralytics replaces PIL.Image.open process-wide; on an unidentifiable file it tries
+    to pip-install pi-heif, which offline turns a corrupt image into ModuleNotFoundError in
+    *any* code of the worker (dataset validation included) instead of UnidentifiedImageError.
+    """
+    import importlib.util
+
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    if importlib.util.find_spec("pi_heif") is None:
+        Image.open = patches._image_open
+
+
 def _patch_ultralytics() -> None:
     """Import Ultralytics (environment already pinned) and neutralise its network paths."""
     from ultralytics import settings
@@ -129,6 +145,7 @@ def _patch_ultralytics() -> None:
     # why: the Platform callback reads ULTRALYTICS_API_KEY from the env at each training start.
     os.environ.pop("ULTRALYTICS_API_KEY", None)
 
+    _unpatch_pil_open()
     if getattr(downloads, "_sentinel_offline", False):
         return
     original_safe_download = downloads.safe_download

@@ -191,3 +191,25 @@ def test_offline_check_amp(monkeypatch: pytest.MonkeyPatch) -> None:
         torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce GTX 1660"
     )
     assert yolo_env.offline_check_amp(_model_on("cuda:0")) is False
+
+
+def test_corrupt_images_stay_unidentified_after_bootstrap(tmp_path: Path) -> None:
+    """Ultralytics' PIL patch must not turn a corrupt image into an install attempt."""
+    out = _run_child(
+        """
+        import io, json
+        from activities.yolo_env import bootstrap_offline
+        bootstrap_offline()
+        from PIL import Image, UnidentifiedImageError
+        try:
+            Image.open(io.BytesIO(b"not an image at all"))
+            outcome = "opened"
+        except UnidentifiedImageError:
+            outcome = "unidentified"
+        except Exception as exc:
+            outcome = type(exc).__name__
+        print(json.dumps({"outcome": outcome}))
+        """,
+        {"SENTINEL_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert out["outcome"] == "unidentified"
