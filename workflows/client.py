@@ -66,6 +66,22 @@ class RetrainAlreadyRunningError(RuntimeError):
         self.run_id = run_id
 
 
+MAX_REQUEST_BYTES = 256 * 1024
+"""Largest RetrainRequest (JSON) the client sends: Temporal warns at 256 KB, fails at 2 MB."""
+
+
+class RequestTooLargeError(ValueError):
+    """The request's JSON exceeds :data:`MAX_REQUEST_BYTES`; large data travels by key."""
+
+    def __init__(self, size: int, limit: int = MAX_REQUEST_BYTES) -> None:
+        super().__init__(
+            f"retrain request is {size} bytes of JSON, over the {limit} byte limit: "
+            "pass large data by object key"
+        )
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One retrain run as listed by :meth:`SentinelClient.list_runs`."""
@@ -104,9 +120,13 @@ class SentinelClient:
         """Start a retrain; returns its workflow id (``retrain-{model}``).
 
         A retrain already running for the model raises :class:`RetrainAlreadyRunningError`,
-        or, with ``attach``, returns the running one's id.
+        or, with ``attach``, returns the running one's id. A request whose JSON exceeds
+        :data:`MAX_REQUEST_BYTES` raises :class:`RequestTooLargeError`.
         """
         workflow_id = workflow_id_for(request.model_name)
+        size = len(request.model_dump_json())
+        if size > MAX_REQUEST_BYTES:
+            raise RequestTooLargeError(size)
         try:
             await self.client.start_workflow(
                 RetrainWorkflow.run,

@@ -61,6 +61,12 @@ _TRAIN_RETRY = RetryPolicy(
 _NOTIFY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 
 
+def _stage_heartbeat(request: RetrainRequest, *, minutes: float) -> timedelta:
+    """Heartbeat timeout of a non-training stage: the request's override, else ``minutes``."""
+    seconds = request.stage_heartbeat_timeout_seconds
+    return timedelta(seconds=seconds) if seconds is not None else timedelta(minutes=minutes)
+
+
 def workflow_id_for(model_name: str) -> str:
     """One retrain per model: this id makes Temporal refuse a second concurrent start."""
     return f"retrain-{model_name}"
@@ -95,6 +101,7 @@ class RetrainWorkflow:
         self._stop_sent = False
         self._error: str | None = None
         self._epochs = 0
+        self._canceled_during_publish = False
 
     # ------------------------------------------------------------------ handlers
     @workflow.query
@@ -204,7 +211,7 @@ class RetrainWorkflow:
             result_type=AssembleResult,
             task_queue=cpu,
             start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=_stage_heartbeat(request, minutes=2),
             retry_policy=_DATA_RETRY,
         )
         self._counts = dict(assembled.counts)
@@ -236,7 +243,7 @@ class RetrainWorkflow:
             result_type=EvaluateResult,
             task_queue=gpu,
             start_to_close_timeout=timedelta(hours=4),
-            heartbeat_timeout=timedelta(minutes=5),
+            heartbeat_timeout=_stage_heartbeat(request, minutes=5),
             retry_policy=_DATA_RETRY,
         )
         decision = decide(
@@ -269,7 +276,7 @@ class RetrainWorkflow:
             result_type=ExportResult,
             task_queue=cpu,
             start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=timedelta(minutes=5),
+            heartbeat_timeout=_stage_heartbeat(request, minutes=5),
             retry_policy=_DATA_RETRY,
         )
         decision = apply_parity(decision, exported.parity)
@@ -291,7 +298,12 @@ class RetrainWorkflow:
                 "map50_95": evaluation.candidate.map50_95,
                 "map50": evaluation.candidate.map50,
             },
-            reason=published.reason,
+            reason=published.reason
+            + (
+                " (a cancel arrived during publish; the version was completed)"
+                if self._canceled_during_publish
+                else ""
+            ),
         )
         self._stage = "succeeded"
         prefix = published.metadata_key.rsplit("/", 1)[0]
@@ -386,7 +398,7 @@ class RetrainWorkflow:
         parent = None
         if isinstance(request.base, RegistryBase) and request.base.version.isdigit():
             parent = int(request.base.version)
-        return await workflow.execute_activity(
+        publish = workflow.start_activity(
             names.PUBLISH,
             PublishRequest(
                 model=request.model_name,
@@ -402,13 +414,23 @@ class RetrainWorkflow:
                 hyperparameters=_hyperparameters_record(request),
                 epochs=trained.epochs_done,
                 resumed_from_epoch=trained.resumed_from_epoch,
+                results_csv_key=trained.results_csv_key,
             ),
             result_type=PublishResult,
             task_queue=request.cpu_task_queue,
             start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=_stage_heartbeat(request, minutes=2),
             retry_policy=_DATA_RETRY,
         )
+        # Publishing is the point of no return: once it started, a cancel must not leave a
+        # CANCELED run whose version was nevertheless written. Shield it, finish it, and end
+        # COMPLETED (the cancel is recorded in the progress and the logs).
+        try:
+            return await asyncio.shield(publish)
+        except asyncio.CancelledError:
+            self._canceled_during_publish = True
+            workflow.logger.warning("cancel arrived during publish: finishing the publish")
+            return await publish
 
     async def _notify(self, outcome: str, **fields: object) -> None:
         request = self._request

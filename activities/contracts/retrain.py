@@ -58,6 +58,12 @@ class RetrainRequest(Contract):
     export: ExportOptions = Field(default_factory=ExportOptions)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     train_heartbeat_timeout_seconds: float = Field(60.0, ge=5, le=3600)
+    stage_heartbeat_timeout_seconds: float | None = Field(
+        None,
+        ge=5,
+        le=3600,
+        description="heartbeat timeout of assemble/evaluate/export/publish (None: 2-5 min)",
+    )
     train_timeout_hours: float = Field(72.0, gt=0, le=24 * 30)
     cpu_task_queue: str = "sentinel-cpu"
     gpu_task_queue: str = "sentinel-gpu"
