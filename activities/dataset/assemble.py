@@ -248,6 +248,12 @@ def assemble(
             f"too few images in {bucket}/{prefix} after validation: {'; '.join(short)} "
             f"({len(images)} usable, {unverified} unverified; {report.describe()})"
         )
+    if images and not any(image.labels for image in images):
+        # Backgrounds alone teach a detector nothing; almost always a class-map mistake.
+        raise BadInputError(
+            f"no labelled boxes left in {bucket}/{prefix} after validation: all "
+            f"{len(images)} images are backgrounds ({report.describe()})"
+        )
     manifest = Manifest(
         dataset=request.dataset,
         bucket=bucket,

@@ -166,8 +166,8 @@ async def test_all_images_corrupt(
 def test_labels_out_of_range_are_skipped_and_reported(
     store: ObjectStore, settings: Settings
 ) -> None:
-    """Not an error by design: the lines are dropped, counted, and the images kept as
-    backgrounds (so a dataset whose every label is out of range still assembles)."""
+    """Bad lines are dropped and counted; when no labelled box is left at all, the assembly
+    fails with the counts instead of training on backgrounds only."""
     prefix = f"datasets/range-{uuid.uuid4().hex[:6]}"
     summary = synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=6, seed=13, verified=True
@@ -180,9 +180,18 @@ def test_labels_out_of_range_are_skipped_and_reported(
         prefix=prefix,
         min_counts=MinCounts(train=0, val=0, test=0),
     )
-    result = ActivityEnvironment().run(DatasetActivities(settings, store).assemble_dataset, request)
-    assert result.report["class_out_of_range"] == 6
-    assert result.report["image_without_label"] == 6
+    assemble = DatasetActivities(settings, store).assemble_dataset
+    with pytest.raises(ApplicationError) as info:
+        ActivityEnvironment().run(assemble, request)
+    assert info.value.type == "BadInputError" and info.value.non_retryable
+    assert "no labelled boxes left" in info.value.message
+    assert "class_out_of_range=6" in info.value.message
+    # One good label keeps the dataset: the bad lines are only dropped and reported.
+    first_label = next(k for k in summary.keys if k.endswith(".txt") and "/labels/" in k)
+    store.put_bytes(settings.data_bucket, first_label, b"0 0.5 0.5 0.2 0.2\n")
+    result = ActivityEnvironment().run(assemble, request)
+    assert result.report["class_out_of_range"] == 5
+    assert result.report["image_without_label"] == 5
 
 
 async def test_all_labels_unverified(
