@@ -1,0 +1,403 @@
+"""Benchmark (not a test): the full RetrainWorkflow versus bare Ultralytics on the same snapshot.
+
+Starts its own stack (real Temporal dev server, moto S3 server, in-process CPU + GPU workers
+from ``workers.factory.build_worker``), uploads synthetic images, assembles one snapshot per
+job size (``activities.dataset.assemble``) and materializes it locally
+(``materialize_snapshot``), so both sides train on identical files with identical
+hyperparameters (``yolov8n.yaml`` from scratch, imgsz 96, mosaic 0, ``nbs`` = batch,
+workers 0, CPU, fixed seed, no plots, no AMP):
+
+* ``bare``: ``YOLO("yolov8n.yaml").train(...)`` + ``.val(split="test")`` +
+  ``.export(format="onnx")``, in this process;
+* ``pipeline``: ``SentinelClient.start_retrain`` + wait for the result: assemble (finds the
+  same snapshot, warm cache), train (checkpoints to S3 each epoch, progress signals), evaluate
+  (test split, bootstrap CI with ``--bootstrap`` resamples; no champion: every repetition uses
+  a fresh model name, so each is a v1), gate, ONNX export + parity validation, publish, notify.
+
+Runs alternate (bare, pipeline, bare, pipeline, ...) in the same process so both sides see the
+same machine load. Per job: median of pipeline/bare over the pairs; fixed overhead = median of
+(pipeline - bare) on the tiny job (training is ~the same on both sides, so what remains is the
+per-run fixed cost, plus the per-epoch costs of a short run); a two-point fit through the
+medians (pipeline = a + k x bare) is printed too. Stage times of the pipeline come from
+polling the ``progress`` query every ``--poll`` seconds (0: off; the queries are answered by
+the in-process CPU worker, so they cost the pipeline side a little).
+
+Also measures stop-early latency: a pipeline run is sent ``stop_early`` after its second epoch;
+``stop_early_latency_seconds`` = signal -> the progress query leaves the ``training`` stage.
+
+The last lines are machine-readable::
+
+    overhead_ratio_tiny=<x>
+    overhead_ratio_medium=<x>
+    fixed_overhead_seconds=<s>
+    stop_early_latency_seconds=<s>
+
+Run: ``.venv/bin/python bench/overhead.py`` (about 20-30 minutes on 2 CPU cores);
+``--quick`` for a smoke run (1 repetition, tiny sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from activities import synthetic
+from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef
+from activities.contracts.retrain import EvaluationOptions, RetrainRequest
+from activities.contracts.training import Hyperparameters
+from activities.dataset import assemble, materialize_snapshot
+from activities.settings import Settings
+from activities.storage import ObjectStore
+from activities.yolo_env import bootstrap_offline
+from workers.factory import build_worker
+from workers.services import S3Server, TemporalDevServer, free_port
+from workflows.client import SentinelClient
+from workflows.connection import connect
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job size."""
+
+    name: str
+    images: int
+    epochs: int
+    batch: int
+    imgsz: int
+    seed: int
+
+
+@dataclass
+class Pair:
+    """One bare run and one pipeline run of a job."""
+
+    bare: dict[str, float] = field(default_factory=dict)
+    pipeline: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.pipeline["total"] / self.bare["total"]
+
+    @property
+    def extra(self) -> float:
+        return self.pipeline["total"] - self.bare["total"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hyperparameters(job: Job) -> Hyperparameters:
+    """Same for both sides (the pipeline adds plots=False, verbose=False, amp=False itself)."""
+    return Hyperparameters(
+        epochs=job.epochs,
+        imgsz=job.imgsz,
+        batch=job.batch,
+        seed=job.seed,
+        device="cpu",
+        workers=0,
+        extra={"mosaic": 0.0, "nbs": job.batch},
+    )
+
+
+def assemble_request(job: Job, prefix: str) -> AssembleRequest:
+    return AssembleRequest(
+        dataset=f"bench-overhead-{job.name}",
+        prefix=prefix,
+        min_counts=MinCounts(train=4, val=1, test=1),
+    )
+
+
+def prepare(job: Job, settings: Settings, store: ObjectStore) -> tuple[str, SnapshotRef, Path]:
+    """Upload, assemble and materialize the job's snapshot; returns (prefix, snapshot, yaml)."""
+    prefix = f"datasets/overhead-{job.name}-{uuid.uuid4().hex[:6]}"
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=job.images, seed=job.seed,
+        verified=True, size=job.imgsz,
+    )  # fmt: skip
+    snapshot = assemble(store, settings, assemble_request(job, prefix)).snapshot
+    local = materialize_snapshot(store, settings, snapshot)
+    print(f"[{job.name}] snapshot {snapshot.key}: {local.counts}", flush=True)
+    return prefix, snapshot, local.data_yaml
+
+
+def run_bare(job: Job, data_yaml: Path, work: Path) -> dict[str, float]:
+    """Bare Ultralytics: train + val(test) + ONNX export; seconds per step."""
+    from ultralytics import YOLO
+
+    hp = hyperparameters(job)
+    save_dir = work / f"bare-{job.name}-{uuid.uuid4().hex[:6]}"
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    model = YOLO("yolov8n.yaml")
+    model.train(
+        data=str(data_yaml), epochs=hp.epochs, imgsz=hp.imgsz, batch=hp.batch, seed=hp.seed,
+        device="cpu", workers=0, plots=False, verbose=False, amp=False, exist_ok=True,
+        project=str(save_dir.parent), name=save_dir.name, **hp.extra,
+    )  # fmt: skip
+    times["train"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    metrics = model.val(
+        data=str(data_yaml), split="test", imgsz=hp.imgsz, batch=hp.batch, device="cpu",
+        plots=False, verbose=False,
+    )  # fmt: skip
+    times["evaluate"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    model.export(format="onnx", imgsz=hp.imgsz, device="cpu")
+    times["export"] = time.perf_counter() - mark
+    times["total"] = time.perf_counter() - start
+    times["map50_95"] = float(metrics.box.map)
+    shutil.rmtree(save_dir, ignore_errors=True)
+    return times
+
+
+async def run_pipeline(
+    sentinel: SentinelClient, job: Job, prefix: str, resamples: int, poll: float = 0.25
+) -> dict[str, float]:
+    """The full RetrainWorkflow for a fresh model (a v1: no champion); seconds per stage."""
+    model = f"ovh-{job.name}-{uuid.uuid4().hex[:8]}"
+    request = RetrainRequest(
+        model_name=model,
+        dataset=assemble_request(job, prefix),
+        hyperparameters=hyperparameters(job),
+        evaluation=EvaluationOptions(bootstrap_resamples=resamples),
+    )
+    stages: dict[str, float] = {}
+    start = time.perf_counter()
+    await sentinel.start_retrain(request)
+    last, last_at = "queued", start
+    result_task = asyncio.ensure_future(sentinel.result(model))
+    while poll > 0 and not result_task.done():
+        try:
+            stage = (await sentinel.progress(model)).stage
+        except Exception:  # not queryable yet
+            stage = last
+        now = time.perf_counter()
+        if stage != last:
+            stages[last] = stages.get(last, 0.0) + now - last_at
+            last, last_at = stage, now
+        await asyncio.wait({result_task}, timeout=poll)
+    result = await result_task
+    end = time.perf_counter()
+    stages[last] = stages.get(last, 0.0) + end - last_at
+    stages["total"] = end - start
+    stages["map50_95"] = result.candidate_map50_95
+    return stages
+
+
+async def stop_early_latency(sentinel: SentinelClient, job: Job, prefix: str) -> float:
+    """Signal ``stop_early`` after epoch 2 of a long run; seconds until training ends."""
+    model = f"ovh-stop-{uuid.uuid4().hex[:8]}"
+    request = RetrainRequest(
+        model_name=model,
+        dataset=assemble_request(job, prefix),
+        hyperparameters=hyperparameters(job).model_copy(update={"epochs": 200}),
+        evaluation=EvaluationOptions(bootstrap_resamples=10),
+    )
+    await sentinel.start_retrain(request)
+    while True:
+        try:
+            progress = await sentinel.progress(model)
+            if progress.stage == "training" and progress.epoch >= 2:
+                break
+        except Exception:  # not queryable yet
+            pass
+        await asyncio.sleep(0.05)
+    asked = time.perf_counter()
+    await sentinel.stop_early(model)
+    while (await sentinel.progress(model)).stage == "training":
+        await asyncio.sleep(0.05)
+    latency = time.perf_counter() - asked
+    result = await sentinel.result(model)
+    print(
+        f"stop-early: signalled at epoch {progress.epoch}, training ended after "
+        f"{result.epochs_done} epochs, {latency:.2f}s after the signal (stopped_early="
+        f"{result.stopped_early})",
+        flush=True,
+    )
+    return latency
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(job: Job, pairs: list[Pair]) -> None:
+    print(f"\n[{job.name}] {job.images} images, {job.epochs} epochs, batch {job.batch}, "
+          f"imgsz {job.imgsz}: {len(pairs)} pair(s)")  # fmt: skip
+    print("| rep | bare train | bare val | bare export | bare total | pipeline stages "
+          "| pipeline total | ratio | extra |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, p in enumerate(pairs, 1):
+        stages = ", ".join(
+            f"{k} {v:.1f}" for k, v in p.pipeline.items() if k not in {"total", "map50_95"}
+        )
+        print(
+            f"| {i} | {p.bare['train']:.1f} | {p.bare['evaluate']:.1f} | {p.bare['export']:.1f} "
+            f"| {p.bare['total']:.1f} | {stages} | {p.pipeline['total']:.1f} | {p.ratio:.3f} "
+            f"| {p.extra:+.1f} |"
+        )
+    print(
+        f"median: bare {_median([p.bare['total'] for p in pairs]):.1f}s, pipeline "
+        f"{_median([p.pipeline['total'] for p in pairs]):.1f}s, ratio "
+        f"{_median([p.ratio for p in pairs]):.3f}, extra {_median([p.extra for p in pairs]):.1f}s"
+        f" | mAP50-95 bare {[round(p.bare['map50_95'], 3) for p in pairs]} pipeline "
+        f"{[round(p.pipeline['map50_95'], 3) for p in pairs]}",
+        flush=True,
+    )
+    if not all("training" in p.pipeline for p in pairs):
+        return  # stage times off (--poll 0)
+    train_extra = [p.pipeline["training"] - p.bare["train"] for p in pairs]
+    rest_extra = [p.extra - (p.pipeline.get("training", 0.0) - p.bare["train"]) for p in pairs]
+    print(
+        f"median extra split: training stage - bare train {_median(train_extra):+.1f}s "
+        f"({_median(train_extra) / job.epochs:+.2f}s per epoch), other stages - (bare val + "
+        f"export) {_median(rest_extra):+.1f}s",
+        flush=True,
+    )
+
+
+def fit(tiny: list[Pair], medium: list[Pair]) -> tuple[float, float]:
+    """Two-point fit pipeline = a + k * bare through the medians: (a seconds, k)."""
+    bt, bm = _median([p.bare["total"] for p in tiny]), _median([p.bare["total"] for p in medium])
+    pt = _median([p.pipeline["total"] for p in tiny])
+    pm = _median([p.pipeline["total"] for p in medium])
+    k = (pm - pt) / (bm - bt) if bm != bt else float("nan")
+    return pt - k * bt, k
+
+
+async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
+    store = ObjectStore.from_settings(settings)
+    client = await connect(settings)
+    sentinel = SentinelClient(client, settings)
+    jobs = [
+        Job("tiny", args.tiny_images, args.tiny_epochs, args.batch, args.imgsz, args.seed),
+        Job("medium", args.medium_images, args.medium_epochs, args.batch, args.imgsz, args.seed),
+    ]
+    reps = {"tiny": args.reps, "medium": args.medium_reps or args.reps}
+    workers = [build_worker(client, settings, kind, store=store) for kind in ("cpu", "gpu")]
+    out: dict[str, Any] = {}
+    async with workers[0], workers[1]:
+        for job in jobs:
+            prefix, _, data_yaml = prepare(job, settings, store)
+            if job.name == "tiny":  # unrecorded warm-up of both sides (imports, first runs)
+                warm = Job("tiny", job.images, 1, job.batch, job.imgsz, job.seed)
+                await asyncio.to_thread(run_bare, warm, data_yaml, work)
+                await run_pipeline(sentinel, warm, prefix, args.bootstrap, args.poll)
+            pairs: list[Pair] = []
+            for rep in range(reps[job.name]):
+                pair = Pair()
+                # bare first, then pipeline; the order alternates within the process
+                pair.bare = await asyncio.to_thread(run_bare, job, data_yaml, work)
+                print(f"[{job.name}] rep {rep + 1} bare {pair.bare['total']:.1f}s", flush=True)
+                pair.pipeline = await run_pipeline(sentinel, job, prefix, args.bootstrap, args.poll)
+                print(
+                    f"[{job.name}] rep {rep + 1} pipeline {pair.pipeline['total']:.1f}s "
+                    f"(ratio {pair.ratio:.3f})",
+                    flush=True,
+                )
+                pairs.append(pair)
+            out[job.name] = (job, pairs)
+            if job.name == "tiny" and not args.no_stop_early:
+                out["stop_early"] = await stop_early_latency(sentinel, job, prefix)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="pairs per job")
+    parser.add_argument("--medium-reps", type=int, default=0, help="pairs for medium (0: --reps)")
+    parser.add_argument("--tiny-images", type=int, default=32)
+    parser.add_argument("--tiny-epochs", type=int, default=50)
+    parser.add_argument("--medium-images", type=int, default=256)
+    parser.add_argument("--medium-epochs", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--imgsz", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples")
+    parser.add_argument(
+        "--poll", type=float, default=0.25, help="progress query period for stage times (0: off)"
+    )
+    parser.add_argument("--no-stop-early", action="store_true", help="skip the latency run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 rep, tiny sizes")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.medium_reps = 1, 1
+        args.tiny_images, args.tiny_epochs = 16, 2
+        args.medium_images, args.medium_epochs = 24, 3
+        args.imgsz = 64
+
+    root = Path(tempfile.mkdtemp(prefix="sentinel-overhead-"))
+    temporal = TemporalDevServer(root / "temporal", port=free_port(), ui_port=None)
+    s3 = S3Server(root / "s3", port=free_port())
+    tag = uuid.uuid4().hex[:6]
+    try:
+        temporal.start()
+        s3.start()
+        os.environ.update(
+            {
+                "SENTINEL_TEMPORAL_ADDRESS": temporal.address,
+                "SENTINEL_S3_ENDPOINT": s3.endpoint,
+                "SENTINEL_S3_ACCESS_KEY": "bench",
+                "SENTINEL_S3_SECRET_KEY": "bench-secret",
+                "SENTINEL_CACHE_DIR": str(root / "cache"),
+                "SENTINEL_CPU_TASK_QUEUE": f"bench-cpu-{tag}",
+                "SENTINEL_GPU_TASK_QUEUE": f"bench-gpu-{tag}",
+                "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
+                "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
+            }
+        )
+        settings = Settings()
+        bootstrap_offline()
+        store = ObjectStore.from_settings(settings)
+        for bucket in settings.buckets:
+            store.ensure_bucket(bucket)
+        results = asyncio.run(measure(args, settings, root / "work"))
+    finally:
+        s3.stop()
+        temporal.stop()
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print(
+        f"\nmachine: nproc={os.cpu_count()} cpu={_cpu_model()!r} "
+        f"python={platform.python_version()} | bootstrap resamples {args.bootstrap}"
+    )
+    for name in ("tiny", "medium"):
+        table(*results[name])
+    tiny, medium = results["tiny"][1], results["medium"][1]
+    intercept, slope = fit(tiny, medium)
+    print(f"\n2-point fit through the medians: pipeline = {intercept:.1f}s + {slope:.3f} x bare")
+    print()
+    print(f"overhead_ratio_tiny={_median([p.ratio for p in tiny]):.3f}")
+    print(f"overhead_ratio_medium={_median([p.ratio for p in medium]):.3f}")
+    print(f"fixed_overhead_seconds={_median([p.extra for p in tiny]):.1f}")
+    if "stop_early" in results:
+        print(f"stop_early_latency_seconds={results['stop_early']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
