@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from activities.contracts.dataset import AssembleRequest
 from activities.contracts.retrain import ApprovalPolicy, RetrainRequest
 from activities.contracts.training import ArchitectureBase, Hyperparameters, RegistryBase
 from workflows.client import RetrainAlreadyRunningError, SentinelClient
-from workflows.connection import TemporalUnavailableError
+from workflows.connection import TemporalUnavailableError, exit_process
 from workflows.follow import follow_run, print_progress, print_result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -255,11 +254,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sentinel`` console script; exits the process with the code."""
-    code = _main(argv)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The SDK's native runtime threads can crash interpreter finalization; skip it.
-    os._exit(code)
+    exit_process(_main(argv))
+    return EXIT_OK  # unreachable: exit_process does not return
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -53,3 +55,15 @@ async def connect(settings: Settings, *, timeout: float = 10.0) -> Client:
                 "'python -m workers.dev'."
             ) from last
         await asyncio.sleep(0.5)
+
+
+def exit_process(code: int) -> None:
+    """Flush and leave now, skipping interpreter finalization.
+
+    The SDK's native runtime keeps threads that can crash Python's finalization (SIGSEGV or
+    SIGABRT after our output), notably after a failed connect; entry points exit through here
+    so their exit code is the one they chose.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
