@@ -45,7 +45,6 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,8 +61,8 @@ from activities.dataset import assemble, materialize_snapshot
 from activities.settings import Settings
 from activities.storage import ObjectStore
 from activities.yolo_env import bootstrap_offline
+from bench._stack import bench_stack, cpu_model
 from workers.factory import build_worker
-from workers.services import S3Server, TemporalDevServer, free_port
 from workflows.client import SentinelClient
 from workflows.connection import connect
 
@@ -94,16 +93,6 @@ class Pair:
     @property
     def extra(self) -> float:
         return self.pipeline["total"] - self.bare["total"]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def hyperparameters(job: Job) -> Hyperparameters:
@@ -347,42 +336,12 @@ def main() -> int:
         args.medium_images, args.medium_epochs = 24, 3
         args.imgsz = 64
 
-    root = Path(tempfile.mkdtemp(prefix="sentinel-overhead-"))
-    temporal = TemporalDevServer(root / "temporal", port=free_port(), ui_port=None)
-    s3 = S3Server(root / "s3", port=free_port())
-    tag = uuid.uuid4().hex[:6]
-    try:
-        temporal.start()
-        s3.start()
-        os.environ.update(
-            {
-                "SENTINEL_TEMPORAL_ADDRESS": temporal.address,
-                "SENTINEL_S3_ENDPOINT": s3.endpoint,
-                "SENTINEL_S3_ACCESS_KEY": "bench",
-                "SENTINEL_S3_SECRET_KEY": "bench-secret",
-                "SENTINEL_CACHE_DIR": str(root / "cache"),
-                "SENTINEL_CPU_TASK_QUEUE": f"bench-cpu-{tag}",
-                "SENTINEL_GPU_TASK_QUEUE": f"bench-gpu-{tag}",
-                "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
-                "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
-            }
-        )
-        settings = Settings()
+    with bench_stack("overhead", keep=args.keep) as (root, settings, _store):
         bootstrap_offline()
-        store = ObjectStore.from_settings(settings)
-        for bucket in settings.buckets:
-            store.ensure_bucket(bucket)
         results = asyncio.run(measure(args, settings, root / "work"))
-    finally:
-        s3.stop()
-        temporal.stop()
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
     print(
-        f"\nmachine: nproc={os.cpu_count()} cpu={_cpu_model()!r} "
+        f"\nmachine: nproc={os.cpu_count()} cpu={cpu_model()!r} "
         f"python={platform.python_version()} | bootstrap resamples {args.bootstrap}"
     )
     for name in ("tiny", "medium"):

@@ -40,10 +40,8 @@ import csv
 import os
 import platform
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -68,26 +66,16 @@ from activities.settings import Settings  # noqa: E402
 from activities.storage import ObjectStore  # noqa: E402
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key  # noqa: E402
 from activities.training.control import ControlActivities  # noqa: E402
+from bench._stack import bench_stack, cpu_model  # noqa: E402
 from tests.integration.training_workflows import (  # noqa: E402
     TrainOnlyParams,
     TrainOnlyWorkflow,
     heartbeat_details,
     make_snapshot,
 )
-from workers.services import S3Server, TemporalDevServer, free_port  # noqa: E402
 from workflows.connection import connect  # noqa: E402
 
 STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class GpuWorker:
@@ -273,40 +261,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="sentinel-recovery-"))
-    temporal = TemporalDevServer(root / "temporal", port=free_port(), ui_port=None)
-    s3 = S3Server(root / "s3", port=free_port())
-    tag = uuid.uuid4().hex[:6]
-    try:
-        temporal.start()
-        s3.start()
-        os.environ.update(
-            {
-                "SENTINEL_TEMPORAL_ADDRESS": temporal.address,
-                "SENTINEL_S3_ENDPOINT": s3.endpoint,
-                "SENTINEL_S3_ACCESS_KEY": "bench",
-                "SENTINEL_S3_SECRET_KEY": "bench-secret",
-                "SENTINEL_CACHE_DIR": str(root / "cache"),
-                "SENTINEL_CPU_TASK_QUEUE": f"bench-cpu-{tag}",
-                "SENTINEL_GPU_TASK_QUEUE": f"bench-gpu-{tag}",
-                "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
-                "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
-            }
-        )
-        settings = Settings()
-        store = ObjectStore.from_settings(settings)
-        for bucket in settings.buckets:
-            store.ensure_bucket(bucket)
+    with bench_stack("recovery", keep=args.keep) as (root, settings, _store):
         figures = asyncio.run(measure(args, root, settings))
-    finally:
-        s3.stop()
-        temporal.stop()
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     print(
-        f"machine: nproc={os.cpu_count()} cpu={_cpu_model()!r} python={platform.python_version()}"
+        f"machine: nproc={os.cpu_count()} cpu={cpu_model()!r} python={platform.python_version()}"
         f" | {args.images} images, imgsz {args.imgsz}, batch {args.batch}, {args.epochs} epochs,"
         f" seed {args.seed} -> kill {figures['kill_fraction']:.2f} epoch after checkpoint"
         f" {figures['kill_epoch']}"

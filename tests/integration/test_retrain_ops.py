@@ -1,4 +1,7 @@
-"""Around the pipeline: CLI entry point, controller schedule, replay, server restart."""
+"""Around the pipeline: CLI entry point, controller schedule, recorded-history replay.
+
+A Temporal server killed and restarted mid-training is covered by tests/faults.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +23,8 @@ from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.settings import Settings
 from activities.storage import ObjectStore
 from tests.conftest import REPO_ROOT, Queues, RunWorkers
-from tests.integration.test_retrain import make_request, sentinel_for, wait_for_stage
-from workers import registry
-from workers.factory import build_worker
-from workers.services import TemporalDevServer, free_port
-from workflows.connection import connect
+from tests.integration.test_retrain import make_request, sentinel_for
+from workers.services import free_port
 from workflows.controller import RetrainCheckWorkflow
 from workflows.retrain import RetrainWorkflow
 
@@ -187,43 +187,6 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
         described = await client.get_schedule_handle(schedule_id).describe()
         assert described.schedule.state.paused
         await client.get_schedule_handle(schedule_id).delete()
-
-
-async def test_run_survives_a_temporal_server_restart(
-    tmp_path: Path, settings: Settings, store: ObjectStore, prefix: str
-) -> None:
-    server = TemporalDevServer(tmp_path / "temporal", port=free_port(), ui_port=None)
-    server.start()
-    own = settings.model_copy(
-        update={
-            "temporal_address": server.address,
-            "cpu_task_queue": f"r-cpu-{uuid.uuid4().hex[:6]}",
-            "gpu_task_queue": f"r-gpu-{uuid.uuid4().hex[:6]}",
-        }
-    )
-    queues = Queues(own.cpu_task_queue, own.gpu_task_queue, own)
-    client = await connect(own)
-    workers = [build_worker(client, own, kind, store=store) for kind in ("cpu", "gpu")]
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    try:
-        sentinel = sentinel_for(client, queues)
-        request = make_request(prefix, queues, epochs=6)
-        await sentinel.start_retrain(request)
-        await wait_for_stage(sentinel, request.model_name, {"training"})
-        server.kill()
-        await asyncio.sleep(3)
-        server.start()
-        result = await asyncio.wait_for(sentinel.result(request.model_name), 300)
-        assert result.version == 1 and result.epochs_done == 6
-        history = await sentinel.handle(request.model_name).fetch_history()
-        await Replayer(
-            workflows=registry.workflows(), data_converter=pydantic_data_converter
-        ).replay_workflow(history)
-    finally:
-        for worker in workers:
-            await worker.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        server.stop()
 
 
 async def test_recorded_histories_replay_deterministically() -> None:
