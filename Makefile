@@ -23,9 +23,10 @@ stack: $(STAMP)  ## Embedded stack only (Temporal + UI, S3, workers) until Ctrl-
 test: $(STAMP) lint  ## Lint, then the whole suite against the real servers
 	$(PY) -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## Style, the house rules (.importlinter) and types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

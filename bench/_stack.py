@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workers.services import S3Server, TemporalDevServer, free_port
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.dev.stack import S3Server, TemporalDevServer, free_port
 
 
 def cpu_model() -> str:

@@ -42,12 +42,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities import synthetic
 from activities.contracts.dataset import AssembleRequest, MinCounts
 from activities.dataset import assemble, materialize_snapshot
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workers.services import S3Server, free_port
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.dev import synthetic
+from workers.dev.stack import S3Server, free_port
 
 _METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
 

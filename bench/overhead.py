@@ -53,18 +53,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities import synthetic
 from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef
 from activities.contracts.retrain import EvaluationOptions, RetrainRequest
 from activities.contracts.training import Hyperparameters
 from activities.dataset import assemble, materialize_snapshot
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from activities.yolo_env import bootstrap_offline
+from activities.infra.connection import connect
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from activities.infra.yolo_env import bootstrap_offline
 from bench._stack import bench_stack, cpu_model
+from workers.dev import synthetic
 from workers.factory import build_worker
-from workflows.client import SentinelClient
-from workflows.connection import connect
+from workflows.client.api import SentinelClient
 
 
 @dataclass(frozen=True)

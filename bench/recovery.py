@@ -1,6 +1,6 @@
 """Benchmark (not a test): what a dead training worker and a cancel cost.
 
-Starts its own Temporal dev server and S3 server (``workers.services``), uploads a small
+Starts its own Temporal dev server and S3 server (``workers.dev.stack``), uploads a small
 synthetic dataset, assembles a snapshot, and runs the ``train`` activity through the test
 workflow (``tests/integration/training_workflows.py``) on ``python -m workers --queues gpu``
 subprocesses, each with its own cache directory (as on separate nodes):
@@ -62,8 +62,9 @@ from temporalio.client import (  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities.contracts.training import Hyperparameters, TrainRequest  # noqa: E402
-from activities.settings import Settings  # noqa: E402
-from activities.storage import ObjectStore  # noqa: E402
+from activities.infra.connection import connect  # noqa: E402
+from activities.infra.settings import Settings  # noqa: E402
+from activities.infra.storage import ObjectStore  # noqa: E402
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key  # noqa: E402
 from activities.training.control import ControlActivities  # noqa: E402
 from bench._stack import bench_stack, cpu_model  # noqa: E402
@@ -73,7 +74,6 @@ from tests.integration.training_workflows import (  # noqa: E402
     heartbeat_details,
     make_snapshot,
 )
-from workflows.connection import connect  # noqa: E402
 
 STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 

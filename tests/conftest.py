@@ -21,9 +21,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workers.services import S3Server, TemporalDevServer, free_port
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.dev.stack import S3Server, TemporalDevServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 S3_TEST_KEY = "sentinel-test-key"
@@ -92,7 +92,7 @@ def store(settings: Settings) -> ObjectStore:
 
 @pytest.fixture(scope="session")
 async def client(settings: Settings) -> Client:
-    from workflows.connection import connect
+    from activities.infra.connection import connect
 
     return await connect(settings)
 

@@ -13,11 +13,11 @@ import logging
 import signal
 import sys
 
-from activities.errors import SentinelError
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workers.registry import parse_queues
-from workflows.connection import TemporalUnavailableError, connect
+from activities.infra.connection import TemporalUnavailableError, connect
+from activities.infra.errors import SentinelError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.wiring import parse_queues
 
 log = logging.getLogger("sentinel.workers")
 
@@ -50,7 +50,7 @@ async def check(settings: Settings) -> None:
 
 async def serve(settings: Settings, queues: str) -> None:
     """Run one worker per queue kind until a termination signal."""
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
     from workers.factory import build_worker
 
     bootstrap_offline()
@@ -90,6 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from workflows.connection import exit_process
+    from activities.infra.connection import exit_process
 
     exit_process(main())

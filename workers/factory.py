@@ -9,11 +9,11 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.progress import ProgressReporter
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workers import registry
-from workers.registry import QueueKind
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from activities.training.progress import ProgressReporter
+from workers import wiring
+from workers.wiring import QueueKind
 
 
 def task_queue_for(kind: QueueKind, settings: Settings) -> str:
@@ -39,12 +39,12 @@ def build_worker(
     concurrency = settings.cpu_concurrency if kind == "cpu" else settings.gpu_concurrency
     # Sync activities run in threads; signals they send go through this (running) loop.
     reporter = ProgressReporter(client, asyncio.get_running_loop())
-    acts = registry.activities(kind, settings, store, reporter)
+    acts = wiring.activities(kind, settings, store, reporter)
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
     return Worker(
         client,
         task_queue=task_queue or task_queue_for(kind, settings),
-        workflows=registry.workflows() if kind == "cpu" else [],
+        workflows=wiring.workflows() if kind == "cpu" else [],
         activities=acts,
         activity_executor=ThreadPoolExecutor(max_workers=concurrency + 1),
         max_concurrent_activities=concurrency,

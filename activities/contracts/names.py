@@ -1,8 +1,5 @@
 """Activity and workflow names: the only link between workflow code and activity code."""
 
-# Foundation slice
-INVENTORY_DATASET = "inventory_dataset"
-
 # Pipeline stages
 ASSEMBLE_DATASET = "assemble_dataset"
 TRAIN = "train"
@@ -20,6 +17,5 @@ ROLLBACK_PRODUCTION = "rollback_production"
 
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
-INVENTORY_WORKFLOW = "InventoryWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
 COUNT_NEW_VERIFIED = "count_new_verified"

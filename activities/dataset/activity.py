@@ -10,9 +10,9 @@ from temporalio.exceptions import CancelledError
 from activities.contracts import names
 from activities.contracts.dataset import AssembleRequest, AssembleResult
 from activities.dataset.assemble import Progress, assemble
-from activities.errors import translate_errors
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 
 
 def heartbeat_progress(min_interval: float = 0.5) -> Progress:

@@ -26,9 +26,9 @@ from activities.dataset.validation import (
     clean_label_lines,
     coco_to_yolo,
 )
-from activities.errors import BadInputError, NotFoundError, TransientStorageError
-from activities.settings import Settings
-from activities.storage import ObjectInfo, ObjectStore
+from activities.infra.errors import BadInputError, NotFoundError, TransientStorageError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.storage import ObjectStore, sha256_file
+from activities.infra.storage import ObjectStore, sha256_file
 
 STALE_SECONDS = 6 * 3600
 

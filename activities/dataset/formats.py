@@ -25,7 +25,7 @@ import yaml
 
 from activities.contracts.dataset import DatasetFormat, SplitName
 from activities.dataset.validation import Report
-from activities.errors import BadInputError
+from activities.infra.errors import BadInputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 ROBOFLOW_FOLDERS: dict[str, SplitName] = {

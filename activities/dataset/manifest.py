@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.contracts.dataset import SnapshotRef, SplitName
-from activities.errors import IntegrityError
-from activities.storage import ObjectStore
+from activities.infra.errors import IntegrityError
+from activities.infra.storage import ObjectStore
 
 SCHEMA_VERSION = 1
 

@@ -30,9 +30,9 @@ import yaml
 from activities.contracts.dataset import SPLITS, SnapshotRef
 from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
 from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
-from activities.errors import BadInputError
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import BadInputError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 
 COMPLETE = ".complete"
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -5,7 +5,7 @@
 * :mod:`.activity` the ``evaluate`` activity; :mod:`.common` weights cache and heartbeats.
 
 Heavy imports (torch, Ultralytics) happen inside functions, after
-:func:`activities.yolo_env.bootstrap_offline`.
+:func:`activities.infra.yolo_env.bootstrap_offline`.
 """
 
 from activities.evaluation.activity import EvaluationActivities, evaluate

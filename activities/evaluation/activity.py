@@ -17,10 +17,10 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
-from activities.errors import BadInputError, translate_errors
 from activities.evaluation.common import Progress, fetch_weights, heartbeat_progress, no_progress
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import BadInputError, translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def evaluate(
     progress: Progress = no_progress,
 ) -> EvaluateResult:
     """Evaluate the candidate (and the production champion, if any) on the test split."""
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
     from activities.dataset import materialize_snapshot

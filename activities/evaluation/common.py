@@ -10,8 +10,8 @@ from temporalio import activity
 from temporalio.exceptions import CancelledError
 
 from activities.contracts.evaluation import WeightsRef
-from activities.settings import Settings
-from activities.storage import ObjectStore, sha256_file
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore, sha256_file
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``."""

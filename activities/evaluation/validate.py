@@ -5,7 +5,7 @@ thresholds), confidences and classes and the targets' classes, and throws them a
 totals are computed. :class:`RecordingValidator` keeps a copy keyed by image file, which is
 what a bootstrap over test images needs (:mod:`activities.evaluation.bootstrap`).
 
-Call :func:`activities.yolo_env.bootstrap_offline` before using this module.
+Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this module.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from temporalio import activity
 from activities.contracts import names
 from activities.contracts.evaluation import WeightsRef
 from activities.contracts.export import ExportRequest, ExportResult
-from activities.errors import translate_errors
 from activities.evaluation.common import Progress, fetch_weights, heartbeat_progress, no_progress
-from activities.settings import Settings
-from activities.storage import ObjectStore, sha256_file
+from activities.infra.errors import translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore, sha256_file
 
 
 def export(
@@ -30,7 +30,7 @@ def export(
     progress: Progress = no_progress,
 ) -> ExportResult:
     """Export the weights to ONNX, check parity on the snapshot's test split, upload."""
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
     from activities.dataset import materialize_snapshot

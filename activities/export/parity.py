@@ -5,7 +5,7 @@ that ONNX Runtime cannot load, whose raw outputs differ from PyTorch's by more t
 tolerance, or whose mAP50-95 on the test split is off by more than the tolerance gives a
 failed :class:`ParityReport` with the numbers and the reason.
 
-Call :func:`activities.yolo_env.bootstrap_offline` before using this module.
+Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this module.
 """
 
 from __future__ import annotations

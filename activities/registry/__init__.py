@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from activities.settings import Settings
-from activities.storage import ObjectStore
 
 
 def load_registry_model(
@@ -21,7 +21,7 @@ def load_registry_model(
 
     ``version``: a number (``3``, ``"3"``, ``"v3"``) or an alias (``"production"``,
     ``"latest"``). The sha256 comes from the version's ``metadata.json``; a mismatch raises
-    :class:`~activities.errors.IntegrityError` (non-retryable) and leaves nothing at ``dest``.
+    :class:`~activities.infra.errors.IntegrityError` (non-retryable) and leaves nothing at ``dest``.
     NotFoundError when the version (or alias) does not exist.
     """
     registry = Registry(store, settings.models_bucket)

@@ -18,13 +18,13 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
-from activities.errors import NotFoundError, translate_errors
 from activities.evaluation.common import heartbeat_progress
+from activities.infra.errors import NotFoundError, translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
-from activities.settings import Settings
-from activities.storage import ObjectStore
 
 
 class RegistryActivities:

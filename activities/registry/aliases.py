@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from activities.contracts.registry import AliasAction, AliasEvent
-from activities.errors import BadInputError, IntegrityError, NotFoundError
+from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
 from activities.registry import layout
 from activities.registry.core import POINTER_SYNC_ROUNDS, Registry, dump
 

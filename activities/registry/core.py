@@ -17,9 +17,9 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from activities.contracts.registry import AliasEvent, LatestAlias, ModelVersion
-from activities.errors import BadInputError, IntegrityError, NotFoundError
+from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
+from activities.infra.storage import ObjectStore
 from activities.registry import layout
-from activities.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 

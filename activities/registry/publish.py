@@ -36,7 +36,7 @@ from activities.contracts.registry import (
     PublishRequest,
     PublishResult,
 )
-from activities.errors import IntegrityError, NotFoundError
+from activities.infra.errors import IntegrityError, NotFoundError
 from activities.registry import aliases, layout
 from activities.registry.core import Registry, dump
 from activities.registry.report import evaluation_csv, render_report

@@ -30,9 +30,9 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.contracts import names
 from activities.contracts.training import TrainRequest, TrainResult
-from activities.errors import translate_errors
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.training import args as train_args
 from activities.training.callbacks import (
     Heartbeat,
@@ -94,7 +94,7 @@ class TrainingActivities:
     @translate_errors
     def train(self, request: TrainRequest) -> TrainResult:
         """Train (or resume training) ``request.model_name`` on ``request.snapshot``."""
-        from activities.yolo_env import bootstrap_offline
+        from activities.infra.yolo_env import bootstrap_offline
 
         bootstrap_offline()
         info = activity.info()

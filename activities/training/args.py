@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.contracts.training import OWNED_TRAIN_ARGS, Hyperparameters
-from activities.errors import BadInputError, ConfigurationError
+from activities.infra.errors import BadInputError, ConfigurationError
 
 
 def resolve_device(device: str | None) -> str:

@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 from activities.contracts.training import ArchitectureBase, RegistryBase, S3Base
-from activities.errors import BadInputError
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import BadInputError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 

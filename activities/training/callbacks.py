@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from activities.errors import BadInputError
+from activities.infra.errors import BadInputError
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader
 from activities.training.control import ControlPoller
 

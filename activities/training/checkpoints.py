@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activities.storage import ObjectStore
+from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 

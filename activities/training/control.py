@@ -17,9 +17,9 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.training import WriteControlRequest, WriteControlResult
-from activities.errors import SentinelError, translate_errors
-from activities.settings import Settings
-from activities.storage import ObjectStore, safe_relative_path
+from activities.infra.errors import SentinelError, translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore, safe_relative_path
 
 log = logging.getLogger(__name__)
 

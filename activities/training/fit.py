@@ -12,8 +12,8 @@ from typing import Any
 from temporalio.exceptions import CancelledError
 
 from activities.contracts.training import TrainRequest, TrainResult
-from activities.settings import Settings
-from activities.storage import ObjectInfo, ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.training import args as train_args
 from activities.training import results
 from activities.training.base_model import load_model, prepare_base

@@ -9,7 +9,7 @@ is final.
 
 from __future__ import annotations
 
-from activities.errors import BadInputError
+from activities.infra.errors import BadInputError
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

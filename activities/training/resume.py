@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from activities.errors import SentinelError
-from activities.storage import ObjectStore
+from activities.infra.errors import SentinelError
+from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import (
     CheckpointRef,
     checkpoint_prefix,

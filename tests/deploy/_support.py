@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

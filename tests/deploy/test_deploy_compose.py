@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workers.registry import parse_queues
+from workers.wiring import parse_queues
 
 from ._support import (
     APP_LABEL,

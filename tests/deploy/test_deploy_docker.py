@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers.registry import parse_queues
+from workers.wiring import parse_queues
 
 from ._support import (
     APP_LABEL,
@@ -166,6 +166,9 @@ def test_dockerignore_is_an_allowlist_of_what_the_images_copy():
                         assert dockerignore_allows(patterns, probe), (
                             f"{path.name}: {source} ignored"
                         )
-    for leak in (".git/config", ".venv/bin/python", ".env", "deploy/compose/.env", "tests/x.py"):
+    leaks = (".git/config", ".venv/bin/python", ".env", "deploy/compose/.env", "tests/x.py")
+    dev_room = ("workers/dev/__main__.py", "workers/dev/synthetic/images.py")
+    for leak in (*leaks, *dev_room):
         assert not dockerignore_allows(patterns, leak), f"{leak} would reach the build context"
     assert not dockerignore_allows(patterns, "activities/__pycache__/settings.cpython-311.pyc")
+    assert dockerignore_allows(patterns, "workers/__main__.py"), "the worker entry point ships"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workers.registry import parse_queues
+from workers.wiring import parse_queues
 
 from ._k8s import SCALED_OBJECT_SCHEMA, by_kind, kustomize, pod_env, rendered, secret_templates
 from ._support import (

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 from ._k8s import by_kind, pod_env, rendered, secret_templates
 from ._support import (

@@ -23,19 +23,19 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from activities import synthetic
 from activities.contracts.retrain import RetrainRequest, RetrainResult
+from activities.infra.connection import connect
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from activities.settings import Settings
-from activities.storage import ObjectStore
 from tests.conftest import Queues, RunWorkers, WorkerProcess
 from tests.faults.conftest import SEED, TABLE, TRIALS, Row
 from tests.faults.proxy import FaultyProxy
 from tests.integration.test_retrain import make_request, sentinel_for
+from workers.dev import synthetic
+from workers.dev.stack import TemporalDevServer, free_port
 from workers.factory import build_worker
-from workers.services import TemporalDevServer, free_port
-from workflows.client import RetrainAlreadyRunningError, SentinelClient
-from workflows.connection import connect
+from workflows.client.api import RetrainAlreadyRunningError, SentinelClient
 
 pytestmark = pytest.mark.timeout(300 + 420 * TRIALS)
 ORDER = ("queued", "assembling", "training", "evaluating", "awaiting_approval", "exporting",

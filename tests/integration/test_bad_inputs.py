@@ -18,19 +18,19 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
-from activities import synthetic
 from activities.contracts.dataset import AssembleRequest, MinCounts
 from activities.contracts.retrain import RetrainRequest
 from activities.contracts.training import Hyperparameters, RegistryBase, S3Base
 from activities.dataset import DatasetActivities
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from activities.settings import Settings
-from activities.storage import ObjectStore
 from tests.conftest import S3_TEST_KEY, Queues, RunWorkers
 from tests.integration.test_retrain import make_request, sentinel_for
+from workers.dev import synthetic
+from workers.dev.stack import S3Server, free_port
 from workers.factory import build_worker
-from workers.services import S3Server, free_port
-from workflows.client import MAX_REQUEST_BYTES, RequestTooLargeError
+from workflows.client.api import MAX_REQUEST_BYTES, RequestTooLargeError
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -25,15 +25,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities import synthetic
 from activities.contracts import names
 from activities.contracts.dataset import AssembleRequest, AssembleResult, MinCounts, SplitRatios
 from activities.dataset import DatasetActivities, load_manifest, materialize_snapshot
 from activities.dataset.assemble import assemble
-from activities.errors import ConfigurationError, IntegrityError
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.errors import ConfigurationError, IntegrityError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from tests.conftest import Queues, RunWorkers
+from workers.dev import synthetic
 
 NO_MINIMUM = MinCounts(train=0, val=0, test=0)
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
-from workers.services import free_port, port_in_use
+from workers.dev.stack import free_port, port_in_use
 
 
 def _dev(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:

@@ -23,11 +23,11 @@ from activities.contracts.evaluation import EvaluateRequest, EvaluateResult, Wei
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision, GatePolicy
 from activities.contracts.registry import PublishRequest, PublishResult
-from activities.errors import BadInputError, IntegrityError
+from activities.infra.errors import BadInputError, IntegrityError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry import Registry, production_version
 from activities.registry.activity import RegistryActivities
-from activities.settings import Settings
-from activities.storage import ObjectStore
 from tests.conftest import Queues
 from tests.registry_examples import AT
 from tests.registry_workflows import EvaluateWorkflow
@@ -80,12 +80,12 @@ def _train(data_yaml: Path, out: Path, name: str, epochs: int) -> Path:
 def fx(
     store: ObjectStore, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Fixtures:
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
-    from activities import synthetic
     from activities.dataset import assemble, materialize_snapshot
     from activities.export import export
+    from workers.dev import synthetic
 
     root = tmp_path_factory.mktemp("models")
     train_yaml = synthetic.write_yolo_dir(root / "train-set", synthetic.generate(32, seed=11))

@@ -13,52 +13,35 @@ from minio import Minio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts.inventory import InventoryRequest, InventoryResult
-from activities.errors import (
+from activities.contracts.registry import ListVersionsRequest
+from activities.infra.connection import TemporalUnavailableError, connect
+from activities.infra.errors import (
     ConfigurationError,
     IntegrityError,
     NotFoundError,
     TransientStorageError,
     UnsafeKeyError,
 )
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from tests.conftest import REPO_ROOT, Queues, RunWorkers
-from workers.services import S3Server, free_port
-from workflows.connection import TemporalUnavailableError, connect
-from workflows.inventory import InventoryWorkflow
+from workers.dev.stack import S3Server, free_port
+from workflows.registry_ops import ListVersionsWorkflow
 
 
 def _prefix() -> str:
     return f"datasets/t-{uuid.uuid4().hex[:8]}"
 
 
-async def test_inventory_workflow_counts_objects_in_s3(
-    client: Client, store: ObjectStore, settings: Settings, queues: Queues, run_workers: RunWorkers
-) -> None:
-    prefix = _prefix()
-    store.put_bytes(settings.data_bucket, f"{prefix}/images/a.png", b"png-a")
-    store.put_bytes(settings.data_bucket, f"{prefix}/images/b.jpg", b"jpg-b")
-    store.put_bytes(settings.data_bucket, f"{prefix}/labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
-    async with run_workers(kinds=("cpu",)):
-        result = await client.execute_workflow(
-            InventoryWorkflow.run,
-            InventoryRequest(prefix=prefix, cpu_task_queue=queues.cpu),
-            id=f"inventory-{uuid.uuid4().hex[:8]}",
-            task_queue=queues.cpu,
-        )
-    assert result == InventoryResult(prefix=prefix, objects=3, images=2, labels=1, total_bytes=28)
-
-
 async def test_missing_bucket_fails_the_workflow_fast_and_clearly(
     client: Client, queues: Queues, run_workers: RunWorkers
 ) -> None:
-    async with run_workers(kinds=("cpu",), data_bucket="no-such-bucket"):
+    async with run_workers(kinds=("cpu",), models_bucket="no-such-bucket"):
         with pytest.raises(WorkflowFailureError) as info:
             await client.execute_workflow(
-                InventoryWorkflow.run,
-                InventoryRequest(prefix="datasets/x", cpu_task_queue=queues.cpu),
-                id=f"inventory-{uuid.uuid4().hex[:8]}",
+                ListVersionsWorkflow.run,
+                ListVersionsRequest(model="no-bucket-model"),
+                id=f"list-{uuid.uuid4().hex[:8]}",
                 task_queue=queues.cpu,
             )
     cause = info.value.cause.cause  # workflow failure <- activity error <- application error
@@ -66,22 +49,6 @@ async def test_missing_bucket_fails_the_workflow_fast_and_clearly(
     assert cause.type == "ConfigurationError"
     assert cause.non_retryable
     assert "bucket 'no-such-bucket' does not exist" in cause.message
-
-
-async def test_empty_prefix_is_bad_input(
-    client: Client, queues: Queues, run_workers: RunWorkers
-) -> None:
-    async with run_workers(kinds=("cpu",)):
-        with pytest.raises(WorkflowFailureError) as info:
-            await client.execute_workflow(
-                InventoryWorkflow.run,
-                InventoryRequest(prefix=_prefix(), cpu_task_queue=queues.cpu),
-                id=f"inventory-{uuid.uuid4().hex[:8]}",
-                task_queue=queues.cpu,
-            )
-    cause = info.value.cause.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "BadInputError"
-    assert "is empty" in cause.message
 
 
 def test_round_trip_and_verification(

@@ -28,13 +28,13 @@ from activities.contracts.registry import (
     RollbackRequest,
     ShowVersionRequest,
 )
-from activities.errors import IntegrityError, NotFoundError
+from activities.infra.errors import IntegrityError, NotFoundError
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore, sha256_bytes
 from activities.registry import aliases, layout, load_registry_model
 from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
-from activities.settings import Settings
-from activities.storage import ObjectStore, sha256_bytes
 from tests.conftest import Queues
 from tests.registry_examples import AT, SNAPSHOT, evaluation, export_result, gate, weights
 from tests.registry_workflows import PublishWorkflow

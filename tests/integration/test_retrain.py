@@ -18,7 +18,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer
 
-from activities import synthetic
 from activities.contracts.dataset import AssembleRequest, MinCounts
 from activities.contracts.retrain import (
     ApprovalPolicy,
@@ -28,11 +27,12 @@ from activities.contracts.retrain import (
     RetrainRequest,
 )
 from activities.contracts.training import Hyperparameters
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from activities.settings import Settings
-from activities.storage import ObjectStore
 from tests.conftest import Queues, RunWorkers
-from workflows.client import RetrainAlreadyRunningError, SentinelClient
+from workers.dev import synthetic
+from workflows.client.api import RetrainAlreadyRunningError, SentinelClient
 from workflows.retrain import RetrainWorkflow
 
 pytestmark = pytest.mark.timeout(300)

@@ -18,13 +18,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities import synthetic
 from activities.contracts.controller import CheckResult, ControllerConfig
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from tests.conftest import REPO_ROOT, Queues, RunWorkers
 from tests.integration.test_retrain import make_request, sentinel_for
-from workers.services import free_port
+from workers.dev import synthetic
+from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
 from workflows.retrain import RetrainWorkflow
 
@@ -92,7 +92,7 @@ async def test_cli_verbs_through_the_entry_point(
 
 
 async def test_every_verb_has_help() -> None:
-    from workflows.cli import build_parser
+    from workflows.client.cli import build_parser
 
     parser = build_parser()
     verbs = {

@@ -8,9 +8,9 @@ import uuid
 import pytest
 import yaml
 
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from activities.synthetic import CLASS_NAMES, generate, upload
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.dev.synthetic import CLASS_NAMES, generate, upload
 
 
 def _prefix(name: str) -> str:

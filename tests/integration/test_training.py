@@ -33,8 +33,8 @@ from activities.contracts.training import (
     TrainRequest,
     TrainResult,
 )
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key
 from activities.training.control import ControlActivities
 from activities.training.resume import check_checkpoint
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture(scope="module", autouse=True)
 def _offline(settings: Settings) -> None:
     """Ultralytics imported by the tests themselves must be the bootstrapped, offline one."""
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
 

@@ -18,8 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.training import Hyperparameters, TrainRequest
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.training.activity import TrainingActivities
 from tests.integration.training_workflows import make_snapshot
 

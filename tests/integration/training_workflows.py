@@ -80,9 +80,9 @@ def make_snapshot(
     """Upload ``count`` synthetic images and assemble a train/val snapshot of them."""
     from temporalio.testing import ActivityEnvironment
 
-    from activities import synthetic
     from activities.contracts.dataset import AssembleRequest, MinCounts, SplitRatios
     from activities.dataset import DatasetActivities
+    from workers.dev import synthetic
 
     tag = uuid.uuid4().hex[:8]
     prefix = f"datasets/train-{tag}"

@@ -14,7 +14,6 @@ from activities.contracts.dataset import (
     SnapshotRef,
     SplitRatios,
 )
-from activities.contracts.inventory import InventoryRequest, InventoryResult
 from activities.contracts.training import (
     ArchitectureBase,
     EpochSummary,
@@ -29,8 +28,6 @@ from activities.contracts.training import (
 )
 
 EXAMPLES: list[BaseModel] = [
-    InventoryRequest(prefix="datasets/demo", cpu_task_queue="q"),
-    InventoryResult(prefix="datasets/demo", objects=3, images=1, labels=1, total_bytes=10),
     SplitRatios(train=0.7, val=0.2, test=0.1),
     MinCounts(train=10, val=2, test=2),
     SnapshotRef(

@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 import activities.contracts
 from activities.contracts.common import Contract
-from activities.contracts.inventory import InventoryRequest
+from activities.contracts.dataset import AssembleRequest
 from tests.unit.contract_examples import EXAMPLES
 
 
@@ -44,14 +44,14 @@ async def test_round_trip_through_pydantic_converter(example: Contract) -> None:
 
 
 def test_contracts_are_frozen_and_strict() -> None:
-    request = InventoryRequest(prefix="datasets/demo")
+    request = AssembleRequest(dataset="demo", prefix="datasets/demo")
     with pytest.raises(ValidationError):
         request.prefix = "other"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="extra"):
-        InventoryRequest(prefix="datasets/demo", surprise=1)  # type: ignore[call-arg]
+        AssembleRequest(dataset="demo", prefix="datasets/demo", surprise=1)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("prefix", ["../etc", "a/../../b", "/abs", "a\\b"])
 def test_unsafe_prefixes_rejected(prefix: str) -> None:
     with pytest.raises(ValidationError, match="unsafe object key"):
-        InventoryRequest(prefix=prefix)
+        AssembleRequest(dataset="demo", prefix=prefix)

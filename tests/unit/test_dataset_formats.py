@@ -8,7 +8,7 @@ import pytest
 
 from activities.dataset.formats import label_key_for, parse_class_names, read_source
 from activities.dataset.validation import Report
-from activities.errors import BadInputError
+from activities.infra.errors import BadInputError
 
 YAML = b"names: [cat, dog]\n"
 

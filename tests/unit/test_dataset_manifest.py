@@ -16,8 +16,8 @@ from activities.dataset.manifest import (
     snapshot_key,
 )
 from activities.dataset.materialize import dataset_dir
-from activities.errors import BadInputError
-from activities.settings import Settings
+from activities.infra.errors import BadInputError
+from activities.infra.settings import Settings
 
 
 def _image(key: str, sha: str = "a" * 64, split: str = "train", **kw: object) -> ManifestImage:

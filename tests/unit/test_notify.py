@@ -11,9 +11,9 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.contracts.notify import NotifyRequest
+from activities.infra.settings import Settings
 from activities.notify import NotifyActivities
-from activities.settings import Settings
-from workers.services import free_port
+from workers.dev.stack import free_port
 
 SUMMARY = NotifyRequest(
     model_name="shapes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from activities.settings import Settings
+from activities.infra.settings import Settings
 from tests.conftest import REPO_ROOT
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from activities.contracts.registry import AliasEvent, ArtifactRecord
-from activities.errors import NotFoundError
 from activities.evaluation.validate import ImageStats
+from activities.infra.errors import NotFoundError
 from activities.registry import layout
 from activities.registry.aliases import rollback_target
 from activities.registry.core import Scan

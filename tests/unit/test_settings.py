@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 
 def test_defaults_name_the_queues_and_buckets(monkeypatch: pytest.MonkeyPatch) -> None:

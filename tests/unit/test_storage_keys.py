@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.errors import UnsafeKeyError
-from activities.storage import safe_join
+from activities.infra.errors import UnsafeKeyError
+from activities.infra.storage import safe_join
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from activities.synthetic import (
+from workers.dev.synthetic.images import (
     CLASS_COLORS,
     CLASS_NAMES,
     MAX_OBJECTS,

@@ -17,7 +17,7 @@ from activities.contracts.training import (
     TrainRequest,
     WriteControlRequest,
 )
-from activities.errors import BadInputError
+from activities.infra.errors import BadInputError
 from activities.training import args
 from activities.training.oom import halved_batch, is_out_of_memory
 
@@ -28,7 +28,7 @@ SNAPSHOT = SnapshotRef(
 
 @pytest.fixture(scope="module", autouse=True)
 def _offline() -> None:
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
 

@@ -13,8 +13,8 @@ import torch
 from temporalio.testing import ActivityEnvironment
 
 from activities.contracts.training import WriteControlRequest
-from activities.settings import Settings
-from activities.storage import ObjectInfo, ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.training.callbacks import Heartbeat
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader, checkpoint_key
 from activities.training.control import ControlActivities, ControlPoller
@@ -25,7 +25,7 @@ EPOCHS = 10
 
 @pytest.fixture(scope="module", autouse=True)
 def _offline() -> None:
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
 

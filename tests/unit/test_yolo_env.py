@@ -18,7 +18,7 @@ import matplotlib
 import pytest
 import torch
 
-from activities import yolo_env
+from activities.infra import yolo_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEJAVU = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -46,8 +46,8 @@ def test_bootstrap_in_a_fresh_process(tmp_path: Path) -> None:
         """
         import json, os, time
         from pathlib import Path
-        from activities.yolo_env import bootstrap_offline, offline_check_amp, yolo_config_dir
-        from activities.errors import ConfigurationError
+        from activities.infra.yolo_env import bootstrap_offline, offline_check_amp, yolo_config_dir
+        from activities.infra.errors import ConfigurationError
 
         first = bootstrap_offline()
         second = bootstrap_offline()
@@ -125,8 +125,8 @@ def test_bootstrap_after_an_early_import(tmp_path: Path) -> None:
         from pathlib import Path
         import ultralytics.engine.trainer
         from ultralytics.utils import checks
-        from activities.errors import ConfigurationError
-        from activities.yolo_env import bootstrap_offline, offline_check_amp
+        from activities.infra.errors import ConfigurationError
+        from activities.infra.yolo_env import bootstrap_offline, offline_check_amp
         try:
             bootstrap_offline(Path(os.environ["OTHER_DIR"]))
             error = None
@@ -198,7 +198,7 @@ def test_corrupt_images_stay_unidentified_after_bootstrap(tmp_path: Path) -> Non
     out = _run_child(
         """
         import io, json
-        from activities.yolo_env import bootstrap_offline
+        from activities.infra.yolo_env import bootstrap_offline
         bootstrap_offline()
         from PIL import Image, UnidentifiedImageError
         try:

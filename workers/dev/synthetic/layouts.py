@@ -1,6 +1,6 @@
 """Object-storage layouts of the synthetic dataset (YOLO, COCO, Roboflow export).
 
-Use :func:`activities.synthetic.upload`; this module only knows how to lay generated images out.
+:func:`upload` generates images and writes them under a prefix in one layout.
 """
 
 from __future__ import annotations
@@ -8,19 +8,77 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from activities.errors import NotFoundError
-from activities.storage import ObjectStore
-from activities.synthetic import (
+from activities.infra.errors import NotFoundError
+from activities.infra.storage import ObjectStore
+from workers.dev.synthetic.images import (
     CLASS_NAMES,
     Layout,
     SyntheticImage,
-    UploadSummary,
     data_yaml,
+    generate,
 )
 
 ROBOFLOW_SPLITS = ("train", "valid", "test")
 _PNG, _TEXT, _JSON, _YAML = "image/png", "text/plain", "application/json", "application/x-yaml"
+
+
+@dataclass(frozen=True)
+class UploadSummary:
+    """What :func:`upload` wrote: layout, where, which indices and every key written."""
+
+    layout: Layout
+    bucket: str
+    prefix: str
+    seed: int
+    start: int
+    count: int
+    objects: int
+    keys: tuple[str, ...]
+
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        """The keys of the images written (``.png``)."""
+        return tuple(k for k in self.keys if k.endswith(".png"))
+
+
+def upload(
+    store: ObjectStore,
+    bucket: str,
+    prefix: str,
+    *,
+    layout: Layout,
+    count: int,
+    seed: int = 0,
+    start: int = 0,
+    verified: bool | None = None,
+    size: int = 96,
+) -> UploadSummary:
+    """Generate images ``start .. start+count-1`` of ``seed`` and write them under ``prefix``.
+
+    Layouts (keys relative to ``prefix``):
+
+    * ``yolo``: ``images/{stem}.png``, ``labels/{stem}.txt``, ``data.yaml``; ``verified=True``
+      appends ``{"image": "images/{stem}.png"}`` lines to ``verified.jsonl``.
+    * ``coco``: ``images/{stem}.png`` and one ``annotations.json`` (``file_name`` relative to
+      ``prefix``; category ids from 1; ``verified`` flags on images and annotations unless None).
+    * ``roboflow``: ``data.yaml`` (``train: ../train/images`` ...) and
+      ``{train,valid,test}/{images,labels}/``; split by index (8 train, 1 valid, 1 test per 10).
+
+    Growing (``start > 0``) extends ``verified.jsonl`` / ``annotations.json``; re-uploading the
+    same indices is idempotent.
+    """
+    return write_layout(
+        store,
+        bucket,
+        prefix.strip("/"),
+        layout=layout,
+        images=generate(count, seed=seed, start=start, size=size),
+        seed=seed,
+        start=start,
+        verified=verified,
+    )
 
 
 def roboflow_split(index: int) -> str:
@@ -139,7 +197,7 @@ def write_layout(
     start: int,
     verified: bool | None,
 ) -> UploadSummary:
-    """Write ``images`` under ``prefix`` in ``layout`` (see :func:`activities.synthetic.upload`)."""
+    """Write ``images`` under ``prefix`` in ``layout`` (see :func:`upload`)."""
     if layout == "yolo":
         items = _yolo(prefix, images)
         if verified:

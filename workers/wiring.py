@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from activities.progress import ProgressReporter
-from activities.settings import Settings
-from activities.storage import ObjectStore
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from activities.training.progress import ProgressReporter
 
 QueueKind = Literal["cpu", "gpu"]
 
@@ -19,7 +19,6 @@ QueueKind = Literal["cpu", "gpu"]
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
     from workflows.controller import RetrainCheckWorkflow
-    from workflows.inventory import InventoryWorkflow
     from workflows.registry_ops import (
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
@@ -31,7 +30,6 @@ def workflows() -> list[type]:
     return [
         RetrainWorkflow,
         RetrainCheckWorkflow,
-        InventoryWorkflow,
         ListVersionsWorkflow,
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
@@ -53,12 +51,10 @@ def activities(
         from activities.controller import ControllerActivities
         from activities.dataset import DatasetActivities
         from activities.export import ExportActivities
-        from activities.inventory import InventoryActivities
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
 
-        inventory = InventoryActivities(settings, store)
         dataset = DatasetActivities(settings, store)
         control = ControlActivities(settings, store)
         notify = NotifyActivities(settings)
@@ -66,7 +62,6 @@ def activities(
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
         return [
-            inventory.inventory_dataset,
             dataset.assemble_dataset,
             control.write_control,
             notify.notify,
@@ -80,8 +75,8 @@ def activities(
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities
-        from activities.progress import training_progress_callbacks
         from activities.training.activity import TrainingActivities
+        from activities.training.progress import training_progress_callbacks
 
         callbacks = training_progress_callbacks(progress) if progress else None
         training = TrainingActivities(settings, store, extra_callbacks=callbacks)

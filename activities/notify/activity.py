@@ -11,7 +11,7 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.notify import NotifyRequest, NotifyResult
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

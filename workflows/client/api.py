@@ -1,6 +1,6 @@
 """Typed async API for backend code: start and follow retrains, manage model versions.
 
-from workflows.client import SentinelClient
+from workflows.client.api import SentinelClient
 sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
 run_id = await sentinel.start_retrain(request)
 print((await sentinel.progress("detector")).stage)
@@ -41,8 +41,8 @@ from activities.contracts.registry import (
     ShowVersionResult,
 )
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
-from activities.settings import Settings
-from workflows.connection import connect
+from activities.infra.connection import connect
+from activities.infra.settings import Settings
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 from workflows.registry_ops import (
     ListVersionsWorkflow,

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from activities.errors import ConfigurationError
+from activities.infra.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _resolve_dir(config_dir: Path | None) -> Path:
         return _config_dir
     if env_dir := os.environ.get("YOLO_CONFIG_DIR"):  # inherited from a bootstrapped parent
         return Path(env_dir).expanduser().resolve()
-    from activities.settings import Settings
+    from activities.infra.settings import Settings
 
     return (Settings().cache_dir / "ultralytics").expanduser().resolve()
 

@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from activities import synthetic
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.retrain import EvaluationOptions, RetrainRequest, RetrainResult
 from activities.contracts.training import Hyperparameters
-from activities.settings import Settings
-from activities.storage import ObjectStore
-from workflows.client import SentinelClient
-from workflows.follow import follow_run
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
+from workers.dev import synthetic
+from workflows.client.api import SentinelClient
+from workflows.client.follow import follow_run
 
 MODEL = "demo-shapes"
 PREFIX = "datasets/demo-shapes"

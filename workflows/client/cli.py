@@ -1,4 +1,4 @@
-"""``sentinel``: the command line over :mod:`workflows.client`.
+"""``sentinel``: the command line over :mod:`workflows.client.api`.
 
 Exit codes: 0 success, 1 the run failed or an operation was refused, 2 bad usage or input,
 3 the run was canceled or terminated, 4 Temporal unreachable.
@@ -24,9 +24,9 @@ from activities.contracts.controller import ControllerConfig
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.retrain import ApprovalPolicy, RetrainRequest
 from activities.contracts.training import ArchitectureBase, Hyperparameters, RegistryBase
-from workflows.client import RetrainAlreadyRunningError, SentinelClient
-from workflows.connection import TemporalUnavailableError, exit_process
-from workflows.follow import follow_run, print_progress, print_result
+from activities.infra.connection import TemporalUnavailableError, exit_process
+from workflows.client.api import RetrainAlreadyRunningError, SentinelClient
+from workflows.client.follow import follow_run, print_progress, print_result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 console = Console()

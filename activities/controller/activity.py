@@ -14,10 +14,10 @@ from activities.dataset.assemble import VERIFIED_LIST, _read_verified
 from activities.dataset.formats import is_image, read_source
 from activities.dataset.manifest import load_manifest
 from activities.dataset.validation import Report
-from activities.errors import translate_errors
+from activities.infra.errors import translate_errors
+from activities.infra.settings import Settings
+from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from activities.settings import Settings
-from activities.storage import ObjectStore
 
 
 class ControllerActivities:

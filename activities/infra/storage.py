@@ -3,7 +3,7 @@
 Every object we write carries its sha256 in user metadata (``x-amz-meta-sha256``) and every
 download of such an object is verified against it. Transient network errors are retried with
 exponential backoff; configuration errors (bad credentials, missing bucket) are raised at once
-as :class:`~activities.errors.ConfigurationError` with a message naming the fix.
+as :class:`~activities.infra.errors.ConfigurationError` with a message naming the fix.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from activities.errors import (
+from activities.infra.errors import (
     ConfigurationError,
     IntegrityError,
     NotFoundError,
     TransientStorageError,
     UnsafeKeyError,
 )
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from workers.services import S3Server, ServiceError, TemporalDevServer
+from workers.dev.stack import S3Server, ServiceError, TemporalDevServer
 
 log = logging.getLogger("sentinel.dev")
 
@@ -53,11 +53,11 @@ def _quiet_ultralytics() -> None:
 
 
 async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
-    from activities.settings import Settings
-    from activities.storage import ObjectStore
-    from activities.yolo_env import bootstrap_offline
+    from activities.infra.connection import connect
+    from activities.infra.settings import Settings
+    from activities.infra.storage import ObjectStore
+    from activities.infra.yolo_env import bootstrap_offline
     from workers.factory import build_worker
-    from workflows.connection import connect
 
     settings = Settings()
     store = ObjectStore.from_settings(settings)
@@ -77,7 +77,7 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
     code = 0
     try:
         if args.demo:
-            from workers.demo import run_demo
+            from workers.dev.demo import run_demo
 
             demo = asyncio.create_task(run_demo(client, settings, store, temporal.ui_url))
             waiter = asyncio.create_task(stop.wait())

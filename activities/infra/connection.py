@@ -9,7 +9,7 @@ import sys
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.settings import Settings
+from activities.infra.settings import Settings
 
 
 class TemporalUnavailableError(RuntimeError):

@@ -6,8 +6,8 @@ images are generated, so a dataset can grow: ``generate(n, seed=s, start=k)`` yi
 *and* colour so that a YOLO model learns them in a few dozen epochs from scratch.
 
 Byte-for-byte stability holds for a given numpy / Pillow / zlib; that is all tests rely on.
-:func:`upload` writes a dataset to object storage in YOLO, COCO or Roboflow layout (the layout
-code lives in :mod:`activities.synthetic_layouts`).
+:func:`workers.dev.synthetic.layouts.upload` writes a dataset to object storage in YOLO, COCO or
+Roboflow layout.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw
-
-if TYPE_CHECKING:
-    from activities.storage import ObjectStore
 
 Layout = Literal["yolo", "coco", "roboflow"]
 
@@ -200,73 +197,12 @@ def tiny_png(width: int = 4, height: int = 4, colour: Sequence[int] = (128, 128,
     return _png(Image.new("RGB", (width, height), tuple(colour)))
 
 
-# ---------------------------------------------------------------------- object storage
-@dataclass(frozen=True)
-class UploadSummary:
-    """What :func:`upload` wrote: layout, where, which indices and every key written."""
-
-    layout: Layout
-    bucket: str
-    prefix: str
-    seed: int
-    start: int
-    count: int
-    objects: int
-    keys: tuple[str, ...]
-
-    @property
-    def image_keys(self) -> tuple[str, ...]:
-        """The keys of the images written (``.png``)."""
-        return tuple(k for k in self.keys if k.endswith(".png"))
-
-
-def upload(
-    store: ObjectStore,
-    bucket: str,
-    prefix: str,
-    *,
-    layout: Layout,
-    count: int,
-    seed: int = 0,
-    start: int = 0,
-    verified: bool | None = None,
-    size: int = 96,
-) -> UploadSummary:
-    """Generate images ``start .. start+count-1`` of ``seed`` and write them under ``prefix``.
-
-    Layouts (keys relative to ``prefix``):
-
-    * ``yolo``: ``images/{stem}.png``, ``labels/{stem}.txt``, ``data.yaml``; ``verified=True``
-      appends ``{"image": "images/{stem}.png"}`` lines to ``verified.jsonl``.
-    * ``coco``: ``images/{stem}.png`` and one ``annotations.json`` (``file_name`` relative to
-      ``prefix``; category ids from 1; ``verified`` flags on images and annotations unless None).
-    * ``roboflow``: ``data.yaml`` (``train: ../train/images`` ...) and
-      ``{train,valid,test}/{images,labels}/``; split by index (8 train, 1 valid, 1 test per 10).
-
-    Growing (``start > 0``) extends ``verified.jsonl`` / ``annotations.json``; re-uploading the
-    same indices is idempotent.
-    """
-    from activities.synthetic_layouts import write_layout
-
-    return write_layout(
-        store,
-        bucket,
-        prefix.strip("/"),
-        layout=layout,
-        images=generate(count, seed=seed, start=start, size=size),
-        seed=seed,
-        start=start,
-        verified=verified,
-    )
-
-
 __all__ = [
     "CLASS_COLORS",
     "CLASS_NAMES",
     "Box",
     "Layout",
     "SyntheticImage",
-    "UploadSummary",
     "corrupt_bytes",
     "data_yaml",
     "generate",
@@ -274,6 +210,5 @@ __all__ = [
     "stem_for",
     "tiny_png",
     "truncated_png",
-    "upload",
     "write_yolo_dir",
 ]

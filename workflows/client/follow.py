@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 
 from activities.contracts.retrain import Progress as RunProgress
 from activities.contracts.retrain import RetrainResult
-from workflows.client import SentinelClient
+from workflows.client.api import SentinelClient
 
 console = Console()
 _ENDED = {
