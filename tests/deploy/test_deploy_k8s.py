@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from workers.wiring import parse_queues
 
-from ._k8s import SCALED_OBJECT_SCHEMA, by_kind, kustomize, pod_env, rendered, secret_templates
+from ._k8s import (
+    COMPONENT_TARGETS,
+    SCALED_OBJECT_SCHEMA,
+    by_kind,
+    check_kustomize_version,
+    find_kubectl,
+    kustomize,
+    pod_env,
+    rendered,
+    secret_templates,
+)
 from ._support import (
     APP_LABEL,
     HEARTBEAT_TIMEOUT_BUDGET_S,
     IMAGE_NAME,
     INSTALL_HINT,
     K8S,
+    K8S_BASE,
+    K8S_COMPONENTS,
     K8S_MIN_VERSION,
+    K8S_OVERLAYS,
     KEDA_COMPONENT,
     SHUTDOWN_MARGIN_S,
     load_all,
@@ -31,6 +45,11 @@ except ImportError as exc:  # a collection error naming the fix, never a skip
 
 RENDERED = rendered()
 TARGETS = sorted(RENDERED)
+OVERLAY_TARGETS = [t for t in TARGETS if t != "base"]
+KEDA_TARGETS = [t for t, (_, component) in COMPONENT_TARGETS.items() if component == "keda"]
+# Custom resources (no schema in kubernetes-validate) that components may add, and the
+# hand-written schema that checks them instead.
+CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT_SCHEMA}
 CHECK_COMMAND = ["python", "-m", "workers", "--check"]
 
 
@@ -58,12 +77,17 @@ def _validate(doc: dict[str, Any], version: str) -> None:
 @pytest.mark.parametrize("version", [K8S_MIN_VERSION, latest_version()])
 @pytest.mark.parametrize("target", TARGETS)
 def test_rendered_manifests_validate_against_kubernetes_schemas(target: str, version: str):
-    """Strict: unknown fields (typos) fail too, not only wrong types."""
+    """Strict: unknown fields (typos) fail too, not only wrong types. Only a component may add
+    a custom resource, and that one is checked with its hand-written schema."""
     kinds = {d["kind"] for d in RENDERED[target]}
     assert {"Namespace", "ServiceAccount", "ConfigMap", "Deployment"} <= kinds
     assert {"PodDisruptionBudget", "NetworkPolicy"} <= kinds
     for doc in RENDERED[target]:
-        _validate(doc, version)
+        crd_schema = CRD_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+        if target in COMPONENT_TARGETS and crd_schema:
+            jsonschema.validate(doc, crd_schema)
+        else:
+            _validate(doc, version)
 
 
 def test_secret_templates_validate_and_are_not_applied_by_kustomize():
@@ -203,7 +227,7 @@ def test_network_policy_allows_only_dns_temporal_and_s3(target: str):
         assert address.split(":")[0].split(".")[1] in namespaces, address
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
+@pytest.mark.parametrize("target", OVERLAY_TARGETS)
 def test_overlays_set_the_sentinel_training_images(target: str):
     for kind in ("cpu", "gpu"):
         image = _deployment(RENDERED[target], kind)["spec"]["template"]["spec"]["containers"][0]
@@ -213,10 +237,15 @@ def test_overlays_set_the_sentinel_training_images(target: str):
 
 
 # KEDA's ScaledObject is a CRD: kubernetes-validate has no schema for it (see _k8s.py).
-def test_keda_scaled_objects_match_schema_and_worker_settings():
-    objects = kustomize(KEDA_COMPONENT)
-    assert {o["kind"] for o in objects} == {"ScaledObject"}
-    docs = RENDERED["prod"]
+# Checked as users enable it: the component added to an overlay (dev+keda, prod+keda).
+@pytest.mark.parametrize("rendered_target", KEDA_TARGETS)
+def test_keda_scaled_objects_match_schema_and_worker_settings(rendered_target: str):
+    component = kustomize(KEDA_COMPONENT)
+    assert {o["kind"] for o in component} == {"ScaledObject"}
+    docs = RENDERED[rendered_target]
+    objects = by_kind(docs, "ScaledObject")
+    names = sorted(o["metadata"]["name"] for o in objects)
+    assert names == sorted(o["metadata"]["name"] for o in component), rendered_target
     env = pod_env(_deployment(docs, "cpu"), _configmaps(docs))
     targets = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
     queue_of = {"cpu": env["SENTINEL_CPU_TASK_QUEUE"], "gpu": env["SENTINEL_GPU_TASK_QUEUE"]}
@@ -225,6 +254,12 @@ def test_keda_scaled_objects_match_schema_and_worker_settings():
         spec = scaled["spec"]
         target = spec["scaleTargetRef"]["name"]
         assert target in targets, f"{scaled['metadata']['name']}: no Deployment {target}"
+        # KEDA scales a target of the ScaledObject's own namespace only.
+        namespace = scaled["metadata"].get("namespace")
+        assert namespace == targets[target]["metadata"]["namespace"], (
+            f"{rendered_target}: ScaledObject {scaled['metadata']['name']} in namespace "
+            f"{namespace!r}, its Deployment in {targets[target]['metadata']['namespace']!r}"
+        )
         kind = target.rsplit("-", 1)[-1]
         assert spec["minReplicaCount"] >= 1, "backlog misses running tasks: never scale to 0"
         assert spec["minReplicaCount"] <= spec["maxReplicaCount"]
@@ -259,3 +294,31 @@ def test_keda_is_optional():
         assert not by_kind(RENDERED[overlay], "ScaledObject"), f"{overlay} must not need KEDA"
     for path in (K8S / "overlays").rglob("kustomization.yaml"):
         assert "components" not in load_all(path)[0], f"{path}: KEDA is opt-in"
+
+
+def test_every_kustomization_is_rendered():
+    """base, overlays/* and components/* (each with every overlay) are all the kustomizations:
+    one elsewhere would escape the checks above."""
+    found = {p.parent for p in K8S.rglob("kustomization.y*ml")}
+    overlays = {K8S / "overlays" / o for o in K8S_OVERLAYS}
+    components = {K8S / "components" / c for c in K8S_COMPONENTS}
+    assert found == {K8S_BASE} | overlays | components
+    for directory in components:
+        assert load_all(directory / "kustomization.yaml")[0]["kind"] == "Component", directory
+    for directory in {K8S_BASE} | overlays:
+        assert load_all(directory / "kustomization.yaml")[0]["kind"] == "Kustomization", directory
+
+
+def test_a_missing_kubectl_fails_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install kubectl"):
+        find_kubectl()
+
+
+@pytest.mark.parametrize("version", ["v4.5.7", "v3.8.7", ""])
+def test_an_old_kustomize_fails_with_the_install_command(version: str):
+    with pytest.raises(pytest.fail.Exception, match="apt-get install kubectl"):
+        check_kustomize_version(version)
+    check_kustomize_version("v5.5.0")
