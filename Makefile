@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@command -v kubectl >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; } || \
+		echo 'kubectl missing (tests/deploy run kubectl kustomize): apt-get install kubectl' >&2
 	@touch $(STAMP)
 
 demo: $(STAMP)  ## Embedded stack + the main job, end to end
@@ -27,6 +30,7 @@ lint: $(STAMP)  ## Style, the house rules (.importlinter) and types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -36,4 +40,4 @@ bench: $(STAMP)  ## Benchmarks (not tests): prints ratios measured side by side
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .ruff_cache
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache .mypy_cache

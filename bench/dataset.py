@@ -175,6 +175,53 @@ def run_incremental(name: str, settings: Settings, work: Path, request: Assemble
     return total
 
 
+def measure(args: argparse.Namespace, base: Settings, proxy: DelayProxy, work: Path) -> None:
+    """Full and incremental runs over loopback and through the delaying proxy; prints all."""
+    direct = ObjectStore.from_settings(base)
+    direct.ensure_bucket(base.data_bucket)
+    prefix = "datasets/bench"
+    start = time.perf_counter()
+    synthetic.upload(
+        direct, base.data_bucket, prefix, layout="yolo", count=args.images, size=args.size
+    )
+    print(f"uploaded {args.images} images + labels in {time.perf_counter() - start:.1f}s")
+    extra = max(1, round(args.images * 0.05))
+    conditions = {
+        "loopback": base,
+        "20ms": base.model_copy(update={"s3_endpoint": proxy.endpoint}),
+    }
+    requests = {
+        name: AssembleRequest(
+            dataset=f"bench-{name}", prefix=prefix, min_counts=MinCounts(train=0, val=0, test=0)
+        )
+        for name in conditions
+    }
+    full = {n: run_condition(n, s, work, prefix, requests[n]) for n, s in conditions.items()}
+    synthetic.upload(
+        direct,
+        base.data_bucket,
+        prefix,
+        layout="yolo",
+        count=extra,
+        start=args.images,
+        size=args.size,
+    )
+    print(f"added {extra} images (5%)")
+    incremental = {n: run_incremental(n, s, work, requests[n]) for n, s in conditions.items()}
+    print(f"proxy forwarded {proxy.requests} requests with {args.delay_ms:g} ms each")
+    for name in conditions:
+        t = full[name]
+        print(
+            f"[{name}] speedup vs sequential: {t['naive'] / t['full']:.2f}x (same node), "
+            f"{t['naive'] / t['two_node']:.2f}x (assembly + materialization "
+            f"on another node); incremental fraction {incremental[name] / t['full']:.3f}"
+        )
+    speedup = {n: full[n]["naive"] / full[n]["full"] for n in conditions}
+    print(f"speedup_vs_sequential_loopback={speedup['loopback']:.2f}")
+    print(f"speedup_vs_sequential_20ms={speedup['20ms']:.2f}")
+    print(f"incremental_fraction={incremental['20ms'] / full['20ms']['full']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -193,49 +240,7 @@ def main() -> None:
             s3_secret_key="bench",  # type: ignore[arg-type]
             cache_dir=work / "unused",
         )
-        direct = ObjectStore.from_settings(base)
-        direct.ensure_bucket(base.data_bucket)
-        prefix = "datasets/bench"
-        start = time.perf_counter()
-        synthetic.upload(
-            direct, base.data_bucket, prefix, layout="yolo", count=args.images, size=args.size
-        )
-        print(f"uploaded {args.images} images + labels in {time.perf_counter() - start:.1f}s")
-        extra = max(1, round(args.images * 0.05))
-        conditions = {
-            "loopback": base,
-            "20ms": base.model_copy(update={"s3_endpoint": proxy.endpoint}),
-        }
-        requests = {
-            name: AssembleRequest(
-                dataset=f"bench-{name}", prefix=prefix, min_counts=MinCounts(train=0, val=0, test=0)
-            )
-            for name in conditions
-        }
-        full = {n: run_condition(n, s, work, prefix, requests[n]) for n, s in conditions.items()}
-        synthetic.upload(
-            direct,
-            base.data_bucket,
-            prefix,
-            layout="yolo",
-            count=extra,
-            start=args.images,
-            size=args.size,
-        )
-        print(f"added {extra} images (5%)")
-        incremental = {n: run_incremental(n, s, work, requests[n]) for n, s in conditions.items()}
-        print(f"proxy forwarded {proxy.requests} requests with {args.delay_ms:g} ms each")
-        for name in conditions:
-            t = full[name]
-            print(
-                f"[{name}] speedup vs sequential: {t['naive'] / t['full']:.2f}x (same node), "
-                f"{t['naive'] / t['two_node']:.2f}x (assembly + materialization "
-                f"on another node); incremental fraction {incremental[name] / t['full']:.3f}"
-            )
-        speedup = {n: full[n]["naive"] / full[n]["full"] for n in conditions}
-        print(f"speedup_vs_sequential_loopback={speedup['loopback']:.2f}")
-        print(f"speedup_vs_sequential_20ms={speedup['20ms']:.2f}")
-        print(f"incremental_fraction={incremental['20ms'] / full['20ms']['full']:.3f}")
+        measure(args, base, proxy, work)
     finally:
         proxy.stop()
         server.stop()

@@ -33,66 +33,37 @@ The last lines are machine-readable::
     stop_early_latency_seconds=<s>
 
 Run: ``.venv/bin/python bench/overhead.py`` (about 20-30 minutes on 2 CPU cores);
-``--quick`` for a smoke run (1 repetition, tiny sizes).
+``--quick`` for a smoke run (1 repetition, tiny sizes). The tables, the fit and the last
+lines are printed by :mod:`bench._overhead_results`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import shutil
-import statistics
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef
-from activities.contracts.retrain import EvaluationOptions, RetrainRequest
+from activities.contracts.retrain import EvaluationOptions, Progress, RetrainRequest
 from activities.contracts.training import Hyperparameters
 from activities.dataset import assemble, materialize_snapshot
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.infra.yolo_env import bootstrap_offline
-from bench._stack import bench_stack, cpu_model
+from bench._overhead_results import Job, Pair, print_results
+from bench._stack import bench_stack
+from tests.helpers.polling import eventually
 from workers.dev import synthetic
 from workers.factory import build_worker
 from workflows.client.api import SentinelClient
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job size."""
-
-    name: str
-    images: int
-    epochs: int
-    batch: int
-    imgsz: int
-    seed: int
-
-
-@dataclass
-class Pair:
-    """One bare run and one pipeline run of a job."""
-
-    bare: dict[str, float] = field(default_factory=dict)
-    pipeline: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ratio(self) -> float:
-        return self.pipeline["total"] / self.bare["total"]
-
-    @property
-    def extra(self) -> float:
-        return self.pipeline["total"] - self.bare["total"]
 
 
 def hyperparameters(job: Job) -> Hyperparameters:
@@ -203,18 +174,21 @@ async def stop_early_latency(sentinel: SentinelClient, job: Job, prefix: str) ->
         evaluation=EvaluationOptions(bootstrap_resamples=10),
     )
     await sentinel.start_retrain(request)
-    while True:
-        try:
-            progress = await sentinel.progress(model)
-            if progress.stage == "training" and progress.epoch >= 2:
-                break
-        except Exception:  # not queryable yet
-            pass
-        await asyncio.sleep(0.05)
+
+    async def past_epoch_two() -> Progress | None:
+        progress = await sentinel.progress(model)
+        return progress if progress.stage == "training" and progress.epoch >= 2 else None
+
+    async def training_ended() -> bool:
+        return (await sentinel.progress(model)).stage != "training"
+
+    # Exception: not queryable yet. Both polls every 50 ms (the measurement's resolution).
+    progress = await eventually(
+        past_epoch_two, timeout=3600, interval=0.05, ignore=Exception, message="epoch 2"
+    )
     asked = time.perf_counter()
     await sentinel.stop_early(model)
-    while (await sentinel.progress(model)).stage == "training":
-        await asyncio.sleep(0.05)
+    await eventually(training_ended, timeout=3600, interval=0.05, message="training to end")
     latency = time.perf_counter() - asked
     result = await sentinel.result(model)
     print(
@@ -224,54 +198,6 @@ async def stop_early_latency(sentinel: SentinelClient, job: Job, prefix: str) ->
         flush=True,
     )
     return latency
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def table(job: Job, pairs: list[Pair]) -> None:
-    print(f"\n[{job.name}] {job.images} images, {job.epochs} epochs, batch {job.batch}, "
-          f"imgsz {job.imgsz}: {len(pairs)} pair(s)")  # fmt: skip
-    print("| rep | bare train | bare val | bare export | bare total | pipeline stages "
-          "| pipeline total | ratio | extra |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    for i, p in enumerate(pairs, 1):
-        stages = ", ".join(
-            f"{k} {v:.1f}" for k, v in p.pipeline.items() if k not in {"total", "map50_95"}
-        )
-        print(
-            f"| {i} | {p.bare['train']:.1f} | {p.bare['evaluate']:.1f} | {p.bare['export']:.1f} "
-            f"| {p.bare['total']:.1f} | {stages} | {p.pipeline['total']:.1f} | {p.ratio:.3f} "
-            f"| {p.extra:+.1f} |"
-        )
-    print(
-        f"median: bare {_median([p.bare['total'] for p in pairs]):.1f}s, pipeline "
-        f"{_median([p.pipeline['total'] for p in pairs]):.1f}s, ratio "
-        f"{_median([p.ratio for p in pairs]):.3f}, extra {_median([p.extra for p in pairs]):.1f}s"
-        f" | mAP50-95 bare {[round(p.bare['map50_95'], 3) for p in pairs]} pipeline "
-        f"{[round(p.pipeline['map50_95'], 3) for p in pairs]}",
-        flush=True,
-    )
-    if not all("training" in p.pipeline for p in pairs):
-        return  # stage times off (--poll 0)
-    train_extra = [p.pipeline["training"] - p.bare["train"] for p in pairs]
-    rest_extra = [p.extra - (p.pipeline.get("training", 0.0) - p.bare["train"]) for p in pairs]
-    print(
-        f"median extra split: training stage - bare train {_median(train_extra):+.1f}s "
-        f"({_median(train_extra) / job.epochs:+.2f}s per epoch), other stages - (bare val + "
-        f"export) {_median(rest_extra):+.1f}s",
-        flush=True,
-    )
-
-
-def fit(tiny: list[Pair], medium: list[Pair]) -> tuple[float, float]:
-    """Two-point fit pipeline = a + k * bare through the medians: (a seconds, k)."""
-    bt, bm = _median([p.bare["total"] for p in tiny]), _median([p.bare["total"] for p in medium])
-    pt = _median([p.pipeline["total"] for p in tiny])
-    pm = _median([p.pipeline["total"] for p in medium])
-    k = (pm - pt) / (bm - bt) if bm != bt else float("nan")
-    return pt - k * bt, k
 
 
 async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
@@ -340,21 +266,7 @@ def main() -> int:
         bootstrap_offline()
         results = asyncio.run(measure(args, settings, root / "work"))
 
-    print(
-        f"\nmachine: nproc={os.cpu_count()} cpu={cpu_model()!r} "
-        f"python={platform.python_version()} | bootstrap resamples {args.bootstrap}"
-    )
-    for name in ("tiny", "medium"):
-        table(*results[name])
-    tiny, medium = results["tiny"][1], results["medium"][1]
-    intercept, slope = fit(tiny, medium)
-    print(f"\n2-point fit through the medians: pipeline = {intercept:.1f}s + {slope:.3f} x bare")
-    print()
-    print(f"overhead_ratio_tiny={_median([p.ratio for p in tiny]):.3f}")
-    print(f"overhead_ratio_medium={_median([p.ratio for p in medium]):.3f}")
-    print(f"fixed_overhead_seconds={_median([p.extra for p in tiny]):.1f}")
-    if "stop_early" in results:
-        print(f"stop_early_latency_seconds={results['stop_early']:.2f}")
+    print_results(results, args.bootstrap)
     return 0
 
 

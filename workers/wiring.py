@@ -7,7 +7,7 @@ GPU workers: training and evaluation only, so a GPU never waits behind a dataset
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
@@ -85,10 +85,14 @@ def activities(
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")
 
 
+def is_queue_kind(text: str) -> TypeGuard[QueueKind]:
+    return text in ("cpu", "gpu")
+
+
 def parse_queues(text: str) -> Sequence[QueueKind]:
     """``"cpu,gpu"`` -> ``("cpu", "gpu")``; a clear error for anything else."""
-    kinds = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [k for k in kinds if k not in ("cpu", "gpu")]
-    if bad or not kinds:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    kinds = [part for part in parts if is_queue_kind(part)]
+    if len(kinds) != len(parts) or not kinds:
         raise ValueError(f"invalid queues {text!r}: use 'cpu', 'gpu' or 'cpu,gpu'")
-    return tuple(dict.fromkeys(kinds))  # type: ignore[return-value]
+    return tuple(dict.fromkeys(kinds))

@@ -45,16 +45,20 @@ class RetrainCheckWorkflow:
             heartbeat_timeout=None,
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
-        base = {
-            "model": request.model_name,
-            "new_verified": counted.new_verified,
-            "threshold": config.threshold,
-        }
-        if counted.new_verified < config.threshold:
+
+        def checked(started: bool, reason: str, workflow_id: str | None = None) -> CheckResult:
             return CheckResult(
-                **base,
-                started=False,
-                reason=f"{counted.new_verified} new verified images < threshold {config.threshold}",
+                model=request.model_name,
+                new_verified=counted.new_verified,
+                threshold=config.threshold,
+                started=started,
+                workflow_id=workflow_id,
+                reason=reason,
+            )
+
+        if counted.new_verified < config.threshold:
+            return checked(
+                False, f"{counted.new_verified} new verified images < threshold {config.threshold}"
             )
         workflow_id = workflow_id_for(request.model_name)
         try:
@@ -67,15 +71,9 @@ class RetrainCheckWorkflow:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
-            return CheckResult(
-                **base,
-                started=False,
-                workflow_id=workflow_id,
-                reason=f"a retrain is already running ({workflow_id})",
-            )
-        return CheckResult(
-            **base,
-            started=True,
-            workflow_id=workflow_id,
-            reason=f"{counted.new_verified} new verified images >= threshold {config.threshold}",
+            return checked(False, f"a retrain is already running ({workflow_id})", workflow_id)
+        return checked(
+            True,
+            f"{counted.new_verified} new verified images >= threshold {config.threshold}",
+            workflow_id,
         )

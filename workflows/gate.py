@@ -66,9 +66,16 @@ def decide(
                 f"{_f(cand)} {relation} floor {_f(policy.floor)}",
             }
         )
+    return _against_champion(base, champion.map50_95, ci, policy)
 
-    champ = champion.map50_95
-    label = f"champion v{champion_version}" if champion_version is not None else "champion"
+
+def _against_champion(
+    base: GateDecision, champ: float, ci: DifferenceCI | None, policy: GatePolicy
+) -> GateDecision:
+    """``base`` decided on the improvement over a champion scoring ``champ``."""
+    cand = base.candidate_map50_95
+    version = base.champion_version
+    label = f"champion v{version}" if version is not None else "champion"
     improvement = cand - champ
     numbers = {"champion_map50_95": champ, "improvement": improvement}
     head = f"candidate mAP50-95 {_f(cand)} vs {label} {_f(champ)} ({_signed(improvement)})"
@@ -105,7 +112,11 @@ def decide(
 
 
 def apply_parity(decision: GateDecision, parity: ParityReport) -> GateDecision:
-    """``decision`` with promotion blocked when the ONNX parity check failed."""
+    """``decision`` with promotion blocked when the ONNX parity check failed.
+
+    The only place ONNX parity decides anything: the publish activity takes the resulting
+    decision as it is (and refuses one that promotes despite a failed check).
+    """
     if parity.passed:
         return decision
     return decision.blocked(f"ONNX parity failed: {parity.reason}")

@@ -4,6 +4,7 @@ credentials), and every promote or rollback is recorded in Temporal's history.""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -24,62 +25,52 @@ with workflow.unsafe.imports_passed_through():
 _RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 _TIMEOUT = timedelta(minutes=5)
 
+R = TypeVar("R")
 
-@workflow.defn(name="ListVersionsWorkflow")
+
+async def _registry_activity(activity: str, request: object, result_type: type[R]) -> R:
+    """Run one registry activity (on the workflow's task queue) with the shared retries."""
+    result: R = await workflow.execute_activity(
+        activity,
+        request,
+        result_type=result_type,
+        start_to_close_timeout=_TIMEOUT,
+        retry_policy=_RETRY,
+    )
+    return result
+
+
+@workflow.defn(name=names.LIST_VERSIONS_WORKFLOW)
 class ListVersionsWorkflow:
     """Versions of a model, newest first, with where the aliases point."""
 
     @workflow.run
     async def run(self, request: ListVersionsRequest) -> ListVersionsResult:
-        return await workflow.execute_activity(
-            names.LIST_VERSIONS,
-            request,
-            result_type=ListVersionsResult,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )
+        return await _registry_activity(names.LIST_VERSIONS, request, ListVersionsResult)
 
 
-@workflow.defn(name="ShowVersionWorkflow")
+@workflow.defn(name=names.SHOW_VERSION_WORKFLOW)
 class ShowVersionWorkflow:
     """The metadata of one version (or of the one an alias points to)."""
 
     @workflow.run
     async def run(self, request: ShowVersionRequest) -> ShowVersionResult:
-        return await workflow.execute_activity(
-            names.SHOW_VERSION,
-            request,
-            result_type=ShowVersionResult,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )
+        return await _registry_activity(names.SHOW_VERSION, request, ShowVersionResult)
 
 
-@workflow.defn(name="PromoteVersionWorkflow")
+@workflow.defn(name=names.PROMOTE_VERSION_WORKFLOW)
 class PromoteVersionWorkflow:
     """Point production at a given version (recorded in the alias history)."""
 
     @workflow.run
     async def run(self, request: PromoteVersionRequest) -> PromoteVersionResult:
-        return await workflow.execute_activity(
-            names.PROMOTE_VERSION,
-            request,
-            result_type=PromoteVersionResult,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )
+        return await _registry_activity(names.PROMOTE_VERSION, request, PromoteVersionResult)
 
 
-@workflow.defn(name="RollbackProductionWorkflow")
+@workflow.defn(name=names.ROLLBACK_PRODUCTION_WORKFLOW)
 class RollbackProductionWorkflow:
     """Move production back to the version it replaced."""
 
     @workflow.run
     async def run(self, request: RollbackRequest) -> RollbackResult:
-        return await workflow.execute_activity(
-            names.ROLLBACK_PRODUCTION,
-            request,
-            result_type=RollbackResult,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )
+        return await _registry_activity(names.ROLLBACK_PRODUCTION, request, RollbackResult)

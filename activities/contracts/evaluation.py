@@ -6,14 +6,10 @@ numbers (overall metrics, per-class AP, the bootstrap interval), never per-image
 
 from __future__ import annotations
 
-import re
+from pydantic import Field, model_validator
 
-from pydantic import Field, field_validator, model_validator
-
-from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256, accepts_flat_options
 from activities.contracts.dataset import SnapshotRef
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class WeightsRef(Contract):
@@ -21,14 +17,7 @@ class WeightsRef(Contract):
 
     bucket: str = Field(min_length=3, max_length=63)
     key: ObjectKey
-    sha256: str
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        if not _SHA256.match(value):
-            raise ValueError("sha256 must be 64 lowercase hex digits")
-        return value
+    sha256: Sha256
 
 
 class ModelMetrics(Contract):
@@ -66,6 +55,25 @@ class DifferenceCI(Contract):
         return self
 
 
+class EvaluationOptions(Contract):
+    """How candidate and champion are compared (the same for both).
+
+    Part of :class:`~activities.contracts.retrain.RetrainRequest` (``evaluation``) and handed
+    to the evaluate activity as it is (``EvaluateRequest.options``).
+    """
+
+    conf: float = Field(0.001, gt=0, lt=1, description="Ultralytics val default")
+    iou: float = Field(0.7, gt=0, le=1, description="NMS IoU, Ultralytics val default")
+    bootstrap_resamples: int = Field(1000, ge=0, le=100_000, description="0: no interval")
+    bootstrap_seed: int = Field(0, ge=0)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    skip_comparison_on_class_mismatch: bool = Field(
+        False,
+        description="a champion with another class list is not compared (gate on the floor "
+        "only) instead of failing the evaluation",
+    )
+
+
 class EvaluateRequest(Contract):
     """Evaluate ``candidate`` and the production version of ``model`` on the test split.
 
@@ -78,18 +86,12 @@ class EvaluateRequest(Contract):
     snapshot: SnapshotRef
     candidate: WeightsRef
     imgsz: int = Field(640, ge=32, le=8192)
-    conf: float = Field(0.001, gt=0, lt=1, description="Ultralytics val default")
-    iou: float = Field(0.7, gt=0, le=1, description="NMS IoU, Ultralytics val default")
     batch: int = Field(16, ge=1, le=1024)
     device: str | None = Field(None, description="None: first CUDA device when present, else cpu")
-    bootstrap_resamples: int = Field(1000, ge=0, le=100_000, description="0: no interval")
-    bootstrap_seed: int = Field(0, ge=0)
-    ci_level: float = Field(0.95, gt=0, lt=1)
-    skip_comparison_on_class_mismatch: bool = Field(
-        False,
-        description="a champion with another class list is not compared (gate on the floor "
-        "only) instead of failing the evaluation",
-    )
+    options: EvaluationOptions = Field(default_factory=EvaluationOptions)
+
+    # Activity tasks scheduled by workflows older than ``options`` carry its fields flat.
+    _flat_options = accepts_flat_options()
 
 
 class EvaluateResult(Contract):

@@ -1,4 +1,10 @@
-"""Activity and workflow names: the only link between workflow code and activity code."""
+"""Names of activities, workflows and their handlers: the only link between workflow code and
+the code that calls it (activities, client side).
+
+Every ``@activity.defn``, ``@workflow.defn``, ``@workflow.signal``, ``@workflow.query`` and
+``@workflow.update`` takes its name from here, and callers use the same constants; renaming a
+handler in Python never changes what is recorded in Temporal's histories.
+"""
 
 # Pipeline stages
 ASSEMBLE_DATASET = "assemble_dataset"
@@ -19,3 +25,19 @@ ROLLBACK_PRODUCTION = "rollback_production"
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
 COUNT_NEW_VERIFIED = "count_new_verified"
+LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
+SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
+PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
+ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+
+# RetrainWorkflow's handlers
+PROGRESS_QUERY = "progress"
+"""Query: stage, epoch, metrics, counts, timing, decision (:class:`Progress`)."""
+TRAINING_PROGRESS_SIGNAL = "training_progress"
+"""Signal sent by the train activity after each epoch (:class:`TrainingProgress`)."""
+STOP_EARLY_SIGNAL = "stop_early"
+"""Signal: finish training after the current epoch, continue with the best weights."""
+APPROVE_UPDATE = "approve"
+"""Update: approve the pending promotion (:class:`ApprovalDecision`)."""
+REJECT_UPDATE = "reject"
+"""Update: reject the pending promotion (:class:`ApprovalDecision`)."""

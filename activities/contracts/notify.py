@@ -8,13 +8,16 @@ from pydantic import Field
 
 from activities.contracts.common import Contract
 
+Outcome = Literal["succeeded", "failed", "canceled"]
+"""How a retrain ended."""
+
 
 class NotifyRequest(Contract):
     """A short JSON-able summary of how a retrain ended."""
 
     model_name: str
     workflow_id: str
-    outcome: Literal["succeeded", "failed", "canceled"]
+    outcome: Outcome
     version: int | None = None
     promoted: bool = False
     metrics: dict[str, float] = Field(default_factory=dict)

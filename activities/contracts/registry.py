@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from activities.contracts.common import Contract, ModelName, ObjectKey
 from activities.contracts.dataset import SnapshotRef
@@ -87,6 +87,17 @@ class PublishRequest(Contract):
         "recorded sha256); None: a CSV of the evaluation is written instead",
     )
 
+    @model_validator(mode="after")
+    def _parity_decided(self) -> PublishRequest:
+        # The gate decides on ONNX parity (workflows.gate.apply_parity); publishing takes the
+        # decision as given, so a decision that ignored a failed parity check is refused.
+        if self.gate.promote and not self.export.parity.passed:
+            raise ValueError(
+                "gate promotes although ONNX parity failed: apply the parity check to the "
+                "decision before publishing (workflows.gate.apply_parity)"
+            )
+        return self
+
 
 class PublishResult(Contract):
     """The version this run registered (or had registered before a retry)."""
@@ -99,6 +110,11 @@ class PublishResult(Contract):
     production_version: int | None
     latest_version: int
     metadata_key: str
+    artifacts: dict[str, str] = Field(
+        default_factory=dict,
+        description="file name -> object key of every file of the version, metadata.json "
+        "included (empty only in results recorded before this field existed)",
+    )
 
 
 class AliasEvent(Contract):

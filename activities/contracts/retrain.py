@@ -8,34 +8,30 @@ from pydantic import Field
 
 from activities.contracts.common import Contract, ModelName
 from activities.contracts.dataset import AssembleRequest
+from activities.contracts.evaluation import EvaluationOptions
+from activities.contracts.export import ExportOptions
 from activities.contracts.gate import GateDecision, GatePolicy
 from activities.contracts.training import ArchitectureBase, BaseModelSpec, Hyperparameters
+
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalState",
+    "EvaluationOptions",  # defined with the evaluate activity's contracts
+    "ExportOptions",  # defined with the export activity's contracts
+    "Progress",
+    "RetrainRequest",
+    "RetrainResult",
+    "Stage",
+    "TrainingProgress",
+]
 
 Stage = Literal[
     "queued", "assembling", "training", "evaluating", "awaiting_approval", "exporting",
     "publishing", "notifying", "succeeded", "failed", "canceled",
 ]  # fmt: skip
 
-
-class EvaluationOptions(Contract):
-    """How candidate and champion are compared (same for both)."""
-
-    conf: float = Field(0.001, gt=0, lt=1)
-    iou: float = Field(0.7, gt=0, le=1)
-    bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
-    bootstrap_seed: int = Field(0, ge=0)
-    ci_level: float = Field(0.95, gt=0, lt=1)
-    skip_comparison_on_class_mismatch: bool = False
-
-
-class ExportOptions(Contract):
-    """ONNX export settings and parity tolerances."""
-
-    opset: int | None = Field(None, ge=7, le=30)
-    dynamic: bool = False
-    simplify: bool = True
-    output_tolerance: float = Field(1e-2, ge=0)
-    map_tolerance: float = Field(0.01, ge=0, le=1)
+ApprovalState = Literal["not_required", "pending", "approved", "rejected", "timed_out"]
 
 
 class ApprovalPolicy(Contract):
@@ -98,9 +94,7 @@ class Progress(Contract):
     eta_seconds: float | None = None
     candidate_version: int | None = None
     decision: GateDecision | None = None
-    approval: Literal["not_required", "pending", "approved", "rejected", "timed_out"] = (
-        "not_required"
-    )
+    approval: ApprovalState = "not_required"
     stop_early_requested: bool = False
     error: str | None = None
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256
 from activities.contracts.dataset import SnapshotRef
 
 Optimizer = Literal[
@@ -38,7 +38,6 @@ OWNED_TRAIN_ARGS = frozenset(
 
 _DEVICE = re.compile(r"^(cpu|\d+(,\d+)*)$")
 _ARCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Hyperparameters(Contract):
@@ -106,20 +105,13 @@ class S3Base(Contract):
     kind: Literal["s3"] = "s3"
     bucket: str = Field(min_length=3, max_length=63)
     key: ObjectKey
-    sha256: str | None = Field(None, description="expected digest (else the recorded one)")
+    sha256: Sha256 | None = Field(None, description="expected digest (else the recorded one)")
 
     @field_validator("key")
     @classmethod
     def _pt(cls, value: str) -> str:
         if not value.endswith(".pt"):
             raise ValueError(f"base model key must name a .pt file: {value!r}")
-        return value
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, value: str | None) -> str | None:
-        if value is not None and not _SHA256.match(value):
-            raise ValueError("sha256 must be 64 lowercase hex digits")
         return value
 
 

@@ -10,10 +10,10 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.controller import CountNewRequest, CountNewResult
-from activities.dataset.assemble import VERIFIED_LIST, _read_verified
-from activities.dataset.formats import is_image, read_source
+from activities.dataset.formats import Candidate, is_image, read_source
 from activities.dataset.manifest import load_manifest
 from activities.dataset.validation import Report
+from activities.dataset.verified import list_source, verified_candidates
 from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
@@ -31,25 +31,17 @@ class ControllerActivities:
         dataset = request.dataset
         bucket = dataset.bucket or self.settings.data_bucket
         prefix = dataset.prefix.strip("/")
-        objects = {
-            info.key[len(prefix) + 1 :]: info for info in self.store.list(bucket, f"{prefix}/")
-        }
+        objects = list_source(self.store, bucket, prefix)
         if dataset.format == "coco":
 
             def fetch(rels: list[str]) -> dict[str, bytes]:
                 return {rel: self.store.get_bytes(bucket, f"{prefix}/{rel}") for rel in rels}
 
-            source = read_source("coco", objects, fetch, dataset.class_names, Report())
-            candidates = {c.rel for c in source.candidates if c.source_verified is not False}
-        else:
-            candidates = {rel for rel in objects if is_image(rel)}
-        verified_key = dataset.verified_key or f"{prefix}/{VERIFIED_LIST}"
-        listed = _read_verified(
-            self.store, bucket, verified_key, prefix, dataset.verified_key is not None
-        )
-        if listed is not None:
-            candidates &= listed
-        return {f"{prefix}/{rel}" for rel in candidates}
+            found = read_source("coco", objects, fetch, dataset.class_names, Report()).candidates
+        else:  # from the listing alone: no label downloads for a count
+            found = [Candidate(rel) for rel in objects if is_image(rel)]
+        verified = verified_candidates(self.store, bucket, prefix, found, dataset.verified_key)
+        return {f"{prefix}/{c.rel}" for c in verified.kept}
 
     @activity.defn(name=names.COUNT_NEW_VERIFIED)
     @translate_errors

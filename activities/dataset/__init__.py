@@ -5,6 +5,7 @@
 * :mod:`.split` stable, hash-based split (golden test prefix, Roboflow folders)
 * :mod:`.manifest` the snapshot manifest and its content hash
 * :mod:`.cache` the local content-addressed object cache
+* :mod:`.verified` which images count as verified (assembly and the controller's count)
 * :mod:`.assemble` the assembly itself; :mod:`.activity` its Temporal activity
 * :mod:`.materialize` snapshot -> local Ultralytics dataset directory
 """

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache, Wanted
-from activities.dataset.formats import Candidate, read_source
+from activities.dataset.formats import Candidate, Source, read_source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
 from activities.dataset.split import assign_split
 from activities.dataset.validation import (
@@ -26,21 +26,15 @@ from activities.dataset.validation import (
     clean_label_lines,
     coco_to_yolo,
 )
+from activities.dataset.verified import Verified, list_source, verified_candidates
 from activities.infra.errors import BadInputError, NotFoundError, TransientStorageError
+from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``: listed, labels, downloaded, decoded, validated, stored."""
-
-VERIFIED_LIST = "verified.jsonl"
 CHECK_NAMESPACE = f"image-check/v1/min{MIN_IMAGE_SIDE}"
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
 
 
 @dataclass
@@ -67,15 +61,13 @@ class _Source:
         )
         found = {key[start:]: sha for key, sha in cached.items()}
         missing = [Wanted(self.key(r), self.objects[r].etag) for r in unique if r not in found]
-        total = len(missing)
-        self.progress(stage, 0, total)
         try:
             fetched = self.cache.fetch(
-                self.store, self.bucket, missing, on_done=lambda n: self.progress(stage, n, total)
+                self.store, self.bucket, missing, progress=self.progress, stage=stage
             )
         except NotFoundError as exc:  # deleted since the listing: a new attempt lists again
             raise TransientStorageError(f"source changed during assembly: {exc}") from exc
-        self.downloaded += total
+        self.downloaded += len(missing)
         found.update({key[start:]: sha for key, sha in fetched.items()})
         return found
 
@@ -84,47 +76,6 @@ class _Source:
         return {
             rel: self.cache.path(sha).read_bytes() for rel, sha in self.shas(rels, "labels").items()
         }
-
-
-def parse_verified(data: bytes, where: str, prefix: str) -> set[str]:
-    """Keys (relative to ``prefix``) in a verified list.
-
-    One image per line: a JSON object (``{"image": ...}``, or ``key``/``file_name``/``path``;
-    ``"verified": false`` excludes it), a JSON string, or a bare key. Keys may be relative to
-    the prefix or full object keys.
-    """
-    keys: set[str] = set()
-    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-        text = line.strip()
-        if not text:
-            continue
-        item: object = text
-        if text[0] in '{"':
-            try:
-                item = json.loads(text)
-            except json.JSONDecodeError:
-                raise BadInputError(f"{where} line {number} is not valid JSON") from None
-        if isinstance(item, dict):
-            if item.get("verified", True) is False:
-                continue
-            item = next((item[f] for f in ("image", "key", "file_name", "path") if f in item), None)
-        if not isinstance(item, str) or not item:
-            raise BadInputError(f"{where} line {number} names no image key")
-        keys.add(item.removeprefix("./").removeprefix(f"{prefix}/"))
-    return keys
-
-
-def _read_verified(
-    store: ObjectStore, bucket: str, key: str, prefix: str, explicit: bool
-) -> set[str] | None:
-    """Relative keys listed as verified; None when the default list does not exist."""
-    try:
-        data = store.get_bytes(bucket, key)
-    except NotFoundError:
-        if explicit:
-            raise NotFoundError(f"verified list {bucket}/{key} does not exist") from None
-        return None
-    return parse_verified(data, f"{bucket}/{key}", prefix)
 
 
 def _labels_for(
@@ -159,56 +110,38 @@ def _image_checks(source: _Source, shas: set[str]) -> dict[str, ImageCheck]:
     return checks
 
 
-def assemble(
-    store: ObjectStore,
-    settings: Settings,
-    request: AssembleRequest,
-    *,
-    progress: Progress | None = None,
-) -> AssembleResult:
-    """Assemble ``request`` into a stored snapshot, or find the identical one.
-
-    Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
-    lacks, validates (fixing or skipping problems into a report), splits stably, fails with
-    BadInputError when a split is below ``request.min_counts``, and stores the manifest at
-    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
-    """
-    progress = progress or _no_progress
+def _list_source(
+    store: ObjectStore, settings: Settings, request: AssembleRequest, progress: Progress
+) -> _Source:
+    """Check the buckets, list the source prefix (BadInputError when it is empty)."""
     bucket = request.bucket or settings.data_bucket
     prefix = request.prefix.strip("/")
     store.check_bucket(bucket)
     if settings.data_bucket != bucket:
         store.check_bucket(settings.data_bucket)
-    objects = {info.key[len(prefix) + 1 :]: info for info in store.list(bucket, f"{prefix}/")}
+    objects = list_source(store, bucket, prefix)
     progress("listed", len(objects), len(objects))
     if not objects:
         raise BadInputError(f"prefix {prefix!r} in bucket {bucket!r} is empty")
-    source = _Source(store, ObjectCache(settings.cache_dir), bucket, prefix, objects, progress)
-    report = Report(max_examples=request.max_examples)
-    read = read_source(request.format, objects, source.fetch, request.class_names, report)
-    verified_key = request.verified_key or f"{prefix}/{VERIFIED_LIST}"
-    verified = _read_verified(store, bucket, verified_key, prefix, request.verified_key is not None)
-    kept = [
-        c
-        for c in read.candidates
-        if c.source_verified is not False and (verified is None or c.rel in verified)
-    ]
-    unverified = len(read.candidates) - len(kept)
-    if not kept:
-        raise BadInputError(
-            f"no verified images under {bucket}/{prefix}: {len(read.candidates)} images, "
-            f"{unverified} unverified (check {verified_key} or the COCO 'verified' flags)"
-        )
+    return _Source(store, ObjectCache(settings.cache_dir), bucket, prefix, objects, progress)
+
+
+def _manifest_images(
+    source: _Source,
+    read: Source,
+    kept: list[Candidate],
+    request: AssembleRequest,
+    test_prefix: str | None,
+    report: Report,
+) -> list[ManifestImage]:
+    """Validate ``kept`` (problems go to ``report``), drop duplicates, split stably."""
     shas = source.shas([c.rel for c in kept], "downloaded")
-    test_prefix = request.test_prefix
-    if test_prefix and not test_prefix.endswith("/"):
-        test_prefix += "/"
     checks = _image_checks(source, set(shas.values()))
     first_of: dict[str, str] = {}
     images: list[ManifestImage] = []
     for done, candidate in enumerate(sorted(kept, key=lambda c: c.rel), start=1):
         if done % 50 == 0 or done == len(kept):
-            progress("validated", done, len(kept))
+            source.progress("validated", done, len(kept))
         key, sha = source.key(candidate.rel), shas[candidate.rel]
         check = checks[sha]
         if not check.ok:
@@ -230,7 +163,7 @@ def assemble(
         images.append(
             ManifestImage(
                 key=key,
-                etag=objects[candidate.rel].etag,
+                etag=source.objects[candidate.rel].etag,
                 sha256=sha,
                 split=split,
                 width=check.width,
@@ -238,22 +171,75 @@ def assemble(
                 labels=labels,
             )
         )
-    counts = {s: sum(1 for i in images if i.split == s) for s in SPLITS}
+    return images
+
+
+def _check_usable(
+    images: list[ManifestImage],
+    request: AssembleRequest,
+    where: str,
+    unverified: int,
+    report: Report,
+) -> dict[str, int]:
+    """Images per split; BadInputError below the minimum counts or without any box."""
+    counts: dict[str, int] = {s: sum(1 for i in images if i.split == s) for s in SPLITS}
     minimum = request.min_counts.model_dump()
     short = [
         f"{s} has {counts[s]} (minimum {minimum[s]})" for s in SPLITS if counts[s] < minimum[s]
     ]
     if short:
         raise BadInputError(
-            f"too few images in {bucket}/{prefix} after validation: {'; '.join(short)} "
+            f"too few images in {where} after validation: {'; '.join(short)} "
             f"({len(images)} usable, {unverified} unverified; {report.describe()})"
         )
     if images and not any(image.labels for image in images):
         # Backgrounds alone teach a detector nothing; almost always a class-map mistake.
         raise BadInputError(
-            f"no labelled boxes left in {bucket}/{prefix} after validation: all "
+            f"no labelled boxes left in {where} after validation: all "
             f"{len(images)} images are backgrounds ({report.describe()})"
         )
+    return counts
+
+
+def _verified(source: _Source, read: Source, request: AssembleRequest) -> Verified:
+    """The verified candidates (BadInputError when there are none)."""
+    bucket, prefix = source.bucket, source.prefix
+    verified = verified_candidates(
+        source.store, bucket, prefix, read.candidates, request.verified_key
+    )
+    if not verified.kept:
+        raise BadInputError(
+            f"no verified images under {bucket}/{prefix}: {len(read.candidates)} images, "
+            f"{verified.unverified} unverified (check {verified.list_key} or the COCO "
+            "'verified' flags)"
+        )
+    return verified
+
+
+def assemble(
+    store: ObjectStore,
+    settings: Settings,
+    request: AssembleRequest,
+    *,
+    progress: Progress = no_progress,
+) -> AssembleResult:
+    """Assemble ``request`` into a stored snapshot, or find the identical one.
+
+    Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
+    lacks, validates (fixing or skipping problems into a report), splits stably, fails with
+    BadInputError when a split is below ``request.min_counts``, and stores the manifest at
+    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
+    """
+    source = _list_source(store, settings, request, progress)
+    bucket, prefix = source.bucket, source.prefix
+    report = Report(max_examples=request.max_examples)
+    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
+    verified = _verified(source, read, request)
+    test_prefix = request.test_prefix
+    if test_prefix and not test_prefix.endswith("/"):
+        test_prefix += "/"
+    images = _manifest_images(source, read, verified.kept, request, test_prefix, report)
+    counts = _check_usable(images, request, f"{bucket}/{prefix}", verified.unverified, report)
     manifest = Manifest(
         dataset=request.dataset,
         bucket=bucket,
@@ -265,8 +251,8 @@ def assemble(
         images=images,
         counts=counts,
         report=ManifestReport(
-            listed=len(objects),
-            unverified=unverified,
+            listed=len(source.objects),
+            unverified=verified.unverified,
             counts=report.summary(),
             examples=report.examples,
         ),
@@ -275,19 +261,14 @@ def assemble(
     progress("stored", 1, 1)
     log.info(
         "dataset %s: snapshot %s (%s), %d images %s, downloaded %d, %s",
-        request.dataset,
-        snapshot.sha256[:12],
-        "reused" if reused else "new",
-        len(images),
-        counts,
-        source.downloaded,
-        report.describe(),
-    )
+        request.dataset, snapshot.sha256[:12], "reused" if reused else "new", len(images),
+        counts, source.downloaded, report.describe(),
+    )  # fmt: skip
     return AssembleResult(
         snapshot=snapshot,
         counts=counts,
         class_names=read.class_names,
         report=report.summary(),
-        unverified=unverified,
+        unverified=verified.unverified,
         reused=reused,
     )

@@ -16,11 +16,12 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.storage import ObjectStore, sha256_file
 
 STALE_SECONDS = 6 * 3600
@@ -130,13 +131,17 @@ class ObjectCache:
         bucket: str,
         wanted: Sequence[Wanted],
         *,
-        on_done: Callable[[int], None] | None = None,
+        progress: Progress = no_progress,
+        stage: str = "downloaded",
     ) -> dict[str, str]:
         """Download ``wanted`` in parallel (verified) into the cache; returns key -> sha256.
 
         Objects with a known ``sha256`` are verified against it (and against the sha256 the
         store recorded at upload, when present); the others are hashed after download.
+        ``progress(stage, done, len(wanted))`` is called first with 0, then after each object.
         """
+        total = len(wanted)
+        progress(stage, 0, total)
         if not wanted:
             return {}
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -144,7 +149,10 @@ class ObjectCache:
         work = Path(tempfile.mkdtemp(dir=self.tmp, prefix="fetch-"))
         try:
             paths = store.download_many(
-                bucket, [(w.key, w.sha256) for w in wanted], work, on_done=on_done
+                bucket,
+                [(w.key, w.sha256) for w in wanted],
+                work,
+                on_done=lambda done: progress(stage, done, total),
             )
             result: dict[str, str] = {}
             for item, path in zip(wanted, paths, strict=True):

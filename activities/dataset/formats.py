@@ -191,10 +191,10 @@ def _coco_classes(
     return names, {c["id"]: index.get(str(c["name"])) for c in ordered}
 
 
-def _read_coco(
-    objects: Mapping[str, object], fetch: Fetch, class_names: list[str] | None, report: Report
-) -> Source:
-    where = _find_coco_json(objects)
+def _load_coco(
+    where: str, fetch: Fetch, class_names: list[str] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str], dict[Any, int | None]]:
+    """The COCO document at ``where``, checked for shape: ``doc, annotations, names, class_of``."""
     try:
         doc = json.loads(fetch([where])[where])
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -207,18 +207,23 @@ def _read_coco(
         isinstance(item, dict) for item in [*doc["images"], *annotations]
     ):
         raise BadInputError(f"{where}: 'images' and 'annotations' must be lists of objects")
-    flagged = any("verified" in item for item in [*doc["images"], *annotations])
+    return doc, annotations, names, class_of
+
+
+def _coco_images(
+    entries: list[dict[str, Any]], objects: Mapping[str, object], report: Report
+) -> tuple[dict[Any, Candidate], dict[Any, list[bool]]]:
+    """Candidates by COCO image id (stored images only), and each image's verified flags."""
     by_base: dict[str, list[str]] = {}
     for rel in sorted(objects):
         if is_image(rel):
             by_base.setdefault(PurePosixPath(rel).name, []).append(rel)
         elif "images" in rel.split("/")[:-1]:
             report.add("non_image_file", rel, f"suffix {PurePosixPath(rel).suffix!r}")
-    source = Source(names)
     by_id: dict[Any, Candidate] = {}
     flags: dict[Any, list[bool]] = {}
     seen: set[str] = set()
-    for entry in doc["images"]:
+    for entry in entries:
         rel = _resolve(str(entry.get("file_name", "")), objects, by_base)
         if not rel:
             report.add("label_without_image", str(entry.get("file_name")), "image not in storage")
@@ -226,11 +231,23 @@ def _read_coco(
         if rel in seen:
             continue  # listed twice: the first entry wins
         seen.add(rel)
-        size = (entry.get("width"), entry.get("height"))
-        ok_size = all(isinstance(v, int) and v > 0 for v in size)
-        candidate = Candidate(rel, coco_boxes=[], coco_size=size if ok_size else None)  # type: ignore[arg-type]
+        width, height = entry.get("width"), entry.get("height")
+        size: tuple[int, int] | None = None
+        if isinstance(width, int) and width > 0 and isinstance(height, int) and height > 0:
+            size = (width, height)
+        candidate = Candidate(rel, coco_boxes=[], coco_size=size)
         by_id[entry.get("id")] = candidate
         flags[entry.get("id")] = [bool(entry["verified"])] if "verified" in entry else []
+    return by_id, flags
+
+
+def _read_coco(
+    objects: Mapping[str, object], fetch: Fetch, class_names: list[str] | None, report: Report
+) -> Source:
+    where = _find_coco_json(objects)
+    doc, annotations, names, class_of = _load_coco(where, fetch, class_names)
+    flagged = any("verified" in item for item in [*doc["images"], *annotations])
+    by_id, flags = _coco_images(doc["images"], objects, report)
     for number, ann in enumerate(annotations):
         candidate = by_id.get(ann.get("image_id"))
         if candidate is None:
@@ -246,7 +263,10 @@ def _read_coco(
             continue
         box = ann.get("bbox")
         cls = class_of.get(ann.get("category_id"))
-        candidate.coco_boxes.append((cls, box if isinstance(box, list) else [], f"ann {number}"))  # type: ignore[union-attr]
+        boxes = candidate.coco_boxes
+        assert boxes is not None  # every COCO candidate is created with a list (_coco_images)
+        boxes.append((cls, box if isinstance(box, list) else [], f"ann {number}"))
+    source = Source(names)
     for image_id, candidate in by_id.items():
         if flagged:
             marks = flags[image_id]

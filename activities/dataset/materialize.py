@@ -18,27 +18,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
 
+from activities.contracts.common import is_sha256
 from activities.contracts.dataset import SPLITS, SnapshotRef
 from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
 from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
 from activities.infra.errors import BadInputError
+from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 
 COMPLETE = ".complete"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-OnProgress = Callable[[str, int, int], None]
-"""``on_progress(stage, done, total)``; stages: downloaded, linked."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ def dataset_dir(settings: Settings, snapshot: SnapshotRef) -> Path:
     """The deterministic directory of ``snapshot`` in the local cache."""
     if "/" in snapshot.dataset or "\\" in snapshot.dataset or snapshot.dataset in ("", ".", ".."):
         raise BadInputError(f"invalid dataset name {snapshot.dataset!r} in snapshot reference")
-    if not _SHA256.fullmatch(snapshot.sha256):
+    if not is_sha256(snapshot.sha256):
         raise BadInputError(f"invalid sha256 {snapshot.sha256!r} in snapshot reference")
     return settings.cache_dir / "datasets" / snapshot.dataset / snapshot.sha256[:16]
 
@@ -84,12 +80,12 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _build(
-    staging: Path, root: Path, manifest: Manifest, cache: ObjectCache, on_progress: OnProgress
+    staging: Path, root: Path, manifest: Manifest, cache: ObjectCache, on_progress: Progress
 ) -> dict[str, int]:
     for kind in ("images", "labels"):
         for split in SPLITS:
             (staging / kind / split).mkdir(parents=True, exist_ok=True)
-    counts = dict.fromkeys(SPLITS, 0)
+    counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
     total = len(manifest.images)
     for done, image in enumerate(manifest.images, start=1):
         name = local_name(image)
@@ -118,14 +114,15 @@ def materialize_snapshot(
     settings: Settings,
     snapshot: SnapshotRef,
     *,
-    on_progress: OnProgress | None = None,
+    on_progress: Progress = no_progress,
 ) -> MaterializedDataset:
     """Turn ``snapshot`` into a local dataset directory, downloading only uncached images.
 
     Idempotent and safe to run concurrently for the same snapshot (the first complete
     directory wins); ``downloaded`` counts the images fetched from object storage by this call.
+    ``on_progress(stage, done, total)``: stages ``downloaded``, ``linked``.
     """
-    progress = on_progress or (lambda stage, done, total: None)
+    progress = on_progress
     root = dataset_dir(settings, snapshot).resolve()
     counts = _read_complete(root, snapshot.sha256)
     if counts is not None:
@@ -137,13 +134,7 @@ def materialize_snapshot(
         if not cache.has(image.sha256) and image.sha256 not in missing:
             missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
     total = len(missing)
-    progress("downloaded", 0, total)
-    cache.fetch(
-        store,
-        manifest.bucket,
-        list(missing.values()),
-        on_done=lambda n: progress("downloaded", n, total),
-    )
+    cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
     root.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(root.parent, ".*.tmp-*")
     if root.exists() and _read_complete(root, snapshot.sha256) is None:

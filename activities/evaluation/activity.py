@@ -8,19 +8,25 @@ production alias points to, loaded with its sha256 verified. The paired bootstra
 
 from __future__ import annotations
 
+import functools
 import logging
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 
 from activities.contracts import names
-from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
-from activities.evaluation.common import Progress, fetch_weights, heartbeat_progress, no_progress
+from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, EvaluateResult
+from activities.evaluation.common import fetch_weights, scratch_dir
 from activities.infra.errors import BadInputError, translate_errors
+from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from activities.evaluation.validate import ValRun
+    from activities.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,96 @@ def class_mismatch(what: str, theirs: list[str], ours: list[str], snapshot: str)
         f"{what} was trained on classes {theirs} but snapshot {snapshot} has {ours}: "
         "the models cannot be compared on it"
     )
+
+
+@dataclass(frozen=True)
+class _Champion:
+    """Production when evaluation starts: its version, and whether it is compared."""
+
+    version: int | None
+    compared: bool
+    note: str | None = None
+
+
+def _champion(registry: Registry, request: EvaluateRequest) -> _Champion:
+    """Production's version; compared unless its classes differ from the snapshot's.
+
+    A class mismatch fails the evaluation (BadInputError), or with
+    ``skip_comparison_on_class_mismatch`` skips the comparison with a note.
+    """
+    version = registry.production_version(request.model)
+    if version is None:
+        return _Champion(None, compared=False)
+    theirs = list(registry.metadata(request.model, version).class_names)
+    expected = list(request.snapshot.class_names)
+    if theirs == expected:
+        return _Champion(version, compared=True)
+    message = class_mismatch(
+        f"production champion {request.model} v{version}", theirs, expected, request.snapshot.key
+    )
+    if not request.options.skip_comparison_on_class_mismatch:
+        raise BadInputError(
+            f"{message} (set skip_comparison_on_class_mismatch to gate on the absolute floor only)"
+        )
+    return _Champion(version, compared=False, note=f"comparison skipped: {message}")
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """The validation runs of both models and the bootstrap interval of their difference."""
+
+    candidate: ValRun
+    champion: ValRun | None
+    ci: DifferenceCI | None
+
+
+def _score(
+    registry: Registry,
+    request: EvaluateRequest,
+    champion: _Champion,
+    data_yaml: Path,
+    candidate_path: Path,
+    workdir: Path,
+    progress: Progress,
+) -> _Scores:
+    """Validate the candidate (and the compared champion) with the same settings."""
+    from activities.evaluation.bootstrap import difference_ci
+    from activities.evaluation.validate import run_val
+
+    options = request.options
+    champ_path = None
+    if champion.compared and champion.version is not None:  # verified before anything runs
+        champ_path = registry.load_model(request.model, champion.version, workdir / "champion.pt")
+    val = functools.partial(
+        run_val,
+        data_yaml=data_yaml,
+        split="test",
+        imgsz=request.imgsz,
+        conf=options.conf,
+        iou=options.iou,
+        batch=request.batch,
+        device=request.device,
+        workdir=workdir,
+    )
+    cand = val(candidate_path, on_batch=lambda done, total: progress("candidate", done, total))
+    cand_names = [cand.names[i] for i in sorted(cand.names)]
+    expected = list(request.snapshot.class_names)
+    if cand_names != expected:
+        raise BadInputError(
+            class_mismatch("the candidate", cand_names, expected, request.snapshot.key)
+        )
+    if champ_path is None:
+        return _Scores(cand, None, None)
+    champ = val(champ_path, on_batch=lambda done, total: progress("champion", done, total))
+    ci = difference_ci(
+        cand.stats,
+        champ.stats,
+        resamples=options.bootstrap_resamples,
+        seed=options.bootstrap_seed,
+        level=options.ci_level,
+        on_round=lambda done, total: progress("bootstrap", done, total),
+    )
+    return _Scores(cand, champ, ci)
 
 
 def evaluate(
@@ -44,94 +140,35 @@ def evaluate(
 
     bootstrap_offline()
     from activities.dataset import materialize_snapshot
-    from activities.evaluation.bootstrap import difference_ci
-    from activities.evaluation.validate import library_versions, run_val
+    from activities.evaluation.validate import library_versions
     from activities.registry import Registry
 
     snapshot = request.snapshot
-    expected = list(snapshot.class_names)
     if not snapshot.counts.get("test", 1):
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
     registry = Registry(store, settings.models_bucket)
-    champion_version = registry.production_version(request.model)
-    champion_meta = None
-    note = None
-    if champion_version is not None:
-        champion_meta = registry.metadata(request.model, champion_version)
-        if list(champion_meta.class_names) != expected:
-            message = class_mismatch(
-                f"production champion {request.model} v{champion_version}",
-                list(champion_meta.class_names),
-                expected,
-                snapshot.key,
-            )
-            if not request.skip_comparison_on_class_mismatch:
-                raise BadInputError(
-                    f"{message} (set skip_comparison_on_class_mismatch to gate on the "
-                    "absolute floor only)"
-                )
-            note = f"comparison skipped: {message}"
-            champion_meta = None
-
+    champion = _champion(registry, request)
     dataset = materialize_snapshot(store, settings, snapshot, on_progress=progress)
     candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
-    work = settings.cache_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="evaluate-", dir=work))
-    try:
-        champ_path = None
-        if champion_meta is not None and champion_version is not None:  # verified first
-            champ_path = registry.load_model(request.model, champion_version, tmp / "champion.pt")
-        val_args = dict(
-            data_yaml=dataset.data_yaml,
-            split="test",
-            imgsz=request.imgsz,
-            conf=request.conf,
-            iou=request.iou,
-            batch=request.batch,
-            device=request.device,
-            workdir=tmp,
+    with scratch_dir(settings, "evaluate-") as tmp:
+        scores = _score(
+            registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress
         )
-        cand = run_val(
-            candidate_path,
-            **val_args,
-            on_batch=lambda done, total: progress("candidate", done, total),
-        )
-        cand_names = [cand.names[i] for i in sorted(cand.names)]
-        if cand_names != expected:
-            raise BadInputError(class_mismatch("the candidate", cand_names, expected, snapshot.key))
-        champ = None
-        ci = None
-        if champ_path is not None:
-            champ = run_val(
-                champ_path,
-                **val_args,
-                on_batch=lambda done, total: progress("champion", done, total),
-            )
-            ci = difference_ci(
-                cand.stats,
-                champ.stats,
-                resamples=request.bootstrap_resamples,
-                seed=request.bootstrap_seed,
-                level=request.ci_level,
-                on_round=lambda done, total: progress("bootstrap", done, total),
-            )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    cand = scores.candidate
     return EvaluateResult(
         model=request.model,
-        class_names=expected,
+        class_names=list(snapshot.class_names),
         images=cand.images,
         instances=cand.instances,
         instances_per_class=cand.instances_per_class,
         candidate=cand.metrics,
-        champion=champ.metrics if champ else None,
-        champion_version=champion_version,
-        ci=ci,
-        comparison_note=note,
+        champion=scores.champion.metrics if scores.champion else None,
+        champion_version=champion.version,
+        ci=scores.ci,
+        comparison_note=champion.note,
         imgsz=request.imgsz,
-        conf=request.conf,
-        iou=request.iou,
+        conf=request.options.conf,
+        iou=request.options.iou,
         versions=library_versions(),
     )
 

@@ -77,7 +77,7 @@ def library_versions() -> dict[str, str]:
 def _recording_validator() -> type:
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    class RecordingValidator(DetectionValidator):  # type: ignore[misc]
+    class RecordingValidator(DetectionValidator):
         """DetectionValidator that keeps per-image statistics in ``self.recorded``."""
 
         def init_metrics(self, model: Any) -> None:
@@ -164,16 +164,20 @@ def run_val(
         )
     finally:
         shutil.rmtree(project, ignore_errors=True)
-    validator = captured["validator"]
+    return _val_run(result, captured["validator"].recorded)
+
+
+def _val_run(result: Any, recorded: ImageStats) -> ValRun:
+    """Totals of one ``model.val`` result and the statistics its validator recorded."""
     names = {int(k): str(v) for k, v in dict(result.names).items()}
     per_class = np.zeros(len(names), dtype=int)
-    for target in validator.recorded.target_cls:
+    for target in recorded.target_cls:
         per_class += np.bincount(target.astype(int), minlength=len(names))[: len(names)]
     return ValRun(
         metrics=_metrics(result.box, names),
-        images=len(validator.recorded.files),
+        images=len(recorded.files),
         instances=int(per_class.sum()),
         instances_per_class={names[i]: int(n) for i, n in enumerate(per_class)},
         names=names,
-        stats=validator.recorded,
+        stats=recorded,
     )

@@ -7,17 +7,14 @@ earlier result already handed on.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.evaluation import WeightsRef
 from activities.contracts.export import ExportRequest, ExportResult
-from activities.evaluation.common import Progress, fetch_weights, heartbeat_progress, no_progress
+from activities.evaluation.common import fetch_weights, scratch_dir
 from activities.infra.errors import translate_errors
+from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore, sha256_file
 
@@ -37,20 +34,18 @@ def export(
     from activities.evaluation.validate import library_versions
     from activities.export.parity import check_parity, copy_weights, export_onnx
 
+    options = request.options
     dataset = materialize_snapshot(store, settings, request.snapshot, on_progress=progress)
     source = fetch_weights(store, settings, request.weights, ".pt")
-    work = settings.cache_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=work))
-    try:
+    with scratch_dir(settings, "export-") as tmp:
         pt_path = copy_weights(source, tmp)
         progress("export", 0, 1)
         onnx_path, opset = export_onnx(
             pt_path,
             imgsz=request.imgsz,
-            opset=request.opset,
-            dynamic=request.dynamic,
-            simplify=request.simplify,
+            opset=options.opset,
+            dynamic=options.dynamic,
+            simplify=options.simplify,
         )
         progress("export", 1, 1)
         parity = check_parity(
@@ -60,8 +55,8 @@ def export(
             imgsz=request.imgsz,
             conf=request.conf,
             iou=request.iou,
-            output_tolerance=request.output_tolerance,
-            map_tolerance=request.map_tolerance,
+            output_tolerance=options.output_tolerance,
+            map_tolerance=options.map_tolerance,
             images=request.parity_images,
             workdir=tmp,
             on_step=progress,
@@ -69,15 +64,13 @@ def export(
         digest = sha256_file(onnx_path)
         key = f"{request.output_prefix.strip('/')}/model-{digest[:16]}.onnx"
         info = store.put_file(settings.runs_bucket, key, onnx_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(
         pt=request.weights,
         onnx=WeightsRef(bucket=settings.runs_bucket, key=key, sha256=info.sha256 or digest),
         opset=opset,
-        dynamic=request.dynamic,
+        dynamic=options.dynamic,
         imgsz=request.imgsz,
-        simplified=request.simplify,
+        simplified=options.simplify,
         parity=parity,
         versions=library_versions(),
     )

@@ -11,14 +11,13 @@ Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this modul
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from activities.contracts.export import ParityReport
-
-OnStep = Callable[[str, int, int], None]
+from activities.infra.heartbeat import Progress, no_progress
 
 
 def export_onnx(
@@ -76,7 +75,7 @@ def _first(output: object) -> np.ndarray:
     while isinstance(output, (list, tuple)):
         output = output[0]
     if hasattr(output, "detach"):
-        output = output.detach().cpu().numpy()  # type: ignore[union-attr]
+        output = output.detach().cpu().numpy()
     return np.asarray(output)
 
 
@@ -113,63 +112,69 @@ def check_parity(
     map_tolerance: float = 0.01,
     images: int = 4,
     workdir: Path | None = None,
-    on_step: OnStep | None = None,
+    on_step: Progress = no_progress,
 ) -> ParityReport:
     """Compare ``onnx_path`` with ``pt_path``: checker, raw outputs, test-split mAP50-95."""
     import onnx
 
-    from activities.evaluation.validate import run_val
+    def failed(reason: str, **measured: Any) -> ParityReport:
+        return ParityReport(
+            passed=False,
+            reason=reason[:500],
+            output_tolerance=output_tolerance,
+            map_tolerance=map_tolerance,
+            **{"checker_ok": True, **measured},
+        )
 
-    step = on_step or (lambda stage, done, total: None)
-    report = {"output_tolerance": output_tolerance, "map_tolerance": map_tolerance}
     try:
         onnx.checker.check_model(str(onnx_path))
     except Exception as exc:  # any checker failure is a parity failure, not a crash
-        return ParityReport(
-            passed=False, checker_ok=False, reason=f"onnx.checker: {exc}"[:500], **report
-        )
-    step("checker", 1, 3)
+        return failed(f"onnx.checker: {exc}", checker_ok=False)
+    on_step("checker", 1, 3)
     picked = split_images(data_yaml, images)
     if not picked:
-        return ParityReport(
-            passed=False, checker_ok=True, reason="no test images to compare on", **report
-        )
+        return failed("no test images to compare on")
     try:
         max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
     except Exception as exc:  # ONNX Runtime refusing the file is a parity failure
-        return ParityReport(
-            passed=False,
-            checker_ok=True,
-            images_compared=0,
-            reason=f"ONNX Runtime vs PyTorch: {exc}"[:500],
-            **report,
-        )
-    step("outputs", 2, 3)
-    val = dict(
-        data_yaml=data_yaml,
-        split="test",
-        imgsz=imgsz,
-        conf=conf,
-        iou=iou,
-        batch=1,
-        device="cpu",
-        rect=False,
-        workdir=workdir,
-    )
-    pt_map = run_val(pt_path, **val).metrics.map50_95  # type: ignore[arg-type]
+        return failed(f"ONNX Runtime vs PyTorch: {exc}", images_compared=0)
+    on_step("outputs", 2, 3)
+    pt_map = _test_map(pt_path, data_yaml, imgsz, conf, iou, workdir)
     try:
-        onnx_map = run_val(onnx_path, **val).metrics.map50_95  # type: ignore[arg-type]
+        onnx_map = _test_map(onnx_path, data_yaml, imgsz, conf, iou, workdir)
     except Exception as exc:
-        return ParityReport(
-            passed=False,
-            checker_ok=True,
+        return failed(
+            f"ONNX validation failed: {exc}",
             max_abs_diff=max_diff,
             images_compared=len(picked),
             pt_map50_95=pt_map,
-            reason=f"ONNX validation failed: {exc}"[:500],
-            **report,
         )
-    step("map", 3, 3)
+    on_step("map", 3, 3)
+    return _verdict(max_diff, len(picked), pt_map, onnx_map, output_tolerance, map_tolerance)
+
+
+def _test_map(
+    weights: Path, data_yaml: Path, imgsz: int, conf: float, iou: float, workdir: Path | None
+) -> float:
+    """mAP50-95 on the test split, the same way for both files (CPU, batch 1, square)."""
+    from activities.evaluation.validate import run_val
+
+    run = run_val(
+        weights, data_yaml, split="test", imgsz=imgsz, conf=conf, iou=iou, batch=1,
+        device="cpu", rect=False, workdir=workdir,
+    )  # fmt: skip
+    return run.metrics.map50_95
+
+
+def _verdict(
+    max_diff: float,
+    compared: int,
+    pt_map: float,
+    onnx_map: float,
+    output_tolerance: float,
+    map_tolerance: float,
+) -> ParityReport:
+    """The report of a check that measured everything: passed when both are in tolerance."""
     problems = []
     if not max_diff <= output_tolerance:
         problems.append(
@@ -183,18 +188,19 @@ def check_parity(
         )
     numbers = (
         f"max abs output difference {max_diff:.3g} (tolerance {output_tolerance:.3g}) "
-        f"on {len(picked)} test images; mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} "
+        f"on {compared} test images; mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} "
         f"(tolerance {map_tolerance:.4f})"
     )
     return ParityReport(
         passed=not problems,
         checker_ok=True,
         max_abs_diff=max_diff,
-        images_compared=len(picked),
+        images_compared=compared,
         pt_map50_95=pt_map,
         onnx_map50_95=onnx_map,
         reason=("; ".join(problems) if problems else f"ok: {numbers}"),
-        **report,
+        output_tolerance=output_tolerance,
+        map_tolerance=map_tolerance,
     )
 
 

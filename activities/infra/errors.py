@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
 
 from temporalio.exceptions import ApplicationError
 
@@ -56,27 +56,37 @@ def as_application_error(exc: SentinelError) -> ApplicationError:
     return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable)
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def translate_errors(fn: F) -> F:
-    """Decorator for activity functions: SentinelError -> ApplicationError."""
+@overload
+def translate_errors(
+    fn: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
+@overload
+def translate_errors(fn: Callable[P, R]) -> Callable[P, R]: ...
+def translate_errors(fn: Callable[P, Any]) -> Callable[P, Any]:
+    """Decorator for activity functions: SentinelError -> ApplicationError.
+
+    Keeps the signature (``functools.wraps``) and the sync/async kind Temporal inspects.
+    """
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             try:
                 return await fn(*args, **kwargs)
             except SentinelError as exc:
                 raise as_application_error(exc) from exc
 
-        return async_wrapper  # type: ignore[return-value]
+        return async_wrapper
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         try:
             return fn(*args, **kwargs)
         except SentinelError as exc:
             raise as_application_error(exc) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -3,45 +3,55 @@
 Every object we write carries its sha256 in user metadata (``x-amz-meta-sha256``) and every
 download of such an object is verified against it. Transient network errors are retried with
 exponential backoff; configuration errors (bad credentials, missing bucket) are raised at once
-as :class:`~activities.infra.errors.ConfigurationError` with a message naming the fix.
+as :class:`~activities.infra.errors.ConfigurationError` with a message naming the fix (the
+policy: :mod:`activities.infra.retries`). Key safety lives in :mod:`activities.infra.keys`,
+digests in :mod:`activities.infra.files`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import builtins
+import functools
 import os
-import random
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from pathlib import Path
+from typing import TypedDict, TypeVar, Unpack
 
 import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from activities.infra.errors import (
-    ConfigurationError,
-    IntegrityError,
-    NotFoundError,
-    TransientStorageError,
-    UnsafeKeyError,
-)
+from activities.infra.errors import ConfigurationError, IntegrityError
+from activities.infra.files import CHUNK, sha256_bytes, sha256_file, verify_sha256, write_beside
+from activities.infra.keys import safe_join, safe_relative_path
+from activities.infra.pool import run_bounded
+from activities.infra.retries import call_with_retries, missing_bucket
 from activities.infra.settings import Settings
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "SHA256_META",
+    "ObjectInfo",
+    "ObjectStore",
+    "StoreOptions",
+    "safe_join",
+    "safe_relative_path",
+    "sha256_bytes",
+    "sha256_file",
+]
 
 SHA256_META = "sha256"
 _SHA256_HEADER = "x-amz-meta-sha256"
-_CHUNK = 1024 * 1024
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
-_TRANSIENT_CODES = {"InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout"}
 
 T = TypeVar("T")
+
+
+class StoreOptions(TypedDict, total=False):
+    """Tuning keywords of :class:`ObjectStore` that :meth:`ObjectStore.from_settings` forwards."""
+
+    max_attempts: int
+    backoff_seconds: float
+    max_workers: int
 
 
 @dataclass(frozen=True)
@@ -52,38 +62,6 @@ class ObjectInfo:
     size: int
     etag: str
     sha256: str | None = None
-
-
-def safe_relative_path(key: str) -> PurePosixPath:
-    """The key as a relative path that cannot escape a target directory.
-
-    Rejects absolute keys, ``..`` segments, backslashes and empty keys with UnsafeKeyError.
-    """
-    if not key or "\\" in key or "\x00" in key:
-        raise UnsafeKeyError(f"unsafe object key {key!r}: empty, backslash or NUL")
-    path = PurePosixPath(key)
-    if path.is_absolute() or key.startswith("/"):
-        raise UnsafeKeyError(f"unsafe object key {key!r}: absolute path")
-    if any(part in ("..", ".") for part in key.split("/")):
-        raise UnsafeKeyError(f"unsafe object key {key!r}: '..' or '.' segment")
-    return path
-
-
-def safe_join(directory: Path, key: str) -> Path:
-    """``directory / key`` after checking the key cannot escape ``directory``."""
-    return directory / Path(*safe_relative_path(key).parts)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class ObjectStore:
@@ -105,7 +83,7 @@ class ObjectStore:
         self.max_workers = max_workers
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: object) -> ObjectStore:
+    def from_settings(cls, settings: Settings, **kwargs: Unpack[StoreOptions]) -> ObjectStore:
         """A store for the configured endpoint and credentials."""
         if settings.s3_access_key is None or settings.s3_secret_key is None:
             raise ConfigurationError(
@@ -126,47 +104,19 @@ class ObjectStore:
             region=settings.s3_region,
             http_client=http,
         )
-        return cls(client, endpoint=settings.s3_endpoint, **kwargs)  # type: ignore[arg-type]
+        return cls(client, endpoint=settings.s3_endpoint, **kwargs)
 
     # ------------------------------------------------------------------ error policy
     def _call(self, what: str, bucket: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with retries on transient failures and typed errors otherwise."""
-        delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return fn()
-            except S3Error as exc:
-                if exc.code in _AUTH_CODES:
-                    raise ConfigurationError(
-                        f"S3 refused the credentials at {self.endpoint} ({exc.code}) while "
-                        f"trying to {what}: check SENTINEL_S3_ACCESS_KEY / SENTINEL_S3_SECRET_KEY"
-                    ) from None
-                if exc.code == "NoSuchBucket":
-                    raise ConfigurationError(
-                        f"bucket {bucket!r} does not exist at {self.endpoint}: create it or set "
-                        "the SENTINEL_*_BUCKET settings"
-                    ) from None
-                if exc.code in ("NoSuchKey", "NoSuchObject"):
-                    raise NotFoundError(
-                        f"no object {exc.object_name or ''!s} in {bucket!r}: cannot {what}"
-                    ) from None
-                if exc.code not in _TRANSIENT_CODES or attempt == self.max_attempts:
-                    if exc.code in _TRANSIENT_CODES:
-                        raise TransientStorageError(
-                            f"S3 {exc.code} while trying to {what}"
-                        ) from exc
-                    raise
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if attempt == self.max_attempts:
-                    raise TransientStorageError(
-                        f"S3 at {self.endpoint} unreachable while trying to {what}: {exc}"
-                    ) from exc
-            log.warning(
-                "transient S3 failure (%s), attempt %d/%d", what, attempt, self.max_attempts
-            )
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+        """Run ``fn`` under the store's error policy (:mod:`activities.infra.retries`)."""
+        return call_with_retries(
+            fn,
+            what=what,
+            bucket=bucket,
+            endpoint=self.endpoint,
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+        )
 
     # ------------------------------------------------------------------ buckets
     def ensure_bucket(self, bucket: str) -> None:
@@ -181,10 +131,7 @@ class ObjectStore:
     def check_bucket(self, bucket: str) -> None:
         """Raise ConfigurationError unless ``bucket`` exists and the credentials work."""
         if not self._call("check bucket", bucket, lambda: self.client.bucket_exists(bucket)):
-            raise ConfigurationError(
-                f"bucket {bucket!r} does not exist at {self.endpoint}: create it or set the "
-                "SENTINEL_*_BUCKET settings"
-            )
+            raise missing_bucket(bucket, self.endpoint)
 
     # ------------------------------------------------------------------ writes
     def put_bytes(
@@ -295,7 +242,7 @@ class ObjectStore:
                 response.release_conn()
 
         data, recorded = self._call(f"read {key}", bucket, get)
-        self._verify(bucket, key, sha256_bytes(data), recorded, expected_sha256)
+        verify_sha256(f"{bucket}/{key}", sha256_bytes(data), recorded, expected_sha256)
         return data
 
     def get_file(
@@ -306,42 +253,21 @@ class ObjectStore:
 
         def get() -> tuple[str, str | None, Path]:
             response = self.client.get_object(bucket, key)
-            digest = hashlib.sha256()
-            fd, tmp_name = tempfile.mkstemp(
-                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-            )
             try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in response.stream(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                return digest.hexdigest(), response.headers.get(_SHA256_HEADER), Path(tmp_name)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
+                actual, tmp = write_beside(dest, response.stream(CHUNK))
+                return actual, response.headers.get(_SHA256_HEADER), tmp
             finally:
                 response.close()
                 response.release_conn()
 
         actual, recorded, tmp = self._call(f"download {key}", bucket, get)
         try:
-            self._verify(bucket, key, actual, recorded, expected_sha256)
+            verify_sha256(f"{bucket}/{key}", actual, recorded, expected_sha256)
         except IntegrityError:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, dest)
         return actual
-
-    @staticmethod
-    def _verify(
-        bucket: str, key: str, actual: str, recorded: str | None, expected: str | None
-    ) -> None:
-        for label, want in (("expected", expected), ("recorded", recorded)):
-            if want and want != actual:
-                raise IntegrityError(
-                    f"{bucket}/{key} failed verification: sha256 {actual[:12]}… != "
-                    f"{label} {want[:12]}… (object corrupted or tampered)"
-                )
 
     def download_many(
         self,
@@ -351,7 +277,7 @@ class ObjectStore:
         *,
         strip_prefix: str = "",
         on_done: Callable[[int], None] | None = None,
-    ) -> list[Path]:
+    ) -> builtins.list[Path]:  # why: the ``list`` method shadows the builtin in this class
         """Download ``(key, expected_sha256)`` pairs under ``dest_dir`` with a bounded pool.
 
         The local path of each object is its key minus ``strip_prefix``; unsafe keys are
@@ -361,22 +287,12 @@ class ObjectStore:
         for key, sha in items:
             relative = key[len(strip_prefix) :] if key.startswith(strip_prefix) else key
             planned.append((key, sha, safe_join(dest_dir, relative)))
-        done = 0
-        paths: list[Path] = []
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            futures = [
-                pool.submit(self.get_file, bucket, key, path, expected_sha256=sha)
+        run_bounded(
+            [
+                functools.partial(self.get_file, bucket, key, path, expected_sha256=sha)
                 for key, sha, path in planned
-            ]
-            try:
-                for future in as_completed(futures):
-                    future.result()
-                    done += 1
-                    if on_done is not None:
-                        on_done(done)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        paths = [path for _, _, path in planned]
-        return paths
+            ],
+            max_workers=self.max_workers,
+            on_done=on_done,
+        )
+        return [path for _, _, path in planned]

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from activities.infra.errors import ConfigurationError
+from activities.infra.files import atomic_copy
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +88,7 @@ def _place_fonts(ultra_dir: Path) -> None:
         if target.is_file() and target.stat().st_size > 0:
             continue
         source = source or _bundled_font()
-        fd, tmp = tempfile.mkstemp(dir=ultra_dir, prefix=f".{name}.", suffix=".part")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_copy(source, target)
 
 
 def offline_check_amp(model: Any) -> bool:
@@ -192,7 +185,7 @@ def _patch_ultralytics() -> None:
             # why: ONLINE/AUTOINSTALL are import-time constants; fix them if imported earlier.
             elif attr in ("ONLINE", "AUTOINSTALL") and value is True:
                 setattr(module, attr, False)
-    downloads._sentinel_offline = True  # type: ignore[attr-defined]
+    downloads._sentinel_offline = True
 
 
 def bootstrap_offline(config_dir: Path | None = None) -> Path:

@@ -18,8 +18,8 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
-from activities.evaluation.common import heartbeat_progress
 from activities.infra.errors import NotFoundError, translate_errors
+from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout

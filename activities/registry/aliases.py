@@ -61,6 +61,19 @@ def sync_production(registry: Registry, model: str) -> int | None:
     return registry.production_version(model)
 
 
+def _done_before(
+    registry: Registry, model: str, events: list[AliasEvent], request_id: str
+) -> AliasEvent | None:
+    """The move ``request_id`` already made (production.json synced again), if any.
+
+    A retried request finds its own entry here and changes nothing else.
+    """
+    mine = next((e for e in events if e.request_id == request_id), None)
+    if mine is not None:
+        sync_production(registry, model)
+    return mine
+
+
 def append(
     registry: Registry,
     model: str,
@@ -79,16 +92,15 @@ def append(
     """
     for _ in range(MAX_APPEND_ATTEMPTS):
         events = history(registry, model)
-        mine = next((e for e in events if e.request_id == request_id), None)
-        if mine is not None:
-            sync_production(registry, model)
+        if (mine := _done_before(registry, model, events, request_id)) is not None:
             return mine
         head = events[-1] if events else None
         current = head.version if head else None
         if expect_current is not _ANY and current != expect_current:
             expected = expect_current if isinstance(expect_current, int) else None
             raise ProductionMovedError(
-                f"production of {model!r} is {_v(current)}, not {_v(expected)} as when this "
+                f"production of {model!r} is {layout.version_label(current, 'unset')}, not "
+                f"{layout.version_label(expected, 'unset')} as when this "
                 f"change was decided: refusing to move it to v{version}"
             )
         event = AliasEvent(
@@ -119,19 +131,13 @@ def append(
     raise IntegrityError(f"could not append to the alias history of {model!r}: too much contention")
 
 
-def _v(version: int | None) -> str:
-    return "unset" if version is None else f"v{version}"
-
-
 def promote(
     registry: Registry, model: str, version: int, *, reason: str, request_id: str, at: datetime
 ) -> tuple[int | None, AliasEvent | None]:
     """Point production at an existing ``version``: ``(previous, event or None if no-op)``."""
     registry.metadata(model, version)  # NotFoundError for a version that does not exist
     events = history(registry, model)
-    mine = next((e for e in events if e.request_id == request_id), None)
-    if mine is not None:
-        sync_production(registry, model)
+    if (mine := _done_before(registry, model, events, request_id)) is not None:
         return mine.previous_version, mine
     current = events[-1].version if events else None
     if current == version:
@@ -168,9 +174,7 @@ def rollback(
     """Move production back to the version its current one replaced (recorded as a move)."""
     for _ in range(MAX_APPEND_ATTEMPTS):
         events = history(registry, model)
-        mine = next((e for e in events if e.request_id == request_id), None)
-        if mine is not None:
-            sync_production(registry, model)
+        if (mine := _done_before(registry, model, events, request_id)) is not None:
             return mine
         try:
             target = rollback_target(events)

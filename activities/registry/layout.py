@@ -25,6 +25,11 @@ def metadata_key(model: str, version: int) -> str:
     return artifact_key(model, version, METADATA)
 
 
+def version_label(version: int | None, missing: str = "none") -> str:
+    """``v3`` in messages, or ``missing`` where there is no version."""
+    return missing if version is None else f"v{version}"
+
+
 def claim_key(model: str, version: int) -> str:
     """Written (conditionally) first: whoever creates it owns version number ``version``."""
     return f"models/{model}/claims/v{version}.json"

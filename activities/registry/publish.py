@@ -13,8 +13,9 @@ Protocol (every step is idempotent; a crash anywhere leaves a state the retry co
 3. **Data first.** model.pt, model.onnx, results.csv and report.md are uploaded under
    ``v{N}/`` (rewriting an unfinished attempt's objects with the same bytes).
 4. **Metadata last**, created with If-None-Match: from this moment the version exists.
-5. **Aliases**: production moves only when the gate (after ONNX parity) promotes and
-   production is still the champion that was evaluated; ``latest.json`` is synced.
+5. **Aliases**: production moves only when the gate promotes (the workflow's decision, ONNX
+   parity included: :func:`workflows.gate.apply_parity`) and production is still the champion
+   that was evaluated; ``latest.json`` is synced.
 
 A claim without metadata (a run that died for good) is never reused: numbers only grow, so
 a dead run leaves a gap, never a collision. Listings show only versions with metadata.
@@ -26,7 +27,6 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from activities.contracts.gate import GateDecision
@@ -37,6 +37,7 @@ from activities.contracts.registry import (
     PublishResult,
 )
 from activities.infra.errors import IntegrityError, NotFoundError
+from activities.infra.heartbeat import Progress, no_progress
 from activities.registry import aliases, layout
 from activities.registry.core import Registry, dump
 from activities.registry.report import evaluation_csv, render_report
@@ -44,11 +45,6 @@ from activities.registry.report import evaluation_csv, render_report
 log = logging.getLogger(__name__)
 
 MAX_CLAIM_ATTEMPTS = 1000
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
 
 
 class Publisher:
@@ -75,6 +71,13 @@ class Publisher:
         except NotFoundError:
             return None
 
+    def _version_in(self, key: str, doc: dict[str, object]) -> int:
+        """The ``version`` recorded in ``doc`` (read from ``key``); anything else is corruption."""
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise IntegrityError(f"{key} records no integer version: {version!r}")
+        return version
+
     def _owns(self, request: PublishRequest, claim: dict[str, object] | None) -> bool:
         if claim is None:
             return False
@@ -82,11 +85,10 @@ class Publisher:
 
     def find_own_version(self, request: PublishRequest) -> int | None:
         """The version this workflow run already claimed, if any."""
-        index = self._read_json(
-            layout.publish_key(request.model, request.workflow_id, request.run_id)
-        )
+        index_key = layout.publish_key(request.model, request.workflow_id, request.run_id)
+        index = self._read_json(index_key)
         if index is not None:
-            return int(index["version"])  # type: ignore[call-overload]
+            return self._version_in(index_key, index)
         for version in self.registry.scan(request.model).pending:
             if self._owns(request, self._read_json(layout.claim_key(request.model, version))):
                 return self._index(request, version)
@@ -108,14 +110,15 @@ class Publisher:
             existing = self._read_json(key)
             if existing is None:
                 raise IntegrityError(f"{key} vanished while publishing") from None
-            if int(existing["version"]) != version:  # type: ignore[call-overload]
+            recorded = self._version_in(key, existing)
+            if recorded != version:
                 log.warning(
                     "v%s of %s claimed twice by one run; using v%s",
                     version,
                     request.model,
-                    existing["version"],
+                    recorded,
                 )
-            return int(existing["version"])  # type: ignore[call-overload]
+            return recorded
 
     def claim_version(self, request: PublishRequest) -> int:
         """Own a new version number for this run (conditional create of its claim)."""
@@ -147,17 +150,20 @@ class Publisher:
 
     # ------------------------------------------------------------------ 3-4. data, metadata
     def _final_gate(self, request: PublishRequest) -> GateDecision:
+        """The workflow's decision, blocked when production moved since the evaluation.
+
+        ONNX parity is part of the decision already (``PublishRequest`` refuses a promoting
+        gate with a failed parity check); only the registry's present state is checked here.
+        """
         gate = request.gate
-        parity = request.export.parity
-        if not parity.passed:
-            gate = gate.blocked(f"ONNX parity failed: {parity.reason}")
         if gate.promote:
             current = self.registry.production_version(request.model)
             evaluated = request.evaluation.champion_version
             if current != evaluated:
                 gate = gate.blocked(
-                    f"production moved from {_v(evaluated)} to {_v(current)} since the "
-                    "evaluation; evaluate again against the current production"
+                    f"production moved from {layout.version_label(evaluated)} to "
+                    f"{layout.version_label(current)} since the evaluation; evaluate again "
+                    "against the current production"
                 )
         return gate
 
@@ -169,7 +175,7 @@ class Publisher:
         self, request: PublishRequest, version: int, progress: Progress | None = None
     ) -> ModelVersion:
         """Upload the data objects of ``version``, then create its metadata (last)."""
-        step = progress or _no_progress
+        step = progress or no_progress
         model = request.model
         artifacts: dict[str, ArtifactRecord] = {}
         with tempfile.TemporaryDirectory(prefix="sentinel-publish-") as tmp:
@@ -282,8 +288,8 @@ class Publisher:
             production_version=self.registry.production_version(model),
             latest_version=latest,
             metadata_key=layout.metadata_key(model, version),
+            artifacts={
+                **{name: record.key for name, record in meta.artifacts.items()},
+                layout.METADATA: layout.metadata_key(model, version),
+            },
         )
-
-
-def _v(version: int | None) -> str:
-    return "none" if version is None else f"v{version}"

@@ -42,24 +42,37 @@ def render_report(
     artifacts: dict[str, ArtifactRecord],
 ) -> str:
     """``report.md``: candidate vs champion, gate decision, parity, dataset counts, artifacts."""
-    ev, snap, parity = request.evaluation, request.snapshot, request.export.parity
-    champ_label = f"champion v{ev.champion_version}" if ev.champion else "champion"
+    resumed = request.resumed_from_epoch
     lines = [
         f"# {request.model} v{version}",
         "",
         f"- created: {request.created_at.isoformat()} by workflow `{request.workflow_id}` "
         f"(run `{request.run_id}`)",
         f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
-        + (
-            f" (resumed from epoch {request.resumed_from_epoch})"
-            if request.resumed_from_epoch is not None
-            else ""
-        ),
+        + (f" (resumed from epoch {resumed})" if resumed is not None else ""),
         "",
         f"## Decision: {'PROMOTED' if gate.promote else 'not promoted'}",
         "",
         gate.reason,
         "",
+        *_comparison_section(request),
+        *_export_and_dataset_sections(request),
+        "## Artifacts",
+        "",
+        *(
+            f"- `{name}` sha256 `{rec.sha256}` ({rec.size} bytes)"
+            for name, rec in sorted(artifacts.items())
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _comparison_section(request: PublishRequest) -> list[str]:
+    """Candidate vs champion: the metric table, the bootstrap interval, why no comparison."""
+    ev = request.evaluation
+    champ_label = f"champion v{ev.champion_version}" if ev.champion else "champion"
+    lines = [
         f"## Candidate vs {champ_label} (test split: {ev.images} images, "
         f"{ev.instances} instances; imgsz {ev.imgsz}, conf {ev.conf}, iou {ev.iou})",
         "",
@@ -77,12 +90,16 @@ def render_report(
         ]
     if ev.comparison_note:
         lines += [f"Comparison: {ev.comparison_note}", ""]
-    lines += [
+    return lines
+
+
+def _export_and_dataset_sections(request: PublishRequest) -> list[str]:
+    snap, export, parity = request.snapshot, request.export, request.export.parity
+    return [
         "## ONNX export",
         "",
-        f"opset {request.export.opset}, dynamic {request.export.dynamic}, imgsz "
-        f"{request.export.imgsz}: parity {'passed' if parity.passed else 'FAILED'} — "
-        f"{parity.reason}",
+        f"opset {export.opset}, dynamic {export.dynamic}, imgsz {export.imgsz}: parity "
+        f"{'passed' if parity.passed else 'FAILED'} — {parity.reason}",
         "",
         "## Dataset",
         "",
@@ -93,15 +110,7 @@ def render_report(
         "|---|---|",
         *(f"| {split} | {count} |" for split, count in sorted(snap.counts.items())),
         "",
-        "## Artifacts",
-        "",
-        *(
-            f"- `{name}` sha256 `{rec.sha256}` ({rec.size} bytes)"
-            for name, rec in sorted(artifacts.items())
-        ),
-        "",
     ]
-    return "\n".join(lines)
 
 
 def evaluation_csv(request: PublishRequest) -> str:

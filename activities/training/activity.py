@@ -144,50 +144,11 @@ class _Attempt:
             self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
             existing=selection.remaining,
         )  # fmt: skip
-        keepalive = SetupKeepalive(
-            self.heartbeat,
-            interval=max(1.0, self.request.heartbeat_timeout_seconds / 4),
-            max_seconds=SETUP_KEEPALIVE_MAX_SECONDS,
-        )
-        hooks = TrainingHooks(
-            self.heartbeat,
-            uploader,
-            ControlPoller(
-                self.store, self.bucket, self.prefix, interval=self.owner.control_poll_seconds
-            ),
-            self.signals,
-            epochs=self.hp.epochs,
-            min_batch=self.request.min_batch,
-            keepalive=keepalive,
-        )
         plan = FitPlan(
             self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
             checkpoint=selection.path,
         )  # fmt: skip
-        try:
-            keepalive.start()
-            fit(
-                plan, hooks, store=self.store, settings=self.settings,
-                extra_callbacks=self.owner.extra_callbacks,
-            )  # fmt: skip
-        except Interrupted as exc:
-            self._finish_checkpoints(uploader)
-            raise self._interrupted(exc, hooks) from None
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
-                raise
-            current = hooks.state.batch or batch
-            if current // 2 >= self.request.min_batch:
-                self.heartbeat.set_batch(current // 2)  # the next attempt, on any worker, reads it
-            self._finish_checkpoints(uploader)
-            smaller = halved_batch(current, self.request.min_batch)  # final below the floor
-            raise ApplicationError(
-                f"out of GPU memory at batch={current}: retrying with batch={smaller}",
-                type="OutOfMemory",
-            ) from None
-        finally:
-            keepalive.stop()
+        hooks = self._fit(plan, uploader)
         uploader.close()  # every checkpoint upload done before the final ones
 
         uploaded = publish(
@@ -208,6 +169,42 @@ class _Attempt:
         )
         shutil.rmtree(workdir.parent, ignore_errors=True)
         return result
+
+    def _fit(self, plan: FitPlan, uploader: CheckpointUploader) -> TrainingHooks:
+        """Train with our hooks; an interrupted or out-of-memory attempt ends here, raising."""
+        keepalive = SetupKeepalive(
+            self.heartbeat,
+            interval=max(1.0, self.request.heartbeat_timeout_seconds / 4),
+            max_seconds=SETUP_KEEPALIVE_MAX_SECONDS,
+        )
+        hooks = TrainingHooks(
+            self.heartbeat,
+            uploader,
+            ControlPoller(
+                self.store, self.bucket, self.prefix, interval=self.owner.control_poll_seconds
+            ),
+            self.signals,
+            epochs=self.hp.epochs,
+            min_batch=self.request.min_batch,
+            keepalive=keepalive,
+        )
+        try:
+            keepalive.start()
+            fit(
+                plan, hooks, store=self.store, settings=self.settings,
+                extra_callbacks=self.owner.extra_callbacks,
+            )  # fmt: skip
+        except Interrupted as exc:
+            self._finish_checkpoints(uploader)
+            raise self._interrupted(exc, hooks) from None
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
+                raise
+            raise self._out_of_memory(hooks.state.batch or plan.batch, uploader) from None
+        finally:
+            keepalive.stop()
+        return hooks
 
     # ------------------------------------------------------------------ helpers
     def _workdir(self) -> Path:
@@ -237,6 +234,17 @@ class _Attempt:
             log.warning("checkpoint upload still running after %.0fs", FLUSH_TIMEOUT_SECONDS)
         uploader.close(timeout=0)
         self.heartbeat.beat("interrupted", force=True)
+
+    def _out_of_memory(self, current: int, uploader: CheckpointUploader) -> Exception:
+        """Hand the halved batch to the next attempt (on any worker), retryably."""
+        if current // 2 >= self.request.min_batch:
+            self.heartbeat.set_batch(current // 2)  # the next attempt, on any worker, reads it
+        self._finish_checkpoints(uploader)
+        smaller = halved_batch(current, self.request.min_batch)  # final below the floor
+        return ApplicationError(
+            f"out of GPU memory at batch={current}: retrying with batch={smaller}",
+            type="OutOfMemory",
+        )
 
     def _interrupted(self, exc: Interrupted, hooks: TrainingHooks) -> Exception:
         done = hooks.state.epochs_done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from activities.contracts.training import ArchitectureBase, RegistryBase, S3Base
 from activities.infra.errors import BadInputError
@@ -59,7 +60,7 @@ def prepare_base(
     return _registry(spec, store, settings, dest_dir)
 
 
-def load_model(source: str):  # type: ignore[no-untyped-def]  # -> ultralytics.YOLO
+def load_model(source: str) -> Any:  # an ultralytics.YOLO (ultralytics is not type-checked)
     """``YOLO(source)``; a file that is not an Ultralytics detection checkpoint is bad input."""
     from ultralytics import YOLO
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activities.infra.files import atomic_copy
 from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -76,18 +74,6 @@ def merge_refs(refs: list[CheckpointRef], new: CheckpointRef | None = None) -> l
     for ref in ([new] if new else []) + refs:
         by_key.setdefault(ref.key, ref)
     return sorted(by_key.values(), key=lambda r: r.epoch, reverse=True)
-
-
-def atomic_copy(source: Path, dest: Path) -> None:
-    """Copy ``source`` to ``dest`` so that ``dest`` is never partially written."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class CheckpointUploader:

@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.exceptions import CancelledError
 
-from activities.contracts.training import TrainRequest, TrainResult
+from activities.contracts.training import StopReason, TrainRequest, TrainResult
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.training import args as train_args
@@ -135,7 +135,9 @@ def build_result(
 ) -> TrainResult:
     rows = results.read_rows(csv_path)
     stopped = state.epochs_done < epochs
-    reason = "requested" if state.stop_requested else "patience" if stopped else "completed"
+    reason: StopReason = (
+        "requested" if state.stop_requested else "patience" if stopped else "completed"
+    )
     return TrainResult(
         run_prefix=prefix,
         bucket=bucket,

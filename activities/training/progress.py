@@ -16,6 +16,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.contracts import names
+
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ def training_progress_callbacks(reporter: ProgressReporter) -> dict[str, Callabl
 
     def on_fit_epoch_end(trainer: Any) -> None:
         reporter.report(
-            "training_progress",
+            names.TRAINING_PROGRESS_SIGNAL,
             TrainingProgress(
                 # Ultralytics calls this once more after final validation, one past the end.
                 epoch=min(int(trainer.epoch) + 1, int(trainer.epochs)),

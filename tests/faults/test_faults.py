@@ -28,14 +28,15 @@ from activities.infra.connection import connect
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from tests.conftest import Queues, RunWorkers, WorkerProcess
 from tests.faults.conftest import SEED, TABLE, TRIALS, Row
 from tests.faults.proxy import FaultyProxy
-from tests.integration.test_retrain import make_request, sentinel_for
+from tests.helpers.factories import tiny_retrain_request
+from tests.helpers.polling import eventually
+from tests.helpers.stack import Queues, RunWorkers, WorkerProcess, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import TemporalDevServer, free_port
 from workers.factory import build_worker
-from workflows.client.api import RetrainAlreadyRunningError, SentinelClient
+from workflows.client import RetrainAlreadyRunningError, SentinelClient
 
 pytestmark = pytest.mark.timeout(300 + 420 * TRIALS)
 ORDER = ("queued", "assembling", "training", "evaluating", "awaiting_approval", "exporting",
@@ -54,7 +55,7 @@ def prefix(settings: Settings, store: ObjectStore) -> str:
 
 
 def fault_request(prefix: str, queues: Queues, epochs: int = 1) -> RetrainRequest:
-    return make_request(
+    return tiny_retrain_request(
         prefix,
         queues,
         epochs=epochs,
@@ -123,16 +124,15 @@ def check(found: dict, result: RetrainResult | None) -> None:
 
 async def wait_past(sentinel: SentinelClient, model: str, stage: str, timeout: float = 300) -> str:
     """Poll progress until the run is in ``stage`` or later; returns the stage seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            seen = (await sentinel.progress(model)).stage
-            if ORDER.index(seen) >= ORDER.index(stage):
-                return seen
-        except Exception:  # not started yet, or no worker to answer
-            pass
-        assert time.monotonic() < deadline, f"never reached {stage}"
-        await asyncio.sleep(0.05)
+
+    async def reached() -> str | None:
+        seen = (await sentinel.progress(model)).stage
+        return seen if ORDER.index(seen) >= ORDER.index(stage) else None
+
+    # Exception: not started yet, or no worker to answer.
+    return await eventually(
+        reached, timeout=timeout, interval=0.05, ignore=Exception, message=f"never reached {stage}"
+    )
 
 
 # ---------------------------------------------------------------------- worker SIGKILL

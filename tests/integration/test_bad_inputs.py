@@ -25,12 +25,12 @@ from activities.dataset import DatasetActivities
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.registry.core import Registry
-from tests.conftest import S3_TEST_KEY, Queues, RunWorkers
-from tests.integration.test_retrain import make_request, sentinel_for
+from tests.helpers.factories import tiny_retrain_request
+from tests.helpers.stack import S3_TEST_KEY, Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import S3Server, free_port
 from workers.factory import build_worker
-from workflows.client.api import MAX_REQUEST_BYTES, RequestTooLargeError
+from workflows.client import MAX_REQUEST_BYTES, RequestTooLargeError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -94,7 +94,8 @@ def _with_dataset(request: RetrainRequest, **updates: object) -> RetrainRequest:
 async def test_missing_bucket(
     client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
 ) -> None:
-    request = _with_dataset(make_request("datasets/x", queues), bucket="no-such-bucket-here")
+    request = tiny_retrain_request("datasets/x", queues)
+    request = _with_dataset(request, bucket="no-such-bucket-here")
     await _expect(
         client, queues, run_workers, store, settings, request,
         "ConfigurationError", "'no-such-bucket-here' does not exist",
@@ -114,7 +115,7 @@ async def test_wrong_credentials(
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
             sentinel = sentinel_for(client, queues)
-            request = make_request("datasets/x", queues)
+            request = tiny_retrain_request("datasets/x", queues)
             await sentinel.start_retrain(request)
             with pytest.raises(WorkflowFailureError) as info:
                 await asyncio.wait_for(sentinel.result(request.model_name), 120)
@@ -133,7 +134,7 @@ async def test_wrong_credentials(
 async def test_empty_prefix(
     client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
 ) -> None:
-    request = make_request(f"datasets/empty-{uuid.uuid4().hex[:6]}", queues)
+    request = tiny_retrain_request(f"datasets/empty-{uuid.uuid4().hex[:6]}", queues)
     await _expect(
         client, queues, run_workers, store, settings, request, "BadInputError", "is empty",
         "failed while assembling",
@@ -155,7 +156,7 @@ async def test_all_images_corrupt(
     for index, key in enumerate(summary.image_keys):
         data = synthetic.corrupt_bytes(seed=index) if index % 2 else synthetic.truncated_png(index)
         store.put_bytes(settings.data_bucket, key, data)
-    request = make_request(prefix, queues)
+    request = tiny_retrain_request(prefix, queues)
     cause = await _expect(
         client, queues, run_workers, store, settings, request, "BadInputError",
         "too few images", "0 usable",
@@ -201,7 +202,7 @@ async def test_all_labels_unverified(
     synthetic.upload(store, settings.data_bucket, prefix, layout="yolo", count=8, seed=14)
     line = json.dumps({"image": "images/not-there.png"}) + "\n"
     store.put_bytes(settings.data_bucket, f"{prefix}/verified.jsonl", line.encode())
-    request = make_request(prefix, queues)
+    request = tiny_retrain_request(prefix, queues)
     await _expect(
         client, queues, run_workers, store, settings, request, "BadInputError",
         "no verified images", "8 unverified",
@@ -215,7 +216,7 @@ async def test_too_few_images_for_a_split(
     synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=3, seed=15, verified=True
     )
-    request = make_request(prefix, queues)
+    request = tiny_retrain_request(prefix, queues)
     await _expect(
         client, queues, run_workers, store, settings, request, "BadInputError",
         "too few images", "(minimum 4)",
@@ -232,7 +233,7 @@ async def test_class_list_differing_from_the_champion(
     good_prefix: str,
 ) -> None:
     sentinel = sentinel_for(client, queues)
-    first = make_request(good_prefix, queues, epochs=1)
+    first = tiny_retrain_request(good_prefix, queues, epochs=1)
     model = first.model_name
     async with run_workers():
         await sentinel.start_retrain(first)
@@ -241,7 +242,7 @@ async def test_class_list_differing_from_the_champion(
     before = _models(store, settings, model)
     renamed = ["cat", "dog", "bird"]
     second = _with_dataset(
-        make_request(good_prefix, queues, epochs=1, model=model),
+        tiny_retrain_request(good_prefix, queues, epochs=1, model=model),
         dataset=f"{model}-renamed",
         class_names=renamed,
     )
@@ -264,7 +265,7 @@ async def test_unknown_base_model(
     good_prefix: str,
 ) -> None:
     base = RegistryBase(model=f"nobody-{uuid.uuid4().hex[:6]}", version="7")
-    request = make_request(good_prefix, queues, epochs=1, base=base)
+    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base)
     await _expect(
         client, queues, run_workers, store, settings, request, "NotFoundError",
         f"model {base.model!r} has no version 7", "failed while training",
@@ -282,7 +283,7 @@ async def test_tampered_base_model_hash(
     key = f"pretrained/{uuid.uuid4().hex[:6]}/base.pt"
     store.put_bytes(settings.data_bucket, key, b"pretend these are weights")
     base = S3Base(bucket=settings.data_bucket, key=key, sha256="0" * 64)
-    request = make_request(good_prefix, queues, epochs=1, base=base)
+    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base)
     await _expect(
         client, queues, run_workers, store, settings, request, "IntegrityError",
         "failed verification", "tampered",
@@ -314,7 +315,7 @@ async def test_unknown_pass_through_argument_fails_before_training(
     settings: Settings,
     good_prefix: str,
 ) -> None:
-    request = make_request(good_prefix, queues, epochs=1)
+    request = tiny_retrain_request(good_prefix, queues, epochs=1)
     hp = request.hyperparameters.model_copy(update={"extra": {"mosiac": 0.0}})
     request = request.model_copy(update={"hyperparameters": hp})
     cause = await _expect(
@@ -344,7 +345,7 @@ async def test_oversized_request_is_refused_by_the_client(
     client: Client, queues: Queues, good_prefix: str
 ) -> None:
     names = [f"class-{i:05d}-" + "x" * 200 for i in range(1500)]  # ~320 KB of JSON
-    request = _with_dataset(make_request(good_prefix, queues), class_names=names)
+    request = _with_dataset(tiny_retrain_request(good_prefix, queues), class_names=names)
     with pytest.raises(RequestTooLargeError, match=f"over the {MAX_REQUEST_BYTES} byte limit"):
         await sentinel_for(client, queues).start_retrain(request)
     with pytest.raises(RPCError, match="not found"):  # nothing was started
@@ -360,7 +361,7 @@ async def test_unreachable_webhook_does_not_fail_the_run(
     good_prefix: str,
 ) -> None:
     sentinel = sentinel_for(client, queues)
-    request = make_request(good_prefix, queues, epochs=1)
+    request = tiny_retrain_request(good_prefix, queues, epochs=1)
     async with run_workers(webhook_url=f"http://127.0.0.1:{free_port()}/hook"):
         await sentinel.start_retrain(request)
         result = await asyncio.wait_for(sentinel.result(request.model_name), 240)

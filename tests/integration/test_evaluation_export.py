@@ -19,7 +19,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef, SplitRatios
-from activities.contracts.evaluation import EvaluateRequest, EvaluateResult, WeightsRef
+from activities.contracts.evaluation import (
+    EvaluateRequest,
+    EvaluateResult,
+    EvaluationOptions,
+    WeightsRef,
+)
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision, GatePolicy
 from activities.contracts.registry import PublishRequest, PublishResult
@@ -29,8 +34,8 @@ from activities.infra.storage import ObjectStore
 from activities.registry import Registry, production_version
 from activities.registry.activity import RegistryActivities
 from tests.conftest import Queues
-from tests.registry_examples import AT
-from tests.registry_workflows import EvaluateWorkflow
+from tests.helpers.factories import AT
+from tests.helpers.stage_workflows import EvaluateWorkflow
 from workflows.gate import apply_parity, decide
 
 pytestmark = pytest.mark.slow
@@ -151,9 +156,9 @@ def _request(fx: Fixtures, model: str, candidate: WeightsRef, **options: object)
         imgsz=IMGSZ,
         batch=8,
         device="cpu",
-        bootstrap_resamples=200,
-        bootstrap_seed=0,
-        **options,  # type: ignore[arg-type]
+        options=EvaluationOptions.model_validate(
+            {"bootstrap_resamples": 200, "bootstrap_seed": 0, **options}
+        ),
     )
 
 

@@ -36,8 +36,9 @@ from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.conftest import Queues
-from tests.registry_examples import AT, SNAPSHOT, evaluation, export_result, gate, weights
-from tests.registry_workflows import PublishWorkflow
+from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
+from tests.helpers.stage_workflows import PublishWorkflow
+from workflows.gate import apply_parity
 
 
 def _model() -> str:
@@ -75,17 +76,18 @@ def make_request(store: ObjectStore, settings: Settings) -> Callable[..., Publis
         pt_ref = weights(pt.key, pt.sha256 or "", settings.runs_bucket)
         onnx_ref = weights(onnx.key, onnx.sha256 or "", settings.runs_bucket)
         champion = 0.5 if champion_version is not None else None
+        exported = export_result(onnx_ref, pt_ref, passed=parity_passed)
         return PublishRequest(
             model=model,
             workflow_id=workflow_id,
             run_id=f"run-{uuid.uuid4().hex[:8]}",
             created_at=AT,
             candidate=pt_ref,
-            export=export_result(onnx_ref, pt_ref, passed=parity_passed),
+            export=exported,
             evaluation=evaluation(0.6 if promote else 0.4, champion, champion_version).model_copy(
                 update={"model": model}
             ),
-            gate=gate(promote),
+            gate=apply_parity(gate(promote), exported.parity),  # as RetrainWorkflow decides
             snapshot=SNAPSHOT,
             hyperparameters={"epochs": 3, "lr0": 0.01},
             epochs=3,
@@ -114,6 +116,7 @@ def test_first_version_layout_metadata_and_aliases(
     keys = {info.key for info in store.list(settings.models_bucket, f"models/{model}/")}
     for name in ("model.pt", "model.onnx", "metadata.json", "results.csv", "report.md"):
         assert f"models/{model}/v1/{name}" in keys
+        assert result.artifacts[name] == f"models/{model}/v1/{name}"
     assert layout.production_key(model) in keys and layout.latest_key(model) in keys
     meta = _meta(registry, model, 1)
     assert meta.workflow_id == request.workflow_id and meta.run_id == request.run_id

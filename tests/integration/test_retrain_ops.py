@@ -21,8 +21,8 @@ from temporalio.worker import Replayer
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
-from tests.conftest import REPO_ROOT, Queues, RunWorkers
-from tests.integration.test_retrain import make_request, sentinel_for
+from tests.helpers.factories import tiny_retrain_request
+from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
@@ -65,7 +65,7 @@ async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
 async def test_cli_verbs_through_the_entry_point(
     client: Client, queues: Queues, run_workers: RunWorkers, prefix: str, tmp_path: Path
 ) -> None:
-    request = make_request(prefix, queues, epochs=1)
+    request = tiny_retrain_request(prefix, queues, epochs=1)
     model = request.model_name
     request_file = tmp_path / "request.json"
     request_file.write_text(request.model_dump_json())
@@ -143,7 +143,7 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
     )
     # 4 more images that nobody verified yet: they must not count.
     synthetic.upload(store, settings.data_bucket, prefix, layout="yolo", count=4, seed=3, start=20)
-    request = make_request(prefix, queues, epochs=1)
+    request = tiny_retrain_request(prefix, queues, epochs=1)
     config = ControllerConfig(request=request, threshold=24)
     sentinel = sentinel_for(client, queues)
 

@@ -38,13 +38,10 @@ from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key
 from activities.training.control import ControlActivities
 from activities.training.resume import check_checkpoint
-from tests.conftest import Queues, RunWorkers, WorkerProcess
-from tests.integration.training_workflows import (
-    TrainOnlyParams,
-    TrainOnlyWorkflow,
-    heartbeat_details,
-    make_snapshot,
-)
+from tests.helpers.polling import eventually
+from tests.helpers.stack import Queues, RunWorkers, WorkerProcess
+from tests.helpers.stage_workflows import TrainOnlyParams, TrainOnlyWorkflow
+from tests.helpers.training import heartbeat_details, make_snapshot
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -147,13 +144,14 @@ async def wait_for_checkpoint(
     timeout: float = 90.0,
 ) -> int:  # fmt: skip
     """Poll S3 until a checkpoint of epoch >= ``min_epoch`` exists; returns its epoch."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def newest() -> int | None:
         epochs = [epoch_of_key(k) or 0 for k in _checkpoints(store, settings, handle.id)]
-        if epochs and max(epochs) >= min_epoch:
-            return max(epochs)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no checkpoint of epoch >= {min_epoch} within {timeout}s")
+        return max(epochs) if epochs and max(epochs) >= min_epoch else None
+
+    return await eventually(
+        newest, timeout=timeout, message=f"no checkpoint of epoch >= {min_epoch}"
+    )
 
 
 async def test_cancel_stops_within_seconds_and_keeps_a_resumable_checkpoint(
@@ -251,25 +249,25 @@ async def wait_for_details(
     handle: WorkflowHandle, check: Callable[[dict[str, Any]], bool], *, timeout: float = 120.0
 ) -> dict[str, Any]:
     """Poll the pending train activity's heartbeat details until ``check`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def satisfied() -> dict[str, Any] | None:
         details = heartbeat_details(await handle.describe())
-        if details is not None and check(details):
-            return details
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"heartbeat details never satisfied the check within {timeout}s")
+        return details if details is not None and check(details) else None
+
+    return await eventually(
+        satisfied, timeout=timeout, message="heartbeat details never satisfied the check"
+    )
 
 
 async def wait_for_attempt(handle: WorkflowHandle, attempt: int, *, timeout: float = 60) -> None:
     """Poll until the train activity's ``attempt`` is running on a worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def running() -> bool:
         pending = (await handle.describe()).raw_description.pending_activities
         started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        if pending and pending[0].attempt >= attempt and pending[0].state == started:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"attempt {attempt} did not start within {timeout}s")
+        return bool(pending and pending[0].attempt >= attempt and pending[0].state == started)
+
+    await eventually(running, timeout=timeout, message=f"attempt {attempt} did not start")
 
 
 async def test_sigkilled_worker_is_resumed_from_its_checkpoint_by_another(

@@ -21,7 +21,7 @@ from activities.contracts.training import Hyperparameters, TrainRequest
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.training.activity import TrainingActivities
-from tests.integration.training_workflows import make_snapshot
+from tests.helpers.training import make_snapshot
 
 pytestmark = pytest.mark.timeout(180)
 

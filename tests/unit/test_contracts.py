@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 import activities.contracts
 from activities.contracts.common import Contract
 from activities.contracts.dataset import AssembleRequest
-from tests.unit.contract_examples import EXAMPLES
+from tests.helpers.contract_examples import EXAMPLES
 
 
 def _all_contract_classes() -> set[type]:

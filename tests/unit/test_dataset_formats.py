@@ -149,7 +149,7 @@ def test_coco_file_problems_are_bad_input() -> None:
 
 
 def test_verified_list_forms() -> None:
-    from activities.dataset.assemble import parse_verified
+    from activities.dataset.verified import parse_verified
 
     data = b"\n".join(
         [

@@ -12,7 +12,8 @@ from activities.registry import layout
 from activities.registry.aliases import rollback_target
 from activities.registry.core import Scan
 from activities.registry.report import evaluation_csv, render_report
-from tests.registry_examples import AT, EXAMPLES
+from tests.helpers.factories import AT
+from tests.helpers.registry_examples import EXAMPLES
 
 
 def event(seq: int, version: int, previous: int | None, action: str) -> AliasEvent:

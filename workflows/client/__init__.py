@@ -6,11 +6,17 @@ but never a stage's code: everything happens through workflows.
 ``from workflows.client import SentinelClient`` is the entry point for backend code.
 """
 
-from workflows.client.api import (
+from workflows.client.api import RunSummary, SentinelClient
+from workflows.client.errors import (
+    MAX_REQUEST_BYTES,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
-    RunSummary,
-    SentinelClient,
 )
 
-__all__ = ["RequestTooLargeError", "RetrainAlreadyRunningError", "RunSummary", "SentinelClient"]
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "RequestTooLargeError",
+    "RetrainAlreadyRunningError",
+    "RunSummary",
+    "SentinelClient",
+]

@@ -1,6 +1,6 @@
 """Typed async API for backend code: start and follow retrains, manage model versions.
 
-from workflows.client.api import SentinelClient
+from workflows.client import SentinelClient
 sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
 run_id = await sentinel.start_retrain(request)
 print((await sentinel.progress("detector")).stage)
@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeVar
 
 from temporalio.client import (
     Client,
@@ -28,7 +29,9 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.types import MethodAsyncSingleParam
 
+from activities.contracts import names
 from activities.contracts.controller import ControllerConfig
 from activities.contracts.registry import (
     ListVersionsRequest,
@@ -43,6 +46,11 @@ from activities.contracts.registry import (
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
+from workflows.client.errors import (
+    MAX_REQUEST_BYTES,
+    RequestTooLargeError,
+    RetrainAlreadyRunningError,
+)
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 from workflows.registry_ops import (
     ListVersionsWorkflow,
@@ -52,34 +60,12 @@ from workflows.registry_ops import (
 )
 from workflows.retrain import RetrainWorkflow, workflow_id_for
 
+WorkflowT = TypeVar("WorkflowT")
+RequestT = TypeVar("RequestT")
+ResultT = TypeVar("ResultT")
 
-class RetrainAlreadyRunningError(RuntimeError):
-    """A retrain for this model is running; the message names it."""
-
-    def __init__(self, model_name: str, workflow_id: str, run_id: str | None) -> None:
-        super().__init__(
-            f"a retrain of {model_name!r} is already running (workflow {workflow_id}, run "
-            f"{run_id or '?'}): follow it with 'sentinel retrain progress {model_name}', or "
-            "start with attach to follow it instead"
-        )
-        self.workflow_id = workflow_id
-        self.run_id = run_id
-
-
-MAX_REQUEST_BYTES = 256 * 1024
-"""Largest RetrainRequest (JSON) the client sends: Temporal warns at 256 KB, fails at 2 MB."""
-
-
-class RequestTooLargeError(ValueError):
-    """The request's JSON exceeds :data:`MAX_REQUEST_BYTES`; large data travels by key."""
-
-    def __init__(self, size: int, limit: int = MAX_REQUEST_BYTES) -> None:
-        super().__init__(
-            f"retrain request is {size} bytes of JSON, over the {limit} byte limit: "
-            "pass large data by object key"
-        )
-        self.size = size
-        self.limit = limit
+VersionAlias = Literal["production", "latest"]
+"""The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +134,10 @@ class SentinelClient:
 
     async def progress(self, model_name: str) -> Progress:
         """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query)."""
-        return await self.handle(model_name).query(RetrainWorkflow.progress)
+        progress: Progress = await self.handle(model_name).query(
+            names.PROGRESS_QUERY, result_type=Progress
+        )
+        return progress
 
     async def status(self, model_name: str) -> WorkflowExecutionStatus | None:
         description = await self.handle(model_name).describe()
@@ -160,19 +149,21 @@ class SentinelClient:
 
     async def stop_early(self, model_name: str) -> None:
         """Finish training after the current epoch; the pipeline continues."""
-        await self.handle(model_name).signal(RetrainWorkflow.stop_early)
+        await self.handle(model_name).signal(names.STOP_EARLY_SIGNAL)
 
     async def approve(self, model_name: str, by: str, comment: str = "") -> str:
         """Approve the pending promotion (fails unless the run awaits approval)."""
-        return await self.handle(model_name).execute_update(
-            RetrainWorkflow.approve, ApprovalDecision(by=by, comment=comment)
+        answer: str = await self.handle(model_name).execute_update(
+            names.APPROVE_UPDATE, ApprovalDecision(by=by, comment=comment), result_type=str
         )
+        return answer
 
     async def reject(self, model_name: str, by: str, comment: str = "") -> str:
         """Reject the pending promotion: the version is registered, production stays."""
-        return await self.handle(model_name).execute_update(
-            RetrainWorkflow.reject, ApprovalDecision(by=by, comment=comment)
+        answer: str = await self.handle(model_name).execute_update(
+            names.REJECT_UPDATE, ApprovalDecision(by=by, comment=comment), result_type=str
         )
+        return answer
 
     async def cancel(self, model_name: str) -> None:
         """Cancel: training stops, nothing is published, production is untouched."""
@@ -181,7 +172,7 @@ class SentinelClient:
     async def list_runs(self, limit: int = 20) -> list[RunSummary]:
         """Recent retrains, newest first."""
         runs: list[RunSummary] = []
-        query = "WorkflowType = 'RetrainWorkflow'"
+        query = f"WorkflowType = '{names.RETRAIN_WORKFLOW}'"
         async for execution in self.client.list_workflows(query, limit=limit):
             runs.append(
                 RunSummary(
@@ -195,9 +186,14 @@ class SentinelClient:
         return runs
 
     # ------------------------------------------------------------------ registry
-    async def _registry_op(self, workflow: object, request: object, prefix: str) -> object:
+    async def _registry_op(
+        self,
+        workflow: MethodAsyncSingleParam[WorkflowT, RequestT, ResultT],
+        request: RequestT,
+        prefix: str,
+    ) -> ResultT:
         return await self.client.execute_workflow(
-            workflow,  # type: ignore[arg-type]
+            workflow,
             request,
             id=f"{prefix}-{uuid.uuid4().hex[:12]}",
             task_queue=self.settings.cpu_task_queue,
@@ -208,14 +204,13 @@ class SentinelClient:
         result = await self._registry_op(
             ListVersionsWorkflow.run, request, f"versions-{model_name}"
         )
-        return result  # type: ignore[return-value]
+        return result
 
     async def show_version(
-        self, model_name: str, version: int | None = None, alias: str = "production"
+        self, model_name: str, version: int | None = None, alias: VersionAlias = "production"
     ) -> ShowVersionResult:
-        request = ShowVersionRequest(model=model_name, version=version, alias=alias)  # type: ignore[arg-type]
-        result = await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
-        return result  # type: ignore[return-value]
+        request = ShowVersionRequest(model=model_name, version=version, alias=alias)
+        return await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
 
     async def promote(self, model_name: str, version: int, reason: str) -> PromoteVersionResult:
         request_id = f"promote-{model_name}-{uuid.uuid4().hex[:12]}"

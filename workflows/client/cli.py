@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -21,85 +21,37 @@ from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError
 
 from activities.contracts.controller import ControllerConfig
-from activities.contracts.dataset import AssembleRequest
-from activities.contracts.retrain import ApprovalPolicy, RetrainRequest
-from activities.contracts.training import ArchitectureBase, Hyperparameters, RegistryBase
 from activities.infra.connection import TemporalUnavailableError, exit_process
-from workflows.client.api import RetrainAlreadyRunningError, SentinelClient
+from workflows.client.api import SentinelClient
+from workflows.client.cli_args import add_request_flags, duration, request_from_args
+from workflows.client.errors import RetrainAlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
+from workflows.retrain import model_name_of
+
+if TYPE_CHECKING:
+    from workflows.client.cli_args import Groups
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 console = Console()
 
 
-def _duration(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError):
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use e.g. 30m, 6h, 1d"
-        ) from None
-
-
-def _request_from_args(args: argparse.Namespace) -> RetrainRequest:
-    """A RetrainRequest from ``--request FILE`` (JSON) or from the flags."""
-    if args.request:
-        request = RetrainRequest.model_validate_json(Path(args.request).read_text())
-        return (
-            request if args.model is None else request.model_copy(update={"model_name": args.model})
-        )
-    if not (args.model and args.prefix):
-        raise ValueError("give --request FILE, or --model and --prefix")
-    hyper: dict[str, object] = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}
-    if args.device:
-        hyper["device"] = args.device
-    base = (
-        RegistryBase(model=args.model, version=args.base.removeprefix("registry:"))
-        if args.base.startswith("registry:")
-        else ArchitectureBase(name=args.base)
-    )
-    return RetrainRequest(
-        model_name=args.model,
-        dataset=AssembleRequest(
-            dataset=args.dataset or args.model, prefix=args.prefix, format=args.format
-        ),
-        base=base,
-        hyperparameters=Hyperparameters(**hyper),  # type: ignore[arg-type]
-        approval=ApprovalPolicy(required=args.require_approval),
-    )
-
-
-def _add_request_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--request", help="JSON file with a full RetrainRequest")
-    parser.add_argument("--model", help="model name (workflow id retrain-MODEL)")
-    parser.add_argument("--prefix", help="dataset prefix in the data bucket")
-    parser.add_argument("--dataset", help="dataset name for snapshots (default: model name)")
-    parser.add_argument("--format", default="yolo", choices=["yolo", "coco", "roboflow"])
-    parser.add_argument(
-        "--base", default="yolov8n.yaml", help="architecture yaml, or registry:VERSION to fine-tune"
-    )
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--device", help="cpu, 0, 0,1 (default: GPU when present)")
-    parser.add_argument(
-        "--require-approval",
-        action="store_true",
-        help="wait for 'sentinel retrain approve' before promoting",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller)."""
     parser = argparse.ArgumentParser(
         prog="sentinel", description="Sentinel Training: durable YOLO retraining on Temporal."
     )
     groups = parser.add_subparsers(dest="group", required=True)
+    _add_retrain_verbs(groups)
+    _add_models_verbs(groups)
+    _add_controller_verbs(groups)
+    return parser
 
+
+def _add_retrain_verbs(groups: Groups) -> None:
     retrain = groups.add_parser("retrain", help="start, follow and steer retrains")
     verbs = retrain.add_subparsers(dest="verb", required=True)
     start = verbs.add_parser("start", help="start a retrain of a model")
-    _add_request_flags(start)
+    add_request_flags(start)
     start.add_argument("--follow", action="store_true", help="show live progress until done")
     start.add_argument(
         "--attach", action="store_true", help="if one is running, follow it instead of failing"
@@ -123,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs = verbs.add_parser("list", help="recent retrains with their status")
     runs.add_argument("--limit", type=int, default=20)
 
+
+def _add_models_verbs(groups: Groups) -> None:
     models = groups.add_parser("models", help="the versioned model registry")
     mverbs = models.add_subparsers(dest="verb", required=True)
     mverbs.add_parser("list", help="versions of a model, newest first").add_argument("model")
@@ -138,16 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("model")
     rollback.add_argument("--reason", required=True)
 
+
+def _add_controller_verbs(groups: Groups) -> None:
     controller = groups.add_parser("controller", help="retrain when enough new data arrives")
     cverbs = controller.add_subparsers(dest="verb", required=True)
     apply = cverbs.add_parser("apply", help="create or update the model's check schedule")
-    _add_request_flags(apply)
+    add_request_flags(apply)
     apply.add_argument(
         "--threshold", type=int, default=100, help="new verified images that trigger a retrain"
     )
     apply.add_argument(
         "--every",
-        type=_duration,
+        type=duration,
         default=timedelta(hours=1),
         help="check interval, e.g. 30m, 6h (default 1h)",
     )
@@ -157,15 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("unpause", "resume the schedule"),
     ]:
         cverbs.add_parser(name, help=text).add_argument("model")
-    return parser
 
 
 async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     verb = args.verb
     if verb == "start":
-        workflow_id = await sentinel.start_retrain(_request_from_args(args), attach=args.attach)
+        workflow_id = await sentinel.start_retrain(request_from_args(args), attach=args.attach)
         console.print(f"started {workflow_id}")
-        return await follow_run(sentinel, args.model or workflow_id[8:]) if args.follow else 0
+        return await follow_run(sentinel, model_name_of(workflow_id)) if args.follow else 0
     if verb == "follow":
         return await follow_run(sentinel, args.model)
     if verb == "progress":
@@ -231,7 +186,7 @@ async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
 
 async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     if args.verb == "apply":
-        config = ControllerConfig(request=_request_from_args(args), threshold=args.threshold)
+        config = ControllerConfig(request=request_from_args(args), threshold=args.threshold)
         schedule_id = await sentinel.apply_controller(config, args.every)
         console.print(f"schedule {schedule_id}: every {args.every}, threshold {args.threshold}")
     elif args.verb == "trigger":

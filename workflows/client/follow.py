@@ -11,6 +11,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError
 
+from activities.contracts import names
 from activities.contracts.retrain import Progress as RunProgress
 from activities.contracts.retrain import RetrainResult
 from workflows.client.api import SentinelClient
@@ -89,7 +90,7 @@ async def follow_run(sentinel: SentinelClient, model_name: str, poll_seconds: fl
             if status in _ENDED:
                 break
             try:
-                progress = await handle.query("progress", result_type=RunProgress)
+                progress = await handle.query(names.PROGRESS_QUERY, result_type=RunProgress)
             except RPCError:
                 await asyncio.sleep(poll_seconds)  # no worker picked it up yet
                 continue

@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from activities.infra.errors import NotFoundError
 from activities.infra.storage import ObjectStore
@@ -129,8 +130,8 @@ def _verified_jsonl(existing: bytes | None, images: Sequence[SyntheticImage]) ->
 def _coco(existing: bytes | None, images: Sequence[SyntheticImage], verified: bool | None) -> bytes:
     doc = json.loads(existing) if existing else {}
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
-    old_images: list[dict] = doc.get("images", [])
-    old_annotations: list[dict] = doc.get("annotations", [])
+    old_images: list[dict[str, Any]] = doc.get("images", [])
+    old_annotations: list[dict[str, Any]] = doc.get("annotations", [])
     new_names = {f"images/{img.stem}.png" for img in images}
     ids = {im["file_name"]: im["id"] for im in old_images}  # re-uploads keep their image id
     replaced = {im["id"] for im in old_images if im["file_name"] in new_names}
@@ -143,13 +144,18 @@ def _coco(existing: bytes | None, images: Sequence[SyntheticImage], verified: bo
         image_id = ids.get(name)
         if image_id is None:
             image_id, next_image = next_image, next_image + 1
-        entry: dict = {"id": image_id, "file_name": name, "width": img.size, "height": img.size}
+        entry: dict[str, Any] = {
+            "id": image_id,
+            "file_name": name,
+            "width": img.size,
+            "height": img.size,
+        }
         if verified is not None:
             entry["verified"] = verified
         out_images.append(entry)
         for box in img.boxes:
             w, h = box.x1 - box.x0, box.y1 - box.y0
-            ann: dict = {
+            ann: dict[str, Any] = {
                 "id": next_ann,
                 "image_id": image_id,
                 "category_id": box.cls + 1,

@@ -1,16 +1,17 @@
-"""Test-only workflow and helpers for the training activity tests and ``bench/recovery.py``.
+"""Test-only workflows that run one stage's activity through a real Temporal worker.
 
-:class:`TrainOnlyWorkflow` runs the ``train`` activity by name on a GPU queue with a retry
-policy, and its ``stop_early`` signal runs ``write_control`` on the CPU queue, the way the
-retrain pipeline does. It is registered only on workers the tests create themselves.
+Registered only on workers that tests and ``bench/recovery.py`` create themselves:
+
+* :class:`TrainOnlyWorkflow` runs ``train`` by name on a GPU queue with a retry policy, and
+  its ``stop_early`` signal runs ``write_control`` on the CPU queue, as the retrain pipeline
+  does;
+* :class:`PublishWorkflow` runs ``publish`` with retries, as RetrainWorkflow does;
+* :class:`EvaluateWorkflow` runs ``evaluate`` once, on the workflow's own task queue.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import timedelta
-from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -19,7 +20,8 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import names
-    from activities.contracts.dataset import SnapshotRef
+    from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
+    from activities.contracts.registry import PublishRequest, PublishResult
     from activities.contracts.training import (
         TrainRequest,
         TrainResult,
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 NON_RETRYABLE = ["BadInputError", "ConfigurationError", "IntegrityError", "NotFoundError"]
+_PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)
 
 
 class TrainOnlyParams(BaseModel):
@@ -41,6 +44,8 @@ class TrainOnlyParams(BaseModel):
 
 @workflow.defn(name="TrainOnlyWorkflow")
 class TrainOnlyWorkflow:
+    """``train`` alone, cancellable, with ``stop_early`` as the pipeline sends it."""
+
     @workflow.init
     def __init__(self, params: TrainOnlyParams) -> None:
         self._cpu_queue = params.cpu_queue
@@ -65,6 +70,7 @@ class TrainOnlyWorkflow:
 
     @workflow.signal
     async def stop_early(self, reason: str = "") -> None:
+        """Write the stop-early control object, as RetrainWorkflow does on its signal."""
         await workflow.execute_activity(
             names.WRITE_CONTROL,
             WriteControlRequest(run_id=workflow.info().workflow_id, reason=reason),
@@ -74,35 +80,32 @@ class TrainOnlyWorkflow:
         )
 
 
-def make_snapshot(
-    settings: Any, store: Any, *, count: int = 16, seed: int = 7, size: int = 96
-) -> SnapshotRef:
-    """Upload ``count`` synthetic images and assemble a train/val snapshot of them."""
-    from temporalio.testing import ActivityEnvironment
+@workflow.defn(name="TestPublishWorkflow")
+class PublishWorkflow:
+    """Publish with retries, as RetrainWorkflow does."""
 
-    from activities.contracts.dataset import AssembleRequest, MinCounts, SplitRatios
-    from activities.dataset import DatasetActivities
-    from workers.dev import synthetic
-
-    tag = uuid.uuid4().hex[:8]
-    prefix = f"datasets/train-{tag}"
-    synthetic.upload(
-        store, settings.data_bucket, prefix, layout="yolo", count=count, seed=seed, size=size
-    )
-    request = AssembleRequest(
-        dataset=f"shapes-{tag}",
-        prefix=prefix,
-        split_ratios=SplitRatios(train=0.75, val=0.25, test=0.0),
-        min_counts=MinCounts(train=1, val=1, test=0),
-    )
-    activities = DatasetActivities(settings, store)
-    result = ActivityEnvironment().run(activities.assemble_dataset, request)
-    return result.snapshot
+    @workflow.run
+    async def run(self, request: PublishRequest) -> PublishResult:
+        return await workflow.execute_activity(
+            names.PUBLISH,
+            request,
+            result_type=PublishResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_PUBLISH_RETRY,
+        )
 
 
-def heartbeat_details(description: Any) -> dict[str, Any] | None:
-    """The pending train activity's last heartbeat details from ``handle.describe()``."""
-    pending = description.raw_description.pending_activities
-    if not pending or not pending[0].heartbeat_details.payloads:
-        return None
-    return json.loads(pending[0].heartbeat_details.payloads[0].data)
+@workflow.defn(name="TestEvaluateWorkflow")
+class EvaluateWorkflow:
+    """Evaluate on the queue named by the workflow's own task queue (GPU queue in production)."""
+
+    @workflow.run
+    async def run(self, request: EvaluateRequest) -> EvaluateResult:
+        return await workflow.execute_activity(
+            names.EVALUATE,
+            request,
+            result_type=EvaluateResult,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )

@@ -124,7 +124,7 @@ EXAMPLES.extend(
 )
 
 # Evaluation, gate, export and registry (issue 5)
-from tests.registry_examples import EXAMPLES as _REGISTRY_EXAMPLES  # noqa: E402
+from tests.helpers.registry_examples import EXAMPLES as _REGISTRY_EXAMPLES  # noqa: E402
 
 EXAMPLES.extend(_REGISTRY_EXAMPLES)
 

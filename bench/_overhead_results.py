@@ -1,0 +1,109 @@
+"""The overhead benchmark's records and its report: per-job tables, the fit, the last lines.
+
+Kept apart from the measuring (:mod:`bench.overhead`) so each reads on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench._stack import cpu_model
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job size."""
+
+    name: str
+    images: int
+    epochs: int
+    batch: int
+    imgsz: int
+    seed: int
+
+
+@dataclass
+class Pair:
+    """One bare run and one pipeline run of a job."""
+
+    bare: dict[str, float] = field(default_factory=dict)
+    pipeline: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.pipeline["total"] / self.bare["total"]
+
+    @property
+    def extra(self) -> float:
+        return self.pipeline["total"] - self.bare["total"]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(job: Job, pairs: list[Pair]) -> None:
+    print(f"\n[{job.name}] {job.images} images, {job.epochs} epochs, batch {job.batch}, "
+          f"imgsz {job.imgsz}: {len(pairs)} pair(s)")  # fmt: skip
+    print("| rep | bare train | bare val | bare export | bare total | pipeline stages "
+          "| pipeline total | ratio | extra |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, p in enumerate(pairs, 1):
+        stages = ", ".join(
+            f"{k} {v:.1f}" for k, v in p.pipeline.items() if k not in {"total", "map50_95"}
+        )
+        print(
+            f"| {i} | {p.bare['train']:.1f} | {p.bare['evaluate']:.1f} | {p.bare['export']:.1f} "
+            f"| {p.bare['total']:.1f} | {stages} | {p.pipeline['total']:.1f} | {p.ratio:.3f} "
+            f"| {p.extra:+.1f} |"
+        )
+    print(
+        f"median: bare {median([p.bare['total'] for p in pairs]):.1f}s, pipeline "
+        f"{median([p.pipeline['total'] for p in pairs]):.1f}s, ratio "
+        f"{median([p.ratio for p in pairs]):.3f}, extra {median([p.extra for p in pairs]):.1f}s"
+        f" | mAP50-95 bare {[round(p.bare['map50_95'], 3) for p in pairs]} pipeline "
+        f"{[round(p.pipeline['map50_95'], 3) for p in pairs]}",
+        flush=True,
+    )
+    if not all("training" in p.pipeline for p in pairs):
+        return  # stage times off (--poll 0)
+    train_extra = [p.pipeline["training"] - p.bare["train"] for p in pairs]
+    rest_extra = [p.extra - (p.pipeline.get("training", 0.0) - p.bare["train"]) for p in pairs]
+    print(
+        f"median extra split: training stage - bare train {median(train_extra):+.1f}s "
+        f"({median(train_extra) / job.epochs:+.2f}s per epoch), other stages - (bare val + "
+        f"export) {median(rest_extra):+.1f}s",
+        flush=True,
+    )
+
+
+def fit(tiny: list[Pair], medium: list[Pair]) -> tuple[float, float]:
+    """Two-point fit pipeline = a + k * bare through the medians: (a seconds, k)."""
+    bt, bm = median([p.bare["total"] for p in tiny]), median([p.bare["total"] for p in medium])
+    pt = median([p.pipeline["total"] for p in tiny])
+    pm = median([p.pipeline["total"] for p in medium])
+    k = (pm - pt) / (bm - bt) if bm != bt else float("nan")
+    return pt - k * bt, k
+
+
+def print_results(results: dict[str, Any], bootstrap: int) -> None:
+    """The machine, a table per job, the fit, and the machine-readable lines (last)."""
+    print(
+        f"\nmachine: nproc={os.cpu_count()} cpu={cpu_model()!r} "
+        f"python={platform.python_version()} | bootstrap resamples {bootstrap}"
+    )
+    for name in ("tiny", "medium"):
+        table(*results[name])
+    tiny, medium = results["tiny"][1], results["medium"][1]
+    intercept, slope = fit(tiny, medium)
+    print(f"\n2-point fit through the medians: pipeline = {intercept:.1f}s + {slope:.3f} x bare")
+    print()
+    print(f"overhead_ratio_tiny={median([p.ratio for p in tiny]):.3f}")
+    print(f"overhead_ratio_medium={median([p.ratio for p in medium]):.3f}")
+    print(f"fixed_overhead_seconds={median([p.extra for p in tiny]):.1f}")
+    if "stop_early" in results:
+        print(f"stop_early_latency_seconds={results['stop_early']:.2f}")

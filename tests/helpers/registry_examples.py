@@ -1,0 +1,120 @@
+"""Example contracts of evaluation, gate, export and registry, for the round-trip test.
+
+``tests/unit/contract_examples.py`` adds these to its list (every contract must survive
+JSON and the pydantic data converter unchanged); ``tests/unit/test_registry_logic.py`` reads
+metadata examples from it. Built from :mod:`tests.helpers.factories`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, EvaluationOptions
+from activities.contracts.export import ExportOptions, ExportRequest
+from activities.contracts.gate import GatePolicy
+from activities.contracts.registry import (
+    ArtifactRecord,
+    LatestAlias,
+    ListVersionsRequest,
+    ListVersionsResult,
+    PromoteVersionRequest,
+    PublishRequest,
+    RollbackRequest,
+    ShowVersionRequest,
+    ShowVersionResult,
+)
+from tests.helpers.factories import (
+    AT,
+    SNAPSHOT,
+    alias_event,
+    evaluation,
+    export_result,
+    gate,
+    metrics,
+    model_version,
+    parity,
+    promote_version_result,
+    publish_result,
+    rollback_result,
+    version_summary,
+    weights,
+)
+
+_PT = weights("runs/retrain-parts/weights/best.pt")
+_ONNX = weights("runs/retrain-parts/export/model-1111.onnx", "22" * 32)
+_META = model_version("parts", 3)
+
+EXAMPLES: list[BaseModel] = [
+    _PT,
+    metrics(0.5),
+    DifferenceCI(estimate=0.1, low=0.0, high=0.2, level=0.9, resamples=10, seed=3),
+    EvaluateRequest(
+        model="parts",
+        snapshot=SNAPSHOT,
+        candidate=_PT,
+        imgsz=96,
+        batch=4,
+        device="cpu",
+        options=EvaluationOptions(
+            conf=0.01,
+            iou=0.6,
+            bootstrap_resamples=50,
+            bootstrap_seed=7,
+            ci_level=0.9,
+            skip_comparison_on_class_mismatch=True,
+        ),
+    ),
+    evaluation(0.6, 0.5, 2),
+    GatePolicy(floor=0.2, min_improvement=0.01, require_confidence=True),
+    gate(),
+    ExportRequest(
+        weights=_PT,
+        snapshot=SNAPSHOT,
+        output_prefix="runs/retrain-parts/export",
+        imgsz=96,
+        conf=0.01,
+        iou=0.6,
+        parity_images=2,
+        options=ExportOptions(
+            opset=17, dynamic=True, simplify=False, output_tolerance=0.001, map_tolerance=0.02
+        ),
+    ),
+    parity(False),
+    export_result(_ONNX, _PT),
+    ArtifactRecord(key="models/parts/v3/model.onnx", sha256="44" * 32, size=10),
+    _META,
+    PublishRequest(
+        model="parts",
+        workflow_id="retrain-parts",
+        run_id="run-1",
+        created_at=AT,
+        candidate=_PT,
+        export=export_result(_ONNX, _PT),
+        evaluation=evaluation(0.6, 0.5, 2),
+        gate=gate(),
+        snapshot=SNAPSHOT,
+        parent_version=2,
+        hyperparameters={"epochs": 30},
+        epochs=30,
+        resumed_from_epoch=4,
+        results_csv_key="runs/retrain-parts/results.csv",
+    ),
+    publish_result("parts", 3, reason="promoted"),
+    alias_event(),
+    LatestAlias(version=3, created_at=AT),
+    version_summary(3),
+    ListVersionsRequest(model="parts", limit=5),
+    ListVersionsResult(
+        model="parts", versions=[], production_version=None, latest_version=None, total=0
+    ),
+    ShowVersionRequest(model="parts", version=None, alias="latest"),
+    ShowVersionResult(
+        metadata=_META, production=True, latest=False, report_key="models/parts/v3/report.md"
+    ),
+    PromoteVersionRequest(
+        model="parts", version=3, reason="hotfix", request_id="cli-1", requested_at=AT
+    ),
+    promote_version_result("parts", 3),
+    RollbackRequest(model="parts", reason="regression", request_id="cli-2", requested_at=AT),
+    rollback_result("parts", 3),
+]

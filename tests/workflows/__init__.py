@@ -1,0 +1,1 @@
+"""Workflow logic on stub activities (fast layer): see conftest.py."""

@@ -1,0 +1,278 @@
+"""Stub activities registered under the real activity names (``activities/contracts/names.py``).
+
+The workflows under test call activities by name only, so a worker that registers these
+stubs runs the real workflow code against canned results (built by
+:mod:`tests.helpers.factories`). Every call is recorded (name, request, task queue). A test
+can make a stage fail with a non-retryable error, hold it until released or cancelled
+(heartbeating, so that a cancel reaches it), and wait for a stage to start or be cancelled:
+synchronisation is by :class:`asyncio.Event`, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import names
+from activities.contracts.controller import CountNewRequest, CountNewResult
+from activities.contracts.dataset import AssembleRequest, AssembleResult
+from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
+from activities.contracts.export import ExportRequest, ExportResult
+from activities.contracts.gate import GateDecision
+from activities.contracts.notify import NotifyRequest, NotifyResult
+from activities.contracts.registry import (
+    ListVersionsRequest,
+    ListVersionsResult,
+    PromoteVersionRequest,
+    PromoteVersionResult,
+    PublishRequest,
+    PublishResult,
+    RollbackRequest,
+    RollbackResult,
+    ShowVersionRequest,
+    ShowVersionResult,
+)
+from activities.contracts.retrain import RetrainRequest
+from activities.contracts.training import (
+    TrainRequest,
+    TrainResult,
+    WriteControlRequest,
+    WriteControlResult,
+)
+from tests.helpers import factories
+from workflows.gate import decide
+
+HEARTBEAT_EVERY = 0.1
+"""Seconds between heartbeats of a held stub: how fast a cancel reaches it (the stub workers
+throttle heartbeats to the same)."""
+
+DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
+    names.ASSEMBLE_DATASET: lambda r: factories.assemble_result(factories.snapshot_ref(r.dataset)),
+    names.TRAIN: lambda r: factories.train_result(
+        activity.info().workflow_id or "", epochs=r.hyperparameters.epochs
+    ),
+    names.EVALUATE: lambda r: factories.evaluation(model=r.model, snapshot=r.snapshot),
+    names.EXPORT: lambda r: factories.exported(r.weights),
+    names.PUBLISH: lambda r: factories.published(r),
+    names.NOTIFY: lambda r: factories.notify_result(),
+    names.WRITE_CONTROL: lambda r: factories.write_control_result(r.run_id),
+    names.COUNT_NEW_VERIFIED: lambda r: factories.count_new_result(0),
+    names.LIST_VERSIONS: lambda r: factories.list_versions_result(r.model),
+    names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
+    names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
+    names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+}
+"""Each stub's result as a function of its request (a real activity's happy path)."""
+
+
+PIPELINE = [  # the activities of a completed run, in order
+    names.ASSEMBLE_DATASET,
+    names.TRAIN,
+    names.EVALUATE,
+    names.EXPORT,
+    names.PUBLISH,
+    names.NOTIFY,
+]
+
+
+def gate_of(request: RetrainRequest, evaluation: EvaluateResult) -> GateDecision:
+    """The gate's decision on ``evaluation`` under the request's policy (before approval)."""
+    return decide(
+        evaluation.candidate,
+        evaluation.champion,
+        evaluation.ci,
+        request.gate,
+        champion_version=evaluation.champion_version,
+    )
+
+
+def stub_evaluation(
+    request: RetrainRequest,
+    candidate: float = 0.6,
+    champion: float | None = None,
+    champion_version: int | None = None,
+) -> EvaluateResult:
+    """An evaluation of this run's candidate (by default, the one the evaluate stub returns)."""
+    snapshot = factories.snapshot_ref(request.dataset.dataset)
+    return factories.evaluation(
+        candidate, champion, champion_version, model=request.model_name, snapshot=snapshot
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a stub: which activity, with what, from where."""
+
+    name: str
+    request: Any
+    task_queue: str
+    workflow_id: str
+    attempt: int
+
+
+class Stubs:
+    """The stub activities of one test, its script (failures, holds, results) and its record."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
+        self._failures: dict[str, ApplicationError] = {}
+        self._holds: dict[str, asyncio.Event] = {}
+        self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._cancelled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    # ------------------------------------------------------------------ script
+    def returns(self, name: str, result: Any) -> None:
+        """Make activity ``name`` return ``result`` (a contract, or a function of the request)."""
+        self.results[name] = result if callable(result) else (lambda _: result)
+
+    def fail(self, name: str, message: str, *, kind: str = "BadInputError") -> None:
+        """Make activity ``name`` raise a non-retryable error, as ``@translate_errors`` does."""
+        self._failures[name] = ApplicationError(message, type=kind, non_retryable=True)
+
+    def hold(self, name: str) -> asyncio.Event:
+        """Make activity ``name`` wait (heartbeating) until the returned event is set."""
+        release = self._holds[name] = asyncio.Event()
+        return release
+
+    async def started(self, name: str, timeout: float = 15.0) -> None:
+        """Wait until activity ``name`` has been called."""
+        await asyncio.wait_for(self._started[name].wait(), timeout)
+
+    async def cancelled(self, name: str, timeout: float = 15.0) -> None:
+        """Wait until a held activity ``name`` has received its cancellation."""
+        await asyncio.wait_for(self._cancelled[name].wait(), timeout)
+
+    def was_cancelled(self, name: str) -> bool:
+        """Whether a held activity ``name`` received a cancellation."""
+        return self._cancelled[name].is_set()
+
+    # ------------------------------------------------------------------ record
+    def calls_of(self, name: str) -> list[Call]:
+        """The calls of activity ``name``, in order."""
+        return [call for call in self.calls if call.name == name]
+
+    def requests_of(self, name: str) -> list[Any]:
+        """The requests activity ``name`` received, in order."""
+        return [call.request for call in self.calls_of(name)]
+
+    def only_request(self, name: str) -> Any:
+        """The request of activity ``name``, asserting it was called exactly once."""
+        requests = self.requests_of(name)
+        assert len(requests) == 1, f"{name} called {len(requests)} times"
+        return requests[0]
+
+    def order(self) -> list[str]:
+        """Names of the activities called, in call order."""
+        return [call.name for call in self.calls]
+
+    # ------------------------------------------------------------------ behaviour
+    async def _run(self, name: str, request: Any) -> Any:
+        info = activity.info()
+        self.calls.append(
+            Call(name, request, info.task_queue, info.workflow_id or "", info.attempt)
+        )
+        self._started[name].set()
+        if name in self._failures:
+            raise self._failures[name]
+        if name in self._holds:
+            await self._hold(name, self._holds[name])
+        return self.results[name](request)
+
+    async def _hold(self, name: str, release: asyncio.Event) -> None:
+        # Heartbeats carry a cancel to an activity: beat until released, or cancelled.
+        try:
+            while not release.is_set():
+                activity.heartbeat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(release.wait(), HEARTBEAT_EVERY)
+        except asyncio.CancelledError:
+            self._cancelled[name].set()
+            raise
+
+    @activity.defn(name=names.ASSEMBLE_DATASET)
+    async def assemble_dataset(self, request: AssembleRequest) -> AssembleResult:
+        """Stub of ``assemble_dataset``."""
+        return await self._run(names.ASSEMBLE_DATASET, request)
+
+    @activity.defn(name=names.TRAIN)
+    async def train(self, request: TrainRequest) -> TrainResult:
+        """Stub of ``train``."""
+        return await self._run(names.TRAIN, request)
+
+    @activity.defn(name=names.EVALUATE)
+    async def evaluate(self, request: EvaluateRequest) -> EvaluateResult:
+        """Stub of ``evaluate``."""
+        return await self._run(names.EVALUATE, request)
+
+    @activity.defn(name=names.EXPORT)
+    async def export(self, request: ExportRequest) -> ExportResult:
+        """Stub of ``export``."""
+        return await self._run(names.EXPORT, request)
+
+    @activity.defn(name=names.PUBLISH)
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        """Stub of ``publish``."""
+        return await self._run(names.PUBLISH, request)
+
+    @activity.defn(name=names.NOTIFY)
+    async def notify(self, request: NotifyRequest) -> NotifyResult:
+        """Stub of ``notify``."""
+        return await self._run(names.NOTIFY, request)
+
+    @activity.defn(name=names.WRITE_CONTROL)
+    async def write_control(self, request: WriteControlRequest) -> WriteControlResult:
+        """Stub of ``write_control``."""
+        return await self._run(names.WRITE_CONTROL, request)
+
+    @activity.defn(name=names.COUNT_NEW_VERIFIED)
+    async def count_new_verified(self, request: CountNewRequest) -> CountNewResult:
+        """Stub of ``count_new_verified``."""
+        return await self._run(names.COUNT_NEW_VERIFIED, request)
+
+    @activity.defn(name=names.LIST_VERSIONS)
+    async def list_versions(self, request: ListVersionsRequest) -> ListVersionsResult:
+        """Stub of ``list_versions``."""
+        return await self._run(names.LIST_VERSIONS, request)
+
+    @activity.defn(name=names.SHOW_VERSION)
+    async def show_version(self, request: ShowVersionRequest) -> ShowVersionResult:
+        """Stub of ``show_version``."""
+        return await self._run(names.SHOW_VERSION, request)
+
+    @activity.defn(name=names.PROMOTE_VERSION)
+    async def promote_version(self, request: PromoteVersionRequest) -> PromoteVersionResult:
+        """Stub of ``promote_version``."""
+        return await self._run(names.PROMOTE_VERSION, request)
+
+    @activity.defn(name=names.ROLLBACK_PRODUCTION)
+    async def rollback_production(self, request: RollbackRequest) -> RollbackResult:
+        """Stub of ``rollback_production``."""
+        return await self._run(names.ROLLBACK_PRODUCTION, request)
+
+    # ------------------------------------------------------------------ wiring
+    def gpu_activities(self) -> list[Callable[..., Any]]:
+        """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
+        return [self.train, self.evaluate]
+
+    def cpu_activities(self) -> list[Callable[..., Any]]:
+        """The CPU queue's activities (as ``workers/wiring.py`` places them)."""
+        return [
+            self.assemble_dataset,
+            self.write_control,
+            self.notify,
+            self.count_new_verified,
+            self.export,
+            self.publish,
+            self.list_versions,
+            self.show_version,
+            self.promote_version,
+            self.rollback_production,
+        ]
