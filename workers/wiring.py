@@ -20,6 +20,7 @@ def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
     from workflows.controller import RetrainCheckWorkflow
     from workflows.registry_ops import (
+        DownloadLinksWorkflow,
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
@@ -34,6 +35,7 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        DownloadLinksWorkflow,
     ]
 
 
@@ -72,6 +74,7 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            registry.download_links,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

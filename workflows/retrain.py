@@ -19,6 +19,7 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
+from workflows import retrain_notify as notify
 from workflows import retrain_steps as steps
 from workflows.retrain_handlers import RetrainHandlers
 
@@ -32,9 +33,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.registry import PublishResult
     from activities.contracts.retrain import RetrainRequest, RetrainResult
     from activities.contracts.training import TrainResult, WriteControlRequest
-    from workflows.gate import apply_parity, decide
+    from workflows.gate import apply_parity, decide, protect_classes
 
 _WORKFLOW_ID_PREFIX = "retrain-"
+PER_CLASS_GATE_PATCH = "per-class-gate"
+"""Runs started before the per-class rule replay the decision they made (``workflow.patched``)."""
 
 
 def workflow_id_for(model_name: str) -> str:
@@ -94,7 +97,9 @@ class RetrainWorkflow(RetrainHandlers):
 
         self._stage = "evaluating"
         evaluation, decision = await self._evaluate(request, snapshot, candidate)
-        decision = await self._approval_step(request, decision)
+        decision = await self._approval_step(
+            request, decision, announce=lambda: self._announce_approval(evaluation, decision)
+        )
         self._decision = decision
 
         self._stage = "exporting"
@@ -112,16 +117,14 @@ class RetrainWorkflow(RetrainHandlers):
             "succeeded",
             version=published.version,
             promoted=published.promoted,
-            metrics={
-                "map50_95": evaluation.candidate.map50_95,
-                "map50": evaluation.candidate.map50,
-            },
+            metrics=notify.headline_metrics(evaluation),
             reason=published.reason
             + (
                 " (a cancel arrived during publish; the version was completed)"
                 if self._canceled_during_publish
                 else ""
             ),
+            report=notify.report_location(request.model_name, published),
         )
         self._stage = "succeeded"
         return steps.retrain_result(
@@ -198,6 +201,8 @@ class RetrainWorkflow(RetrainHandlers):
             request.gate,
             champion_version=evaluation.champion_version,
         )
+        if workflow.patched(PER_CLASS_GATE_PATCH):
+            decision = protect_classes(decision, evaluation)
         self._decision = decision
         return evaluation, decision
 
@@ -263,27 +268,35 @@ class RetrainWorkflow(RetrainHandlers):
         version: int | None = None,
         promoted: bool = False,
         metrics: dict[str, float] | None = None,
+        report: tuple[str | None, str | None] = (None, None),
     ) -> None:
-        """Tell people how the run ended (best effort: a failed notification changes nothing)."""
+        """Tell people how the run ended (best effort: a failed notification changes nothing).
+
+        ``report``: where the evidence is and the command that writes it to a folder.
+        """
         request = self._request
         if request is None:
             return
-        try:
-            await workflow.execute_activity(
-                names.NOTIFY,
-                NotifyRequest(
-                    model_name=request.model_name,
-                    workflow_id=workflow.info().workflow_id,
-                    outcome=outcome,
-                    version=version,
-                    promoted=promoted,
-                    metrics=metrics or {},
-                    reason=reason,
-                    duration_seconds=self._elapsed(),
-                ),
-                task_queue=request.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=steps.NOTIFY_RETRY,
+        summary = NotifyRequest(
+            model_name=request.model_name,
+            workflow_id=workflow.info().workflow_id,
+            outcome=outcome,
+            version=version,
+            promoted=promoted,
+            metrics=metrics or {},
+            reason=reason,
+            duration_seconds=self._elapsed(),
+            report=report[0],
+            report_command=report[1],
+        )
+        await notify.send(summary, request.cpu_task_queue)
+
+    async def _announce_approval(self, evaluation: EvaluateResult, decision: GateDecision) -> None:
+        """Ask people for approval, pointing at the evaluation's evidence."""
+        if workflow.patched(notify.APPROVAL_NOTICE_PATCH):
+            await self._notify(
+                "awaiting_approval",
+                reason=decision.reason,
+                metrics=notify.headline_metrics(evaluation),
+                report=(notify.evidence_location(evaluation), None),
             )
-        except ActivityError:
-            workflow.logger.warning("notification failed; the run's outcome stands")

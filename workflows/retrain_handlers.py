@@ -10,6 +10,7 @@ history.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -94,14 +95,22 @@ class RetrainHandlers:
     def _stop_requested(self) -> bool:
         return self._stop_early and not self._stop_sent
 
-    async def _approval_step(self, request: RetrainRequest, decision: GateDecision) -> GateDecision:
+    async def _approval_step(
+        self,
+        request: RetrainRequest,
+        decision: GateDecision,
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> GateDecision:
         """``decision``, or blocked by a rejection or a timeout, when approval is required.
 
-        Waits (a durable timer) for ``approve``/``reject`` only when the gate would promote.
+        Waits (a durable timer) for ``approve``/``reject`` only when the gate would promote;
+        ``announce`` (the pipeline's notification) runs once approval is being asked for.
         """
         if not (request.approval.required and decision.promote):
             return decision
         self._ask_for_approval()
+        if announce is not None:
+            await announce()
         try:
             await workflow.wait_condition(
                 lambda: self._approval != "pending",

@@ -20,6 +20,7 @@ LIST_VERSIONS = "list_versions"
 SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
+DOWNLOAD_LINKS = "download_links"
 
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
@@ -29,6 +30,7 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+DOWNLOAD_LINKS_WORKFLOW = "DownloadLinksWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

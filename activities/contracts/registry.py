@@ -2,7 +2,8 @@
 
 Layout in the models bucket (see :mod:`activities.registry`)::
 
-    models/{name}/v{N}/model.pt, model.onnx, results.csv, report.md, metadata.json
+    models/{name}/v{N}/model.pt, model.onnx, results.csv, report.md, metadata.json,
+                      evidence/*.png (plots, training curves, per-image comparisons)
     models/{name}/aliases/production.json, latest.json, history/{seq}.json
     models/{name}/claims/v{N}.json, publishes/{id}.json        (exactly-once bookkeeping)
 
@@ -19,6 +20,7 @@ from pydantic import Field, model_validator
 from activities.contracts.common import Contract, ModelName, ObjectKey
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics, WeightsRef
+from activities.contracts.evidence import ImageComparison
 from activities.contracts.export import ExportResult, ParityReport
 from activities.contracts.gate import GateDecision
 
@@ -53,6 +55,12 @@ class ModelVersion(Contract):
     champion: ModelMetrics | None = None
     champion_version: int | None = None
     ci: DifferenceCI | None = None
+    per_class_ci: dict[str, DifferenceCI] = Field(
+        default_factory=dict, description="per class: interval of the AP50-95 difference"
+    )
+    comparison: ImageComparison | None = Field(
+        None, description="the per-image comparison with the champion (pictures in evidence/)"
+    )
     test_images: int
     test_instances: int
     gate: GateDecision
@@ -60,7 +68,9 @@ class ModelVersion(Contract):
     onnx_opset: int
     onnx_dynamic: bool
     imgsz: int
-    artifacts: dict[str, ArtifactRecord] = Field(description="file name -> key, sha256, size")
+    artifacts: dict[str, ArtifactRecord] = Field(
+        description="file name (evidence/… for pictures) -> key, sha256, size"
+    )
     source_weights: WeightsRef
     versions: dict[str, str] = Field(default_factory=dict)
 
@@ -114,6 +124,9 @@ class PublishResult(Contract):
         default_factory=dict,
         description="file name -> object key of every file of the version, metadata.json "
         "included (empty only in results recorded before this field existed)",
+    )
+    bucket: str | None = Field(
+        None, description="the models bucket (None in results recorded before this field)"
     )
 
 
@@ -219,3 +232,38 @@ class RollbackResult(Contract):
     from_version: int
     to_version: int
     event: AliasEvent
+
+
+DownloadWhat = Literal["model.pt", "model.onnx", "report"]
+"""A model file, or the report: ``report.md`` and every picture under ``evidence/``."""
+
+
+class DownloadLinksRequest(Contract):
+    """Time-limited links to files of one version (by number, or the one an alias points to)."""
+
+    model: ModelName
+    version: int | None = Field(None, ge=1)
+    alias: Literal["production", "latest"] = "production"
+    what: DownloadWhat = "model.pt"
+    expires_seconds: int = Field(
+        900, ge=60, le=24 * 3600, description="how long the links work (recorded in history)"
+    )
+
+
+class DownloadLink(Contract):
+    """One file: where it goes (relative path), a GET link, and the digest it must have."""
+
+    name: str = Field(description="artifact name, e.g. model.onnx or evidence/PR_curve.png")
+    url: str
+    sha256: str = Field(description="from the version's metadata.json: verify the download")
+    size: int
+
+
+class DownloadLinksResult(Contract):
+    """The resolved version and one link per file; digests come from its metadata."""
+
+    model: ModelName
+    version: int
+    production: bool
+    files: list[DownloadLink]
+    expires_at: datetime

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     s3_secret_key_file: Path | None = Field(None, description="File holding the S3 secret key")
     s3_secure: bool = Field(False, description="Use HTTPS to reach S3")
     s3_region: str | None = Field(None, description="S3 region (optional)")
+    s3_public_url: str | None = Field(
+        None, description="S3 URL users reach, for download links (default: the endpoint)"
+    )
     data_bucket: str = Field("sentinel-data", description="Bucket with datasets/ and snapshots/")
     runs_bucket: str = Field("sentinel-runs", description="Bucket with runs/ (checkpoints)")
     models_bucket: str = Field("sentinel-models", description="Bucket with the model registry")

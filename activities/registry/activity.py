@@ -1,11 +1,17 @@
-"""Temporal activities of the model registry (CPU queue): publish, list, show, promote, rollback."""
+"""Temporal activities of the model registry (CPU queue): publish, list, show, promote,
+rollback, and download links (for ``sentinel models pull`` and ``report``)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.registry import (
+    DownloadLink,
+    DownloadLinksRequest,
+    DownloadLinksResult,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -20,10 +26,12 @@ from activities.contracts.registry import (
 )
 from activities.infra.errors import NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
+from activities.infra.links import LinkSigner
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
+from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
 
 
@@ -35,6 +43,7 @@ class RegistryActivities:
         self.store = store
         self.registry = Registry(store, settings.models_bucket)
         self.publisher = Publisher(self.registry)
+        self.signer = LinkSigner.from_settings(settings, store)
 
     @activity.defn(name=names.PUBLISH)
     @translate_errors
@@ -73,24 +82,61 @@ class RegistryActivities:
             total=len(scan.versions),
         )
 
+    def _resolve(self, model: str, version: int | None, alias: str) -> tuple[int, bool, bool]:
+        """``(version, is production, is latest)``: ``version``, else where ``alias`` points."""
+        scan = self.registry.scan(model)
+        production = self.registry.production_version(model, scan)
+        latest = max(scan.versions, default=None)
+        if version is None:
+            version = production if alias == "production" else latest
+            if version is None:
+                raise NotFoundError(f"model {model!r} has no {alias} version")
+        return version, version == production, version == latest
+
     @activity.defn(name=names.SHOW_VERSION)
     @translate_errors
     def show_version(self, request: ShowVersionRequest) -> ShowVersionResult:
         """The metadata of one version (by number, or the one an alias points to)."""
-        scan = self.registry.scan(request.model)
-        production = self.registry.production_version(request.model, scan)
-        latest = max(scan.versions, default=None)
-        version = request.version
-        if version is None:
-            version = production if request.alias == "production" else latest
-            if version is None:
-                raise NotFoundError(f"model {request.model!r} has no {request.alias} version")
+        version, production, latest = self._resolve(request.model, request.version, request.alias)
         meta = self.registry.metadata(request.model, version)
         return ShowVersionResult(
             metadata=meta,
-            production=version == production,
-            latest=version == latest,
+            production=production,
+            latest=latest,
             report_key=layout.artifact_key(request.model, version, "report.md"),
+        )
+
+    @activity.defn(name=names.DOWNLOAD_LINKS)
+    @translate_errors
+    def download_links(self, request: DownloadLinksRequest) -> DownloadLinksResult:
+        """Time-limited GET links to a version's model file or report (with its pictures).
+
+        Each link carries the sha256 that the version's ``metadata.json`` records, so the
+        client verifies what it downloads; nothing here needs the client's S3 credentials.
+        """
+        version, production, _ = self._resolve(request.model, request.version, request.alias)
+        meta = self.registry.metadata(request.model, version)
+        if request.what == "report":
+            wanted = [
+                "report.md",
+                *sorted(n for n in meta.artifacts if n.startswith(f"{EVIDENCE_DIR}/")),
+            ]
+        else:
+            wanted = [request.what]
+        expires = timedelta(seconds=request.expires_seconds)
+        files = []
+        for name in wanted:
+            record = meta.artifacts.get(name)
+            if record is None:
+                raise NotFoundError(f"{request.model} v{version} has no {name}")
+            url = self.signer.link(self.settings.models_bucket, record.key, expires)
+            files.append(DownloadLink(name=name, url=url, sha256=record.sha256, size=record.size))
+        return DownloadLinksResult(
+            model=request.model,
+            version=version,
+            production=production,
+            files=files,
+            expires_at=datetime.now(UTC) + expires,
         )
 
     @activity.defn(name=names.PROMOTE_VERSION)

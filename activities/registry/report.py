@@ -1,6 +1,7 @@
 """The human-readable files of a version: ``report.md`` and (without training's) ``results.csv``.
 
-Both are pure functions of the publish request, so a retried publish writes identical bytes.
+Both are pure functions of the publish request (and of the files stored), so a retried
+publish writes identical bytes. The evidence sections: :mod:`.report_evidence`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,11 @@ from __future__ import annotations
 from activities.contracts.evaluation import ModelMetrics
 from activities.contracts.gate import GateDecision
 from activities.contracts.registry import ArtifactRecord, PublishRequest
+from activities.registry.report_evidence import (
+    comparison_section,
+    per_class_section,
+    plots_section,
+)
 
 _ROWS = (
     ("mAP50-95", "map50_95"),
@@ -41,8 +47,11 @@ def render_report(
     gate: GateDecision,
     artifacts: dict[str, ArtifactRecord],
 ) -> str:
-    """``report.md``: candidate vs champion, gate decision, parity, dataset counts, artifacts."""
+    """``report.md``: decision, candidate vs champion, per class, plots, image by image,
+    parity, dataset counts, artifacts (pictures linked relatively: ``evidence/…``)."""
     resumed = request.resumed_from_epoch
+    ev = request.evaluation
+    champion = f"champion v{ev.champion_version}" if ev.champion_version else "the champion"
     lines = [
         f"# {request.model} v{version}",
         "",
@@ -56,6 +65,9 @@ def render_report(
         gate.reason,
         "",
         *_comparison_section(request),
+        *per_class_section(request, gate),
+        *plots_section(artifacts),
+        *comparison_section(ev.evidence.comparison if ev.evidence else None, champion, artifacts),
         *_export_and_dataset_sections(request),
         "## Artifacts",
         "",

@@ -28,6 +28,8 @@ from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision
 from activities.contracts.notify import NotifyRequest, NotifyResult
 from activities.contracts.registry import (
+    DownloadLinksRequest,
+    DownloadLinksResult,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -47,7 +49,7 @@ from activities.contracts.training import (
     WriteControlResult,
 )
 from tests.helpers import factories
-from workflows.gate import decide
+from workflows.gate import decide, protect_classes
 
 HEARTBEAT_EVERY = 0.1
 """Seconds between heartbeats of a held stub: how fast a cancel reaches it (the stub workers
@@ -68,6 +70,7 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+    names.DOWNLOAD_LINKS: lambda r: factories.download_links_result(r.model, r.version or 3),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -80,17 +83,21 @@ PIPELINE = [  # the activities of a completed run, in order
     names.PUBLISH,
     names.NOTIFY,
 ]
+APPROVAL_PIPELINE = [*PIPELINE[:3], names.NOTIFY, *PIPELINE[3:]]
+"""A completed run that asked for approval: people are notified when it starts waiting."""
 
 
 def gate_of(request: RetrainRequest, evaluation: EvaluateResult) -> GateDecision:
-    """The gate's decision on ``evaluation`` under the request's policy (before approval)."""
-    return decide(
+    """The gate's decision on ``evaluation`` under the request's policy (before approval):
+    the overall rule, then the per-class rule, as RetrainWorkflow applies them."""
+    decision = decide(
         evaluation.candidate,
         evaluation.champion,
         evaluation.ci,
         request.gate,
         champion_version=evaluation.champion_version,
     )
+    return protect_classes(decision, evaluation)
 
 
 def stub_evaluation(
@@ -257,6 +264,11 @@ class Stubs:
         """Stub of ``rollback_production``."""
         return await self._run(names.ROLLBACK_PRODUCTION, request)
 
+    @activity.defn(name=names.DOWNLOAD_LINKS)
+    async def download_links(self, request: DownloadLinksRequest) -> DownloadLinksResult:
+        """Stub of ``download_links``."""
+        return await self._run(names.DOWNLOAD_LINKS, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -275,4 +287,5 @@ class Stubs:
             self.show_version,
             self.promote_version,
             self.rollback_production,
+            self.download_links,
         ]

@@ -46,6 +46,7 @@ from activities.contracts.registry import (
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
+from workflows.client.downloads import RegistryDownloads
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
@@ -79,8 +80,10 @@ class RunSummary:
     closed_at: datetime | None
 
 
-class SentinelClient:
-    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions."""
+class SentinelClient(RegistryDownloads):
+    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
+    pull model files and reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`).
+    """
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client

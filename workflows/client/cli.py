@@ -24,6 +24,7 @@ from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
+from workflows.client.cli_models import DOWNLOAD_VERBS, add_download_verbs, run_download_verb
 from workflows.client.errors import RetrainAlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
@@ -91,6 +92,7 @@ def _add_models_verbs(groups: Groups) -> None:
     rollback = mverbs.add_parser("rollback", help="production back to the previous version")
     rollback.add_argument("model")
     rollback.add_argument("--reason", required=True)
+    add_download_verbs(mverbs)
 
 
 def _add_controller_verbs(groups: Groups) -> None:
@@ -147,6 +149,8 @@ async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
 
 
 async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
+    if args.verb in DOWNLOAD_VERBS:
+        return await run_download_verb(sentinel, args)
     if args.verb == "list":
         listing = await sentinel.list_versions(args.model)
         table = Table(
