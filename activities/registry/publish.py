@@ -288,8 +288,8 @@ class Publisher:
             production_version=self.registry.production_version(model),
             latest_version=latest,
             metadata_key=layout.metadata_key(model, version),
-            artifacts={
-                **{name: record.key for name, record in meta.artifacts.items()},
-                layout.METADATA: layout.metadata_key(model, version),
-            },
+            artifacts=layout.artifact_keys(
+                {name: record.key for name, record in meta.artifacts.items()},
+                metadata_key=layout.metadata_key(model, version),
+            ),
         )
