@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def check(settings: Settings) -> None:
     """Raise a clear error unless Temporal and S3 (with every bucket) are reachable."""
-    await connect(settings, timeout=10)
+    await connect(settings)
     store = ObjectStore.from_settings(settings, max_attempts=2)
     for bucket in settings.buckets:
         store.check_bucket(bucket)

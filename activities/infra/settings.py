@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     temporal_tls_cert_file: Path | None = Field(None, description="mTLS client cert (PEM) file")
     temporal_tls_key_file: Path | None = Field(None, description="mTLS client key (PEM) file")
     temporal_api_key_file: Path | None = Field(None, description="File holding a Temporal API key")
+    temporal_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long to keep trying to reach Temporal, then fail"
+    )
     cpu_task_queue: str = Field("sentinel-cpu", description="Queue for data/export/publish work")
     gpu_task_queue: str = Field("sentinel-gpu", description="Queue for training and evaluation")
 

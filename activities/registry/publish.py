@@ -283,8 +283,8 @@ class Publisher:
             latest_version=latest,
             metadata_key=layout.metadata_key(model, version),
             bucket=self.bucket,
-            artifacts={
-                **{name: record.key for name, record in meta.artifacts.items()},
-                layout.METADATA: layout.metadata_key(model, version),
-            },
+            artifacts=layout.artifact_keys(
+                {name: record.key for name, record in meta.artifacts.items()},
+                metadata_key=layout.metadata_key(model, version),
+            ),
         )
