@@ -41,7 +41,7 @@ def _score_text(score: ImageScore) -> str:
     return f"score {score.score:.2f} ({score.missed} missed, {score.spurious} spurious)"
 
 
-def _picture(
+def draw_picture(
     out: Path,
     name: str,
     index: int,
@@ -49,7 +49,11 @@ def _picture(
     stats: tuple[ImageStats, ImageStats],
     labels: tuple[str, dict[int, str]],
 ) -> Path:
-    """Draw candidate | champion | ground truth of image ``index`` as ``out/name``."""
+    """Draw candidate | champion | ground truth of image ``index`` as ``out/name``.
+
+    ``stats``: candidate's and champion's statistics in the same image order (boxes recorded);
+    ``labels``: the champion's title and the class names.
+    """
     candidate, champion = stats
     champion_label, names = labels
     truth = candidate.truth[index]
@@ -102,7 +106,7 @@ def build_evidence(
         pictured[direction] = []
         for rank, (entry, index) in enumerate(zip(entries, indices, strict=True), start=1):
             name = f"{direction}-{rank:02d}.png"
-            path = _picture(
+            path = draw_picture(
                 workdir, name, index, entry, (candidate.stats, aligned), (label, candidate.names)
             )
             title = f"{entry.image}: the candidate does {direction} ({entry.difference:+.2f})"

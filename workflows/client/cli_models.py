@@ -74,7 +74,8 @@ async def run_download_verb(sentinel: SentinelClient, args: argparse.Namespace) 
             (file,) = download.files
             console.print(
                 f"wrote {file.path} ({file.name} of {_describe(download)}, {file.size} bytes, "
-                f"sha256 {file.sha256}: verified against the version's metadata)"
+                f"sha256 {file.sha256}: verified against the version's metadata)",
+                soft_wrap=True,
             )
         else:
             download = await sentinel.download_report(
@@ -84,7 +85,8 @@ async def run_download_verb(sentinel: SentinelClient, args: argparse.Namespace) 
             console.print(
                 f"wrote {args.out / 'report.md'} and {len(download.files) - 1} pictures of "
                 f"{_describe(download)} ({total} bytes, every file verified against the "
-                "version's metadata)"
+                "version's metadata)",
+                soft_wrap=True,
             )
     except (IntegrityError, DownloadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,31 @@
+"""Running the ``sentinel`` console script as a user would, routed to a test's queues."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.helpers.stack import REPO_ROOT, Queues
+
+
+async def sentinel_cli(queues: Queues, *args: str, timeout: float = 300) -> tuple[int, str, str]:
+    """``sentinel *args`` in a subprocess: ``(exit code, stdout, stderr)``."""
+    env = {
+        **os.environ,
+        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
+        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
+        "COLUMNS": "160",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "sentinel"),
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
