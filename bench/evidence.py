@@ -47,14 +47,18 @@ IMGSZ = 64
 
 
 def train(data_yaml: Path, out: Path, name: str, epochs: int) -> Path:
+    """``best.pt`` of a tiny model (reused when ``out`` already holds it: ``--workdir``)."""
     from ultralytics import YOLO
 
+    best = out / name / "weights" / "best.pt"
+    if best.is_file():
+        return best
     YOLO("yolov8n.yaml").train(
         data=str(data_yaml), epochs=epochs, imgsz=IMGSZ, batch=4, nbs=4, mosaic=0.0,
         warmup_epochs=0.0, device="cpu", workers=0, seed=0, plots=False, verbose=False,
         project=str(out), name=name, exist_ok=True,
     )  # fmt: skip
-    return out / name / "weights" / "best.pt"
+    return best
 
 
 def datasets(root: Path, test_images: int) -> tuple[Path, Path]:
@@ -84,6 +88,7 @@ def evaluate_once(
     from activities.evaluation.validate import run_val
 
     options = EvaluationOptions(bootstrap_resamples=200, evidence_images=pictures)
+    work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     common = dict(
         data_yaml=data_yaml, split="test", imgsz=IMGSZ, conf=options.conf, iou=options.iou,
@@ -129,6 +134,7 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=100)
     parser.add_argument("--pictures", type=int, default=6, help="pictures each way")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap rounds")
+    parser.add_argument("--workdir", type=Path, help="reuse the models trained there before")
     args = parser.parse_args()
     if args.quick:
         args.pairs, args.test_images, args.resamples = 1, 16, 100
@@ -136,7 +142,8 @@ def main() -> None:
     from activities.evaluation.bootstrap import paired_bootstrap
     from activities.evaluation.validate import run_val
 
-    root = Path(tempfile.mkdtemp(prefix="bench-evidence-"))
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-evidence-"))
+    print(f"work directory: {root}", flush=True)
     full, no_triangles = datasets(root / "data", args.test_images)
     epochs = 3 if args.quick else 30
     champion = train(full, root / "runs", "champion", epochs)

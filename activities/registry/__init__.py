@@ -2,7 +2,9 @@
 
 * :mod:`.layout` object keys; :mod:`.core` reading (versions, metadata, verified loading);
 * :mod:`.publish` the exactly-once publish protocol; :mod:`.aliases` production moves;
-* :mod:`.report` report.md; :mod:`.activity` the Temporal activities.
+* :mod:`.report` report.md (:mod:`.report_evidence` its evidence sections); :mod:`.evidence`
+  the pictures copied into ``v{N}/evidence/``; :mod:`.version` metadata.json;
+* :mod:`.activity` the Temporal activities (download links included).
 """
 
 from __future__ import annotations

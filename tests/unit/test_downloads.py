@@ -77,3 +77,36 @@ def test_an_expired_or_refused_link_names_the_file(server: str, tmp_path: Path) 
     with pytest.raises(DownloadError, match=r"cannot download model.pt: S3 answered HTTP 403"):
         download_all([(gone, tmp_path / "model.pt")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_links_are_signed_for_the_public_s3_url_without_reaching_it() -> None:
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlsplit
+
+    from activities.infra.errors import ConfigurationError
+    from activities.infra.links import LinkSigner
+    from activities.infra.settings import Settings
+
+    settings = Settings(
+        s3_access_key="reader",
+        s3_secret_key="secret-value",
+        s3_public_url="https://s3.example.com:8443",
+    )
+    # The region is known, so signing sends no request (the host does not exist).
+    url = LinkSigner.from_settings(settings, store=None).link(  # type: ignore[arg-type]
+        "sentinel-models", "models/m/v3/model.pt", timedelta(minutes=5)
+    )
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "https",
+        "s3.example.com:8443",
+        "/sentinel-models/models/m/v3/model.pt",
+    )
+    assert query["X-Amz-Expires"] == ["300"] and "secret-value" not in url
+    assert query["X-Amz-Credential"][0].startswith("reader/")
+    with pytest.raises(ConfigurationError, match="SENTINEL_S3_PUBLIC_URL must look like"):
+        LinkSigner.from_settings(
+            settings.model_copy(update={"s3_public_url": "s3.example.com"}),
+            store=None,  # type: ignore[arg-type]
+        )
