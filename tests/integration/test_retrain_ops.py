@@ -1,4 +1,5 @@
-"""Around the pipeline: CLI entry point, controller schedule, recorded-history replay.
+"""Around the pipeline: CLI entry point, controller schedule (recorded histories are replayed
+in ``tests/histories/test_replay.py``).
 
 A Temporal server killed and restarted mid-training is covered by tests/faults.
 """
@@ -15,8 +16,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
@@ -26,10 +25,8 @@ from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
-from workflows.retrain import RetrainWorkflow
 
 pytestmark = pytest.mark.timeout(420)
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 @pytest.fixture(scope="module")
@@ -187,15 +184,3 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
         described = await client.get_schedule_handle(schedule_id).describe()
         assert described.schedule.state.paused
         await client.get_schedule_handle(schedule_id).delete()
-
-
-async def test_recorded_histories_replay_deterministically() -> None:
-    """Histories recorded from earlier versions must replay on the current workflow code."""
-    from temporalio.client import WorkflowHistory
-
-    files = sorted(HISTORIES.glob("*.json"))
-    assert files, f"no recorded histories in {HISTORIES}"
-    replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
-    for path in files:
-        history = WorkflowHistory.from_json(path.stem, path.read_text())
-        await replayer.replay_workflow(history)
