@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from activities.contracts.dataset import SnapshotRef
 from activities.contracts.registry import AliasEvent, PublishRequest, PublishResult
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectInfo, ObjectStore
@@ -35,6 +36,7 @@ def stored_publish_request(
     parity_passed: bool = True,
     payload: bytes | None = None,
     results_csv: bool = False,
+    snapshot: SnapshotRef = SNAPSHOT,
 ) -> PublishRequest:
     """A publish request of ``model`` whose weights and ONNX file exist in the runs bucket."""
     workflow_id = workflow_id or f"retrain-{model}-{uuid.uuid4().hex[:6]}"
@@ -61,7 +63,7 @@ def stored_publish_request(
             update={"model": model}
         ),
         gate=apply_parity(gate(promote), exported.parity),  # as RetrainWorkflow decides
-        snapshot=SNAPSHOT,
+        snapshot=snapshot,
         hyperparameters={"epochs": 3, "lr0": 0.01},
         epochs=3,
         results_csv_key=csv_key,
@@ -69,14 +71,20 @@ def stored_publish_request(
 
 
 def published_chain(
-    store: ObjectStore, settings: Settings, model: str, versions: int
+    store: ObjectStore,
+    settings: Settings,
+    model: str,
+    versions: int,
+    snapshot: SnapshotRef = SNAPSHOT,
 ) -> list[PublishResult]:
     """Publish v1..v``versions``, each promoted over the one before (production: the last)."""
     publisher = Publisher(Registry(store, settings.models_bucket))
     results = []
     for n in range(1, versions + 1):
         champion = n - 1 if n > 1 else None
-        request = stored_publish_request(store, settings, model, champion_version=champion)
+        request = stored_publish_request(
+            store, settings, model, champion_version=champion, snapshot=snapshot
+        )
         results.append(publisher.publish(request))
     return results
 

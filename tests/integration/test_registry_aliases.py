@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.contracts.controller import CountNewRequest
+from activities.contracts.dataset import MinCounts
 from activities.contracts.registry import (
     AliasEvent,
     ListVersionsRequest,
@@ -25,14 +28,17 @@ from activities.contracts.registry import (
     RollbackRequest,
     RollbackResult,
 )
+from activities.controller import ControllerActivities
+from activities.dataset import DatasetActivities
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.activity import RegistryActivities
-from activities.registry.core import Registry
-from tests.helpers.factories import AT, unique_model
+from activities.registry.core import Registry, dump
+from tests.helpers.factories import AT, assemble_request, unique_model
 from tests.helpers.registry_setup import GatedStore, published_chain, stored_publish_request
 from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers
+from workers.dev import synthetic
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -215,6 +221,31 @@ def test_a_stale_production_mirror_is_repaired_from_the_history(
     store.delete(settings.models_bucket, layout.production_key(model))  # lost altogether
     assert aliases.repair_production_mirror(registry, model)
     assert _mirror(store, settings, model).version == 1
+
+
+def test_the_scheduled_check_repairs_a_stale_mirror_too(
+    store: ObjectStore, settings: Settings
+) -> None:
+    """Nobody may run a registry command for days: the controller's check repairs it."""
+    model = unique_model("cas")
+    prefix = f"datasets/{model}"
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=8, size=64, verified=True
+    )
+    dataset = assemble_request(model, prefix, min_counts=MinCounts(train=0, val=0, test=0))
+    assembled = ActivityEnvironment().run(
+        DatasetActivities(settings, store).assemble_dataset, dataset
+    )
+    published_chain(store, settings, model, 2, snapshot=assembled.snapshot)  # production v2
+    registry = Registry(store, settings.models_bucket)
+    first, second = aliases.history(registry, model)
+    store.put_bytes(settings.models_bucket, layout.production_key(model), dump(first))  # stale
+
+    counted = ControllerActivities(settings, store).count_new_verified(
+        CountNewRequest(model=model, dataset=dataset)
+    )
+    assert (counted.production_version, counted.verified, counted.new_verified) == (2, 8, 0)
+    assert _mirror(store, settings, model) == second
 
 
 async def _cli(queues: Queues, *args: str) -> tuple[int, str, str]:
