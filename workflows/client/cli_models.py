@@ -61,15 +61,22 @@ def add_models_verbs(groups: Groups) -> None:
         "promote", help="point production at a version (only from the production you saw)"
     )
     promote.add_argument("model")
-    promote.add_argument("version", type=int)
-    promote.add_argument("--reason", required=True)
-    promote.add_argument("--expect-production", type=expected_version, help=EXPECT_HELP)
+    promote.add_argument("version", type=int, help="the version to put in production")
+    promote.add_argument("--reason", required=True, help="why (recorded in the alias history)")
+    promote.add_argument(
+        "--expect-production",
+        type=expected_version,
+        metavar="N|none",
+        help=EXPECT_HELP + " ('none': there was no production version)",
+    )
     rollback = mverbs.add_parser(
         "rollback", help="production one step back (only from the production you saw)"
     )
     rollback.add_argument("model")
-    rollback.add_argument("--reason", required=True)
-    rollback.add_argument("--expect-production", type=rollback_source, help=EXPECT_HELP)
+    rollback.add_argument("--reason", required=True, help="why (recorded in the alias history)")
+    rollback.add_argument(
+        "--expect-production", type=rollback_source, metavar="N", help=EXPECT_HELP
+    )
 
 
 def _label(version: ExpectedProduction | None) -> str:
