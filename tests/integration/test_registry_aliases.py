@@ -8,11 +8,7 @@ alias history. The races at the same instant, repeated, are in ``tests/faults``.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -37,7 +33,7 @@ from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry, dump
 from tests.helpers.factories import AT, assemble_request, unique_model
 from tests.helpers.registry_setup import GatedStore, published_chain, stored_publish_request
-from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers
+from tests.helpers.stack import Queues, RunWorkers, sentinel_cli
 from workers.dev import synthetic
 
 pytestmark = pytest.mark.timeout(120)
@@ -248,26 +244,6 @@ def test_the_scheduled_check_repairs_a_stale_mirror_too(
     assert _mirror(store, settings, model) == second
 
 
-async def _cli(queues: Queues, *args: str) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-        "COLUMNS": "200",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "sentinel"),
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_shows_production_before_moving_it_and_refuses_a_stale_expectation(
     client: Client,
     queues: Queues,
@@ -278,10 +254,12 @@ async def test_cli_shows_production_before_moving_it_and_refuses_a_stale_expecta
     model = unique_model("cli")
     published_chain(store, settings, model, 2)  # production v2
     async with run_workers(("cpu",)):
-        code, out, err = await _cli(queues, "models", "promote", model, "1", "--reason", "hotfix")
+        code, out, err = await sentinel_cli(
+            queues, "models", "promote", model, "1", "--reason", "hotfix"
+        )
         assert code == 0, (out, err)
         assert out.splitlines() == ["production now: v2", "production: v2 -> v1"]
-        code, out, err = await _cli(
+        code, out, err = await sentinel_cli(
             queues, "models", "rollback", model, "--reason", "x", "--expect-production", "2"
         )
         assert (code, out.splitlines()) == (1, ["production expected: v2"])
@@ -289,12 +267,12 @@ async def test_cli_shows_production_before_moving_it_and_refuses_a_stale_expecta
             f"error: production of {model!r} is v1, not v2 as the caller saw it: refusing to "
             "roll it back; look again and decide on v1\n"
         )
-        code, out, err = await _cli(
+        code, out, err = await sentinel_cli(
             queues, "models", "rollback", model, "--reason", "bad", "--expect-production", "v1"
         )
         assert code == 0, (out, err)
         assert out.splitlines() == ["production expected: v1", "production: v1 -> v2"]
-    code, _, err = await _cli(
+    code, _, err = await sentinel_cli(
         queues, "models", "promote", model, "1", "--reason", "x", "--expect-production", "latest"
     )
     assert code == 2 and "invalid version 'latest': use e.g. 3, v3 or none" in err
