@@ -12,7 +12,7 @@ A version exists when its ``metadata.json`` exists (written last).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,6 +24,10 @@ from activities.contracts.gate import GateDecision
 
 Scalar = str | int | float | bool | None
 AliasAction = Literal["publish", "promote", "rollback"]
+NO_PRODUCTION: Literal["none"] = "none"
+ExpectedProduction = Annotated[int, Field(ge=1)] | Literal["none"]
+"""The production version a caller saw before asking to move it: a number, or ``"none"`` when
+the model had no production version."""
 
 
 class ArtifactRecord(Contract):
@@ -184,13 +188,19 @@ class ShowVersionResult(Contract):
 
 
 class PromoteVersionRequest(Contract):
-    """Point production at ``version`` (idempotent per ``request_id``)."""
+    """Point production at ``version`` (idempotent per ``request_id``), provided production is
+    still the version the caller saw (``expected_production``)."""
 
     model: ModelName
     version: int = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: ExpectedProduction | None = Field(
+        None,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None: not checked (requests from before this field)",
+    )
 
 
 class PromoteVersionResult(Contract):
@@ -204,12 +214,20 @@ class PromoteVersionResult(Contract):
 
 
 class RollbackRequest(Contract):
-    """Move production back to the version it replaced (idempotent per ``request_id``)."""
+    """Move production back to the version it replaced (idempotent per ``request_id``), one
+    step back from the version the caller saw (``expected_production``)."""
 
     model: ModelName
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: int | None = Field(
+        None,
+        ge=1,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None (requests from before this field): the "
+        "version production was when the rollback first read it",
+    )
 
 
 class RollbackResult(Contract):

@@ -1,35 +1,30 @@
-"""Around the pipeline: CLI entry point, controller schedule, recorded-history replay.
+"""Around the pipeline: CLI entry point, controller schedule (recorded histories are replayed
+in ``tests/histories/test_replay.py``).
 
 A Temporal server killed and restarted mid-training is covered by tests/faults.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.factories import tiny_retrain_request
-from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
+from tests.helpers.stack import Queues, RunWorkers, sentinel_cli, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
-from workflows.retrain import RetrainWorkflow
 
 pytestmark = pytest.mark.timeout(420)
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +34,6 @@ def prefix(settings: Settings, store: ObjectStore) -> str:
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=5, verified=True
     )
     return prefix
-
-
-async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
-    """Run the ``sentinel`` console script as a user would."""
-    env = {
-        **os.environ,
-        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-        "COLUMNS": "160",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "sentinel"),
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_cli_verbs_through_the_entry_point(
@@ -190,15 +164,3 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
         described = await client.get_schedule_handle(schedule_id).describe()
         assert described.schedule.state.paused
         await client.get_schedule_handle(schedule_id).delete()
-
-
-async def test_recorded_histories_replay_deterministically() -> None:
-    """Histories recorded from earlier versions must replay on the current workflow code."""
-    from temporalio.client import WorkflowHistory
-
-    files = sorted(HISTORIES.glob("*.json"))
-    assert files, f"no recorded histories in {HISTORIES}"
-    replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
-    for path in files:
-        history = WorkflowHistory.from_json(path.stem, path.read_text())
-        await replayer.replay_workflow(history)

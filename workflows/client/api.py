@@ -34,6 +34,7 @@ from temporalio.types import MethodAsyncSingleParam
 from activities.contracts import names
 from activities.contracts.controller import ControllerConfig
 from activities.contracts.registry import (
+    ExpectedProduction,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -212,7 +213,26 @@ class SentinelClient:
         request = ShowVersionRequest(model=model_name, version=version, alias=alias)
         return await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
 
-    async def promote(self, model_name: str, version: int, reason: str) -> PromoteVersionResult:
+    async def production_version(self, model_name: str) -> int | None:
+        """The version production points to now (None: no production version yet)."""
+        listing = await self.list_versions(model_name, limit=1)
+        return listing.production_version
+
+    async def promote(
+        self,
+        model_name: str,
+        version: int,
+        reason: str,
+        *,
+        expect_production: ExpectedProduction,
+    ) -> PromoteVersionResult:
+        """Point production at ``version``, only from ``expect_production``.
+
+        ``expect_production`` is the production version the decision was made on (``"none"``:
+        there was none; :meth:`production_version` reads it). When production is something
+        else by the time of the move, nothing moves and the run fails with a
+        ``ProductionMovedError`` naming the current version.
+        """
         request_id = f"promote-{model_name}-{uuid.uuid4().hex[:12]}"
         request = PromoteVersionRequest(
             model=model_name,
@@ -220,6 +240,7 @@ class SentinelClient:
             reason=reason,
             request_id=request_id,
             requested_at=datetime.now(UTC),
+            expected_production=expect_production,
         )
         result = await self.client.execute_workflow(
             PromoteVersionWorkflow.run,
@@ -229,13 +250,21 @@ class SentinelClient:
         )
         return result
 
-    async def rollback(self, model_name: str, reason: str) -> RollbackResult:
+    async def rollback(
+        self, model_name: str, reason: str, *, expect_production: int
+    ) -> RollbackResult:
+        """Move production one step back from ``expect_production`` (the version seen).
+
+        Two rollbacks from the same version move production back once: the second fails
+        with a ``ProductionMovedError`` naming the version the first one left.
+        """
         request_id = f"rollback-{model_name}-{uuid.uuid4().hex[:12]}"
         request = RollbackRequest(
             model=model_name,
             reason=reason,
             request_id=request_id,
             requested_at=datetime.now(UTC),
+            expected_production=expect_production,
         )
         result = await self.client.execute_workflow(
             RollbackProductionWorkflow.run,

@@ -17,13 +17,19 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import CancelledError, TerminatedError
+from temporalio.exceptions import (
+    ActivityError,
+    CancelledError,
+    ChildWorkflowError,
+    TerminatedError,
+)
 from temporalio.service import RPCError
 
 from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
+from workflows.client.cli_models import add_models_verbs, run_models
 from workflows.client.errors import RetrainAlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True)
     _add_retrain_verbs(groups)
-    _add_models_verbs(groups)
+    add_models_verbs(groups)
     _add_controller_verbs(groups)
     return parser
 
@@ -74,23 +80,6 @@ def _add_retrain_verbs(groups: Groups) -> None:
         verb.add_argument("--comment", default="", help="why (recorded)")
     runs = verbs.add_parser("list", help="recent retrains with their status")
     runs.add_argument("--limit", type=int, default=20)
-
-
-def _add_models_verbs(groups: Groups) -> None:
-    models = groups.add_parser("models", help="the versioned model registry")
-    mverbs = models.add_subparsers(dest="verb", required=True)
-    mverbs.add_parser("list", help="versions of a model, newest first").add_argument("model")
-    show = mverbs.add_parser("show", help="metadata of a version (default: production)")
-    show.add_argument("model")
-    show.add_argument("--version", type=int)
-    show.add_argument("--alias", default="production", choices=["production", "latest"])
-    promote = mverbs.add_parser("promote", help="point production at a version")
-    promote.add_argument("model")
-    promote.add_argument("version", type=int)
-    promote.add_argument("--reason", required=True)
-    rollback = mverbs.add_parser("rollback", help="production back to the previous version")
-    rollback.add_argument("model")
-    rollback.add_argument("--reason", required=True)
 
 
 def _add_controller_verbs(groups: Groups) -> None:
@@ -146,44 +135,6 @@ async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
-    if args.verb == "list":
-        listing = await sentinel.list_versions(args.model)
-        table = Table(
-            "version",
-            "created",
-            "mAP50-95",
-            "gate",
-            "parity",
-            "production",
-            title=f"{args.model}: {listing.total} versions",
-        )
-        for v in listing.versions:
-            table.add_row(
-                f"v{v.version}",
-                v.created_at.isoformat(timespec="seconds"),
-                f"{v.map50_95:.4f}",
-                "promote" if v.gate_promote else "keep",
-                "ok" if v.parity_passed else "FAILED",
-                "*" if v.production else "",
-            )
-        console.print(table)
-    elif args.verb == "show":
-        shown = await sentinel.show_version(args.model, args.version, args.alias)
-        console.print_json(shown.metadata.model_dump_json())
-    elif args.verb == "promote":
-        result = await sentinel.promote(args.model, args.version, args.reason)
-        console.print(
-            f"production: v{result.previous_version} -> v{result.version}"
-            if result.changed
-            else f"v{result.version} is already production"
-        )
-    elif args.verb == "rollback":
-        rolled = await sentinel.rollback(args.model, args.reason)
-        console.print(f"production: v{rolled.from_version} -> v{rolled.to_version}")
-    return EXIT_OK
-
-
 async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     if args.verb == "apply":
         config = ControllerConfig(request=request_from_args(args), threshold=args.threshold)
@@ -203,8 +154,16 @@ async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int
 
 async def run(args: argparse.Namespace) -> int:
     sentinel = await SentinelClient.connect()
-    handlers = {"retrain": _retrain, "models": _models, "controller": _controller}
+    handlers = {"retrain": _retrain, "models": run_models, "controller": _controller}
     return await handlers[args.group](sentinel, args)
+
+
+def failure_message(cause: BaseException | None) -> str:
+    """What a failed run says: through "activity task failed" wrappers to the error inside
+    (a registry refusal names the current production version there)."""
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return str(getattr(cause, "message", cause))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +196,7 @@ def _main(argv: list[str] | None = None) -> int:
         if isinstance(exc.cause, CancelledError | TerminatedError):
             print(f"run {type(exc.cause).__name__.removesuffix('Error').lower()}", file=sys.stderr)
             return EXIT_CANCELED
-        print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)
+        print(f"error: {failure_message(exc.cause)}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowUpdateFailedError as exc:
         print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)

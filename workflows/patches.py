@@ -1,0 +1,24 @@
+"""Ids of the ``workflow.patched`` guards in workflow code, and what each one changed.
+
+How workflow code changes without breaking runs in flight: docs/architecture.md, "Upgrading
+workflow code"; the release steps: deploy/README.md. In short, a change to what a workflow
+does (an activity, timer, child workflow or wait added, removed or reordered, or the condition
+of one changed) goes under ``if workflow.patched(patches.NAME):`` with the old code in the
+``else`` branch; ``NAME`` is defined here and listed in :data:`PATCHED`, and a new generation
+of histories is recorded (``python -m tests.histories.record``). Once no run started before
+that release is open, the guard becomes ``workflow.deprecate_patch(patches.NAME)`` followed by
+the new code only, and the id moves to :data:`DEPRECATED`; once no run started before *that*
+release is open, the call and the id are removed.
+
+``tests/unit/test_workflow_patches.py`` holds the code to this: every guard in ``workflows/``
+names a constant from here that is listed in the dictionary of its phase, and every
+:data:`PATCHED` id is taken by a recorded history of the newest generation.
+"""
+
+from __future__ import annotations
+
+PATCHED: dict[str, str] = {}
+"""Guards with both paths in the code: id -> what changed, and in which release."""
+
+DEPRECATED: dict[str, str] = {}
+"""Guards left as ``deprecate_patch`` (only the new path): id -> what changed, in which release."""
