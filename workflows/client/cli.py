@@ -17,14 +17,21 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import CancelledError, TerminatedError
+from temporalio.exceptions import ActivityError, CancelledError, TerminatedError
 from temporalio.service import RPCError
 
 from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
+from activities.infra.errors import BadInputError, SentinelError
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
-from workflows.client.errors import RetrainAlreadyRunningError
+from workflows.client.cli_weights import (
+    add_import_verb,
+    add_weights_group,
+    import_command,
+    weights_command,
+)
+from workflows.client.errors import AlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
 
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain_verbs(groups)
     _add_models_verbs(groups)
     _add_controller_verbs(groups)
+    add_weights_group(groups)
     return parser
 
 
@@ -91,6 +99,7 @@ def _add_models_verbs(groups: Groups) -> None:
     rollback = mverbs.add_parser("rollback", help="production back to the previous version")
     rollback.add_argument("model")
     rollback.add_argument("--reason", required=True)
+    add_import_verb(mverbs)
 
 
 def _add_controller_verbs(groups: Groups) -> None:
@@ -147,6 +156,8 @@ async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
 
 
 async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
+    if args.verb == "import":
+        return await import_command(sentinel, args)
     if args.verb == "list":
         listing = await sentinel.list_versions(args.model)
         table = Table(
@@ -156,6 +167,7 @@ async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
             "gate",
             "parity",
             "production",
+            "source",
             title=f"{args.model}: {listing.total} versions",
         )
         for v in listing.versions:
@@ -166,6 +178,7 @@ async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
                 "promote" if v.gate_promote else "keep",
                 "ok" if v.parity_passed else "FAILED",
                 "*" if v.production else "",
+                "imported" if v.imported else "trained",
             )
         console.print(table)
     elif args.verb == "show":
@@ -203,7 +216,12 @@ async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int
 
 async def run(args: argparse.Namespace) -> int:
     sentinel = await SentinelClient.connect()
-    handlers = {"retrain": _retrain, "models": _models, "controller": _controller}
+    handlers = {
+        "retrain": _retrain,
+        "models": _models,
+        "controller": _controller,
+        "weights": weights_command,
+    }
     return await handlers[args.group](sentinel, args)
 
 
@@ -230,14 +248,20 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RetrainAlreadyRunningError as exc:
+    except SentinelError as exc:  # raised here, e.g. by an upload: missing S3 credentials
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, BadInputError) else EXIT_FAILED
+    except AlreadyRunningError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowFailureError as exc:
         if isinstance(exc.cause, CancelledError | TerminatedError):
             print(f"run {type(exc.cause).__name__.removesuffix('Error').lower()}", file=sys.stderr)
             return EXIT_CANCELED
-        print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)
+        cause = exc.cause
+        while isinstance(cause, ActivityError) and cause.cause is not None:
+            cause = cause.cause  # the activity's own error says what went wrong
+        print(f"error: {getattr(cause, 'message', cause)}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowUpdateFailedError as exc:
         print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)
