@@ -81,7 +81,6 @@ class _Scores:
 
 def _score(
     registry: Registry,
-    settings: Settings,
     request: EvaluateRequest,
     champion: _Champion,
     data_yaml: Path,
@@ -92,13 +91,11 @@ def _score(
     """Validate the candidate (and the compared champion) with the same settings."""
     from activities.evaluation.bootstrap import difference_ci
     from activities.evaluation.validate import run_val
-    from activities.registry import cached_registry_model
 
     options = request.options
     champ_path = None
     if champion.compared and champion.version is not None:  # verified before anything runs
-        _, cached = cached_registry_model(registry.store, settings, request.model, champion.version)
-        champ_path = cached.path
+        champ_path = registry.load_model(request.model, champion.version, workdir / "champion.pt")
     val = functools.partial(
         run_val,
         data_yaml=data_yaml,
@@ -155,7 +152,7 @@ def evaluate(
     candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
     with scratch_dir(settings, "evaluate-") as tmp:
         scores = _score(
-            registry, settings, request, champion, dataset.data_yaml, candidate_path, tmp, progress
+            registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress
         )
     cand = scores.candidate
     return EvaluateResult(
