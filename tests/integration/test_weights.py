@@ -124,6 +124,9 @@ async def test_import_then_retrain_from_catalog_weights_is_gated_against_the_imp
         assert code == 0 and f"weights:{entry} added: detect, 80 classes" in out, (out, err)
         code, out, _ = await sentinel_cli(queues, *add)  # the same bytes again: a no-op
         assert code == 0 and "already in the catalog (same bytes)" in out
+        other = ("weights", "add", str(files.outside), "--name", entry)
+        code, _, err = await sentinel_cli(queues, *other)  # other bytes, a taken name
+        assert code == 1 and f"already has other weights named {entry!r}" in err, err
         code, out, _ = await sentinel_cli(queues, "weights", "list")
         assert code == 0 and entry in out
 

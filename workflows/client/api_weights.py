@@ -1,8 +1,10 @@
 """The client API of the weights catalog and of model import (mixed into SentinelClient).
 
 sentinel = await SentinelClient.connect()
-await sentinel.add_weights(Path("yolo11n.pt"))                     # catalog entry yolo11n.pt
-await sentinel.import_model("detector", Path("best.pt"), dataset)  # v1, in production
+await sentinel.add_weights(Path("yolo11n.pt"))        # catalog entry weights:yolo11n.pt
+weights, name = await sentinel.upload(Path("best.pt"))
+await sentinel.import_model(ImportModelRequest(model="detector", weights=weights,
+                                               source_file=name, dataset=dataset))  # v1
 
 A local file is uploaded first (:mod:`workflows.client.uploads`, the S3 settings of the
 workers); a :class:`WeightsRef` to weights already in storage is used as it is. Everything
