@@ -4,6 +4,9 @@ A model trained outside the product (a tiny Ultralytics run in this module) is i
 and the first retrain is gated against it; pretrained weights enter the catalog and serve as a
 base, downloaded once per worker; a base whose bytes do not match its digest is refused before
 training; every kind of base works from the CLI and is recorded in the version's metadata.
+
+Over 300 lines on purpose: the five scenarios share the module's fixtures (the team's files,
+one of them trained here, and the dataset); split, the outside model would be trained twice.
 """
 
 from __future__ import annotations
