@@ -18,7 +18,9 @@ QueueKind = Literal["cpu", "gpu"]
 
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
+    from workflows.catalog_ops import AddWeightsWorkflow, ListWeightsWorkflow
     from workflows.controller import RetrainCheckWorkflow
+    from workflows.import_model import ImportModelWorkflow
     from workflows.registry_ops import (
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
@@ -34,6 +36,9 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        ImportModelWorkflow,
+        AddWeightsWorkflow,
+        ListWeightsWorkflow,
     ]
 
 
@@ -54,6 +59,7 @@ def activities(
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
+        from activities.weights.activity import WeightsActivities
 
         dataset = DatasetActivities(settings, store)
         control = ControlActivities(settings, store)
@@ -61,6 +67,7 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        weights = WeightsActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -72,6 +79,9 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            weights.inspect_weights,
+            weights.record_weights,
+            weights.list_weights,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

@@ -111,8 +111,13 @@ def publish_request(
 ) -> PublishRequest:
     """Register this run's candidate with the final decision (ONNX parity applied)."""
     parent = None
-    if isinstance(request.base, RegistryBase) and request.base.version.isdigit():
-        parent = int(request.base.version)
+    base = request.base
+    if (
+        isinstance(base, RegistryBase)
+        and base.model == request.model_name  # another model's version is no parent
+        and base.version.removeprefix("v").isdigit()
+    ):
+        parent = int(base.version.removeprefix("v"))
     return PublishRequest(
         model=request.model_name,
         workflow_id=workflow_id,
@@ -128,6 +133,7 @@ def publish_request(
         epochs=trained.epochs_done,
         resumed_from_epoch=trained.resumed_from_epoch,
         results_csv_key=trained.results_csv_key,
+        base=trained.base,
     )
 
 

@@ -21,6 +21,11 @@ SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
 
+# Pretrained-weights catalog and inspection
+INSPECT_WEIGHTS = "inspect_weights"
+RECORD_WEIGHTS = "record_weights"
+LIST_WEIGHTS = "list_weights"
+
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
@@ -29,6 +34,9 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+IMPORT_MODEL_WORKFLOW = "ImportModelWorkflow"
+ADD_WEIGHTS_WORKFLOW = "AddWeightsWorkflow"
+LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

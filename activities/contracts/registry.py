@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.bases import BaseRecord
+from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics, WeightsRef
 from activities.contracts.export import ExportResult, ParityReport
@@ -36,6 +37,14 @@ class ArtifactRecord(Contract):
     key: str
     sha256: str
     size: int
+
+
+class ImportedFrom(Contract):
+    """Where an imported version came from: trained elsewhere, registered as it runs today."""
+
+    file_name: str = Field(min_length=1, max_length=255)
+    sha256: Sha256
+    task: str
 
 
 class ModelVersion(Contract):
@@ -67,6 +76,10 @@ class ModelVersion(Contract):
     artifacts: dict[str, ArtifactRecord] = Field(description="file name -> key, sha256, size")
     source_weights: WeightsRef
     versions: dict[str, str] = Field(default_factory=dict)
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="set for a version imported as it was (no training by Sentinel)"
+    )
 
 
 class PublishRequest(Contract):
@@ -89,6 +102,10 @@ class PublishRequest(Contract):
         None,
         description="training's results.csv in the candidate's bucket (verified against its "
         "recorded sha256); None: a CSV of the evaluation is written instead",
+    )
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="an import: the weights are registered as they are (epochs 0)"
     )
 
     @model_validator(mode="after")
@@ -151,6 +168,7 @@ class VersionSummary(Contract):
     gate_reason: str
     parity_passed: bool
     production: bool
+    imported: bool = False
 
 
 class ListVersionsRequest(Contract):

@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from activities.contracts.bases import BaseModelSpec
 from activities.contracts.common import Contract, ModelName
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.evaluation import EvaluationOptions
 from activities.contracts.export import ExportOptions
 from activities.contracts.gate import GateDecision, GatePolicy
-from activities.contracts.training import ArchitectureBase, BaseModelSpec, Hyperparameters
+from activities.contracts.training import Hyperparameters
 
 __all__ = [
     "ApprovalDecision",
@@ -47,7 +48,11 @@ class RetrainRequest(Contract):
 
     model_name: ModelName
     dataset: AssembleRequest
-    base: BaseModelSpec = Field(default_factory=lambda: ArchitectureBase(name="yolov8n.yaml"))
+    base: BaseModelSpec | None = Field(
+        None,
+        description="starting weights; None: the workers' default (SENTINEL_DEFAULT_BASE, "
+        "else yolov8n.yaml)",
+    )
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
     gate: GatePolicy = Field(default_factory=GatePolicy)

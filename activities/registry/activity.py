@@ -70,6 +70,7 @@ class RegistryActivities:
                     gate_reason=meta.gate.reason,
                     parity_passed=meta.parity.passed,
                     production=version == production,
+                    imported=meta.imported is not None,
                 )
             )
         return ListVersionsResult(

@@ -226,6 +226,8 @@ class Publisher:
             artifacts=artifacts,
             source_weights=request.candidate,
             versions={**ev.versions, **request.export.versions},
+            base=request.base,
+            imported=request.imported,
         )
         self.write_metadata(meta)
         return meta

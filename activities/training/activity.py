@@ -34,6 +34,7 @@ from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.training import args as train_args
+from activities.training.base_model import prepare_base
 from activities.training.callbacks import (
     Heartbeat,
     Interrupted,
@@ -130,6 +131,10 @@ class _Attempt:
         workdir = self._workdir()
         if self.info.attempt == 1 and not prior.had_details:
             delete_stale(self.store, self.bucket, self.prefix)
+        # The base is resolved and its bytes verified before the dataset or any training:
+        # weights that do not match the digest vouching for them fail the run here.
+        self.heartbeat.beat("base", force=True)
+        base = prepare_base(self.request.base, self.store, self.settings)
 
         dataset = self.owner.materialize(
             self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
@@ -146,11 +151,16 @@ class _Attempt:
         )  # fmt: skip
         plan = FitPlan(
             self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
-            checkpoint=selection.path,
+            base=base, checkpoint=selection.path,
         )  # fmt: skip
         hooks = self._fit(plan, uploader)
         uploader.close()  # every checkpoint upload done before the final ones
+        return self._finish(plan, hooks, selection.ref, workdir)
 
+    def _finish(
+        self, plan: FitPlan, hooks: TrainingHooks, resumed: CheckpointRef | None, workdir: Path
+    ) -> TrainResult:
+        """Upload the final files and describe the run; the attempt's directory goes."""
         uploaded = publish(
             self.store, self.bucket, self.prefix, plan.save_dir,
             before_upload=lambda name: self.heartbeat.beat("upload", force=True, file=name),
@@ -161,11 +171,12 @@ class _Attempt:
             uploaded=uploaded,
             state=hooks.state,
             epochs=self.hp.epochs,
-            resumed=selection.ref,
-            batch=hooks.state.batch or batch,
-            device=device,
+            resumed=resumed,
+            batch=hooks.state.batch or plan.batch,
+            device=plan.device,
             attempt=self.info.attempt,
             csv_path=plan.save_dir / "results.csv",
+            base=plan.base,
         )
         shutil.rmtree(workdir.parent, ignore_errors=True)
         return result
@@ -190,10 +201,7 @@ class _Attempt:
         )
         try:
             keepalive.start()
-            fit(
-                plan, hooks, store=self.store, settings=self.settings,
-                extra_callbacks=self.owner.extra_callbacks,
-            )  # fmt: skip
+            fit(plan, hooks, extra_callbacks=self.owner.extra_callbacks)
         except Interrupted as exc:
             self._finish_checkpoints(uploader)
             raise self._interrupted(exc, hooks) from None

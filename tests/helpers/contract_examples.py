@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from activities.contracts.bases import BaseRecord, CatalogBase
 from activities.contracts.dataset import (
     AssembleRequest,
     AssembleResult,
@@ -89,10 +90,12 @@ EXAMPLES.extend(
         RegistryBase(model="parts", version="v3"),
         S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt", sha256="12" * 32),
         ArchitectureBase(name="yolov8s.yaml"),
+        CatalogBase(name="yolo11n.pt"),
+        BaseRecord(spec="weights:yolo11n.pt", sha256="12" * 32),
         TrainRequest(
             snapshot=_SNAPSHOT,
             model_name="parts",
-            base=S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt"),
+            base=S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt", sha256="12" * 32),
             hyperparameters=_HYPERPARAMETERS,
             heartbeat_timeout_seconds=30,
             min_batch=2,
@@ -117,6 +120,8 @@ EXAMPLES.extend(
             attempt=2,
             metrics=_METRICS,
             history=[EpochSummary(epoch=12, map50=0.9)],
+            base=BaseRecord(spec="registry:parts@3", sha256="78" * 32),
+            base_downloaded=True,
         ),
         WriteControlRequest(run_id="retrain-parts", reason="good enough"),
         WriteControlResult(bucket="sentinel-runs", key="runs/retrain-parts/control/stop_early"),
@@ -213,3 +218,8 @@ EXAMPLES.extend(
         NotifyResult(delivered=False, detail="webhook failed: refused"),
     ]
 )
+
+# Pretrained-weights catalog and model import (issue 15)
+from tests.helpers.weights_examples import EXAMPLES as _WEIGHTS_EXAMPLES  # noqa: E402
+
+EXAMPLES.extend(_WEIGHTS_EXAMPLES)

@@ -9,7 +9,6 @@ subprocess workers see the same stack. Also here: a test's own task queues
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -164,28 +163,6 @@ def unique_queues(settings: Settings, prefix: str = "test") -> Queues:
 def sentinel_for(client: Client, queues: Queues) -> SentinelClient:
     """The product's client API, routed to the test's queues."""
     return SentinelClient(client, queues.settings)
-
-
-async def sentinel_cli(queues: Queues, *args: str, timeout: float = 300) -> tuple[int, str, str]:
-    """Run the ``sentinel`` console script as a user would, on the test's queues: returns
-    ``(exit code, stdout, stderr)``."""
-    env = {
-        **os.environ,
-        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-        "COLUMNS": "160",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "sentinel"),
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 RunWorkers = Callable[..., AbstractAsyncContextManager[list[Worker]]]

@@ -31,9 +31,10 @@ from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry, dump
+from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import AT, assemble_request, unique_model
 from tests.helpers.registry_setup import GatedStore, published_chain, stored_publish_request
-from tests.helpers.stack import Queues, RunWorkers, sentinel_cli
+from tests.helpers.stack import Queues, RunWorkers
 from workers.dev import synthetic
 
 pytestmark = pytest.mark.timeout(120)

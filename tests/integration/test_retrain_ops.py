@@ -18,8 +18,9 @@ from temporalio.client import Client
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import tiny_retrain_request
-from tests.helpers.stack import Queues, RunWorkers, sentinel_cli, sentinel_for
+from tests.helpers.stack import Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
@@ -81,8 +82,9 @@ async def test_every_verb_has_help() -> None:
             "reject",
             "list",
         ],
-        "models": ["list", "show", "promote", "rollback"],
+        "models": ["list", "show", "promote", "rollback", "import"],
         "controller": ["apply", "trigger", "pause", "unpause"],
+        "weights": ["add", "list"],
     }
     for group, names in verbs.items():
         for verb in names:

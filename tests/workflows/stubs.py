@@ -46,7 +46,15 @@ from activities.contracts.training import (
     WriteControlRequest,
     WriteControlResult,
 )
-from tests.helpers import factories
+from activities.contracts.weights import (
+    AddWeightsResult,
+    InspectWeightsRequest,
+    InspectWeightsResult,
+    ListWeightsRequest,
+    ListWeightsResult,
+    RecordWeightsRequest,
+)
+from tests.helpers import factories, weights_factories
 from workflows.gate import decide
 
 HEARTBEAT_EVERY = 0.1
@@ -68,6 +76,9 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+    names.INSPECT_WEIGHTS: lambda r: weights_factories.inspected(),
+    names.RECORD_WEIGHTS: lambda r: weights_factories.add_weights_result(r.entry, r.inspected),
+    names.LIST_WEIGHTS: lambda r: weights_factories.list_weights_result(),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -257,6 +268,21 @@ class Stubs:
         """Stub of ``rollback_production``."""
         return await self._run(names.ROLLBACK_PRODUCTION, request)
 
+    @activity.defn(name=names.INSPECT_WEIGHTS)
+    async def inspect_weights(self, request: InspectWeightsRequest) -> InspectWeightsResult:
+        """Stub of ``inspect_weights``."""
+        return await self._run(names.INSPECT_WEIGHTS, request)
+
+    @activity.defn(name=names.RECORD_WEIGHTS)
+    async def record_weights(self, request: RecordWeightsRequest) -> AddWeightsResult:
+        """Stub of ``record_weights``."""
+        return await self._run(names.RECORD_WEIGHTS, request)
+
+    @activity.defn(name=names.LIST_WEIGHTS)
+    async def list_weights(self, request: ListWeightsRequest) -> ListWeightsResult:
+        """Stub of ``list_weights``."""
+        return await self._run(names.LIST_WEIGHTS, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -275,4 +301,7 @@ class Stubs:
             self.show_version,
             self.promote_version,
             self.rollback_production,
+            self.inspect_weights,
+            self.record_weights,
+            self.list_weights,
         ]

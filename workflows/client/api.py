@@ -47,6 +47,7 @@ from activities.contracts.registry import (
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
+from workflows.client.api_weights import WeightsOps
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
@@ -80,8 +81,9 @@ class RunSummary:
     closed_at: datetime | None
 
 
-class SentinelClient:
-    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions."""
+class SentinelClient(WeightsOps):
+    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
+    import a model, add and list pretrained weights (:class:`WeightsOps`)."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client

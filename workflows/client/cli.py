@@ -27,10 +27,12 @@ from temporalio.service import RPCError
 
 from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
+from activities.infra.errors import BadInputError, SentinelError
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
 from workflows.client.cli_models import add_models_verbs, run_models
-from workflows.client.errors import RetrainAlreadyRunningError
+from workflows.client.cli_weights import add_weights_group, weights_command
+from workflows.client.errors import AlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
 
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain_verbs(groups)
     add_models_verbs(groups)
     _add_controller_verbs(groups)
+    add_weights_group(groups)
     return parser
 
 
@@ -154,7 +157,12 @@ async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int
 
 async def run(args: argparse.Namespace) -> int:
     sentinel = await SentinelClient.connect()
-    handlers = {"retrain": _retrain, "models": run_models, "controller": _controller}
+    handlers = {
+        "retrain": _retrain,
+        "models": run_models,
+        "controller": _controller,
+        "weights": weights_command,
+    }
     return await handlers[args.group](sentinel, args)
 
 
@@ -189,7 +197,10 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RetrainAlreadyRunningError as exc:
+    except SentinelError as exc:  # raised here, e.g. by an upload: missing S3 credentials
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, BadInputError) else EXIT_FAILED
+    except AlreadyRunningError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowFailureError as exc:

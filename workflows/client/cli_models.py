@@ -17,6 +17,7 @@ from rich.table import Table
 
 from activities.contracts.registry import NO_PRODUCTION, ExpectedProduction, ListVersionsResult
 from workflows.client.api import SentinelClient
+from workflows.client.cli_weights import add_import_verb, import_command
 
 if TYPE_CHECKING:
     from workflows.client.cli_args import Groups
@@ -49,7 +50,7 @@ def rollback_source(text: str) -> int:
 
 
 def add_models_verbs(groups: Groups) -> None:
-    """``sentinel models list|show|promote|rollback``."""
+    """``sentinel models list|show|promote|rollback|import``."""
     models = groups.add_parser("models", help="the versioned model registry")
     mverbs = models.add_subparsers(dest="verb", required=True)
     mverbs.add_parser("list", help="versions of a model, newest first").add_argument("model")
@@ -77,6 +78,7 @@ def add_models_verbs(groups: Groups) -> None:
     rollback.add_argument(
         "--expect-production", type=rollback_source, metavar="N", help=EXPECT_HELP
     )
+    add_import_verb(mverbs)
 
 
 def _label(version: ExpectedProduction | None) -> str:
@@ -97,6 +99,8 @@ async def _expected(
 
 async def run_models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     """Run one ``sentinel models`` verb; returns the exit code."""
+    if args.verb == "import":
+        return await import_command(sentinel, args)
     if args.verb == "list":
         _print_listing(args.model, await sentinel.list_versions(args.model))
     elif args.verb == "show":
@@ -130,6 +134,7 @@ def _print_listing(model: str, listing: ListVersionsResult) -> None:
         "gate",
         "parity",
         "production",
+        "source",
         title=f"{model}: {listing.total} versions",
     )
     for v in listing.versions:
@@ -140,5 +145,6 @@ def _print_listing(model: str, listing: ListVersionsResult) -> None:
             "promote" if v.gate_promote else "keep",
             "ok" if v.parity_passed else "FAILED",
             "*" if v.production else "",
+            "imported" if v.imported else "trained",
         )
     console.print(table)
