@@ -19,6 +19,7 @@ QueueKind = Literal["cpu", "gpu"]
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
     from workflows.controller import RetrainCheckWorkflow
+    from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
     from workflows.registry_ops import (
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
@@ -34,6 +35,8 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        ValidateDatasetWorkflow,
+        TrainingLogWorkflow,
     ]
 
 
@@ -54,6 +57,7 @@ def activities(
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
+        from activities.training.logs import TrainingLogActivities
 
         dataset = DatasetActivities(settings, store)
         control = ControlActivities(settings, store)
@@ -61,6 +65,7 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        logs = TrainingLogActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -72,6 +77,8 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            dataset.validate_dataset,
+            logs.read_training_log,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

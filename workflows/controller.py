@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CountNewResult,
     )
     from workflows.retrain import RetrainWorkflow, workflow_id_for
+    from workflows.retrain_story import STORY_PATCH, retrain_details, retrain_summary
 
 
 def schedule_id_for(model_name: str) -> str:
@@ -61,6 +62,7 @@ class RetrainCheckWorkflow:
                 False, f"{counted.new_verified} new verified images < threshold {config.threshold}"
             )
         workflow_id = workflow_id_for(request.model_name)
+        story = workflow.patched(STORY_PATCH)  # older checks replay without the summary
         try:
             await workflow.start_child_workflow(
                 RetrainWorkflow.run,
@@ -69,6 +71,8 @@ class RetrainCheckWorkflow:
                 task_queue=request.cpu_task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=retrain_summary(request) if story else None,
+                static_details=retrain_details(request) if story else None,
             )
         except WorkflowAlreadyStartedError:
             return checked(False, f"a retrain is already running ({workflow_id})", workflow_id)

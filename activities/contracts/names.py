@@ -15,6 +15,10 @@ PUBLISH = "publish"
 NOTIFY = "notify"
 WRITE_CONTROL = "write_control"
 
+# Read-only looks (the CLI's ``data validate`` and ``retrain logs``)
+VALIDATE_DATASET = "validate_dataset"
+READ_TRAINING_LOG = "read_training_log"
+
 # Registry operations
 LIST_VERSIONS = "list_versions"
 SHOW_VERSION = "show_version"
@@ -29,6 +33,8 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+VALIDATE_DATASET_WORKFLOW = "ValidateDatasetWorkflow"
+TRAINING_LOG_WORKFLOW = "TrainingLogWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

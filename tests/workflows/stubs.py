@@ -125,6 +125,7 @@ class Stubs:
         self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
         self._failures: dict[str, ApplicationError] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._details: dict[str, Any] = {}
         self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._cancelled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -141,6 +142,10 @@ class Stubs:
         """Make activity ``name`` wait (heartbeating) until the returned event is set."""
         release = self._holds[name] = asyncio.Event()
         return release
+
+    def heartbeat_with(self, name: str, details: Any) -> None:
+        """Make a held activity ``name`` heartbeat ``details`` from now on (as real ones do)."""
+        self._details[name] = details
 
     async def started(self, name: str, timeout: float = 15.0) -> None:
         """Wait until activity ``name`` has been called."""
@@ -190,7 +195,8 @@ class Stubs:
         # Heartbeats carry a cancel to an activity: beat until released, or cancelled.
         try:
             while not release.is_set():
-                activity.heartbeat()
+                details = self._details.get(name)
+                activity.heartbeat(*([details] if details is not None else []))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(release.wait(), HEARTBEAT_EVERY)
         except asyncio.CancelledError:

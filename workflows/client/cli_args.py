@@ -14,6 +14,7 @@ from activities.contracts.training import ArchitectureBase, Hyperparameters, Reg
 if TYPE_CHECKING:
     # What ``ArgumentParser.add_subparsers()`` returns; generic only in typeshed.
     Groups = argparse._SubParsersAction[argparse.ArgumentParser]
+    Verbs = Groups  # the verbs of one group: the same type
 
 
 def duration(text: str) -> timedelta:
