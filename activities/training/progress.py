@@ -80,7 +80,7 @@ class SignalPacer:
         """Whether the end of ``epoch`` (1-based) of ``run``'s ``attempt`` is signalled."""
         milestone = epoch * self.milestones // max(1, epochs)
         with self._lock:
-            last_milestone, last_time = self._last.setdefault((run, attempt), (-1, now))
+            last_milestone, last_time = self._last.setdefault((run, attempt), (0, now))
             if milestone <= last_milestone or now - last_time < self.min_seconds:
                 return False
             self._last[(run, attempt)] = (milestone, now)
