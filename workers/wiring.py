@@ -21,6 +21,7 @@ def workflows() -> list[type]:
     from workflows.catalog_ops import AddWeightsWorkflow, ListWeightsWorkflow
     from workflows.controller import RetrainCheckWorkflow
     from workflows.import_model import ImportModelWorkflow
+    from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
     from workflows.registry_ops import (
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
@@ -39,6 +40,8 @@ def workflows() -> list[type]:
         ImportModelWorkflow,
         AddWeightsWorkflow,
         ListWeightsWorkflow,
+        ValidateDatasetWorkflow,
+        TrainingLogWorkflow,
     ]
 
 
@@ -59,6 +62,7 @@ def activities(
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
+        from activities.training.logs import TrainingLogActivities
         from activities.weights.activity import WeightsActivities
 
         dataset = DatasetActivities(settings, store)
@@ -68,6 +72,7 @@ def activities(
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
         weights = WeightsActivities(settings, store)
+        logs = TrainingLogActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -82,6 +87,8 @@ def activities(
             weights.inspect_weights,
             weights.record_weights,
             weights.list_weights,
+            dataset.validate_dataset,
+            logs.read_training_log,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

@@ -17,7 +17,14 @@ names a constant from here that is listed in the dictionary of its phase, and ev
 
 from __future__ import annotations
 
-PATCHED: dict[str, str] = {}
+RETRAIN_UI_STORY = "retrain-ui-story-v1"
+
+PATCHED: dict[str, str] = {
+    RETRAIN_UI_STORY: (
+        "2026-12-02: RetrainWorkflow and the controller set summaries, current details and a "
+        "memo for the Temporal UI (activity summaries, upsert_memo); older runs replay without"
+    ),
+}
 """Guards with both paths in the code: id -> what changed, and in which release."""
 
 DEPRECATED: dict[str, str] = {}

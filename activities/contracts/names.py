@@ -15,6 +15,10 @@ PUBLISH = "publish"
 NOTIFY = "notify"
 WRITE_CONTROL = "write_control"
 
+# Read-only looks (the CLI's ``data validate`` and ``retrain logs``)
+VALIDATE_DATASET = "validate_dataset"
+READ_TRAINING_LOG = "read_training_log"
+
 # Registry operations
 LIST_VERSIONS = "list_versions"
 SHOW_VERSION = "show_version"
@@ -37,6 +41,8 @@ ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
 IMPORT_MODEL_WORKFLOW = "ImportModelWorkflow"
 ADD_WEIGHTS_WORKFLOW = "AddWeightsWorkflow"
 LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"
+VALIDATE_DATASET_WORKFLOW = "ValidateDatasetWorkflow"
+TRAINING_LOG_WORKFLOW = "TrainingLogWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

@@ -71,12 +71,15 @@ class RetrainRequest(Contract):
 
 
 class TrainingProgress(Contract):
-    """Sent by the training activity to its workflow at each epoch end (signal)."""
+    """Sent by the training activity to its workflow now and then (signal): at most one per
+    10% of the epochs and per minute, so that a run's history stays about its stages; live
+    per-epoch progress is read from the training's heartbeat by the client."""
 
     epoch: int = Field(ge=0)
     epochs: int = Field(ge=1)
     metrics: dict[str, float] = Field(default_factory=dict)
     attempt: int = 1
+    resumed_from_epoch: int | None = Field(None, description="epochs in the resumed checkpoint")
 
 
 class ApprovalDecision(Contract):
@@ -102,6 +105,11 @@ class Progress(Contract):
     approval: ApprovalState = "not_required"
     stop_early_requested: bool = False
     error: str | None = None
+    attempt: int = Field(1, description="training attempt (> 1: resumed after a failure)")
+    resumed_from_epoch: int | None = None
+    live: bool = Field(
+        False, description="epoch and metrics come from the training's latest heartbeat"
+    )
 
 
 class RetrainResult(Contract):

@@ -197,8 +197,13 @@ EXAMPLES.extend(
             approval="pending",
             decision=GateDecision(promote=True, reason="promoted", candidate_map50_95=0.6),
             stop_early_requested=True,
+            attempt=2,
+            resumed_from_epoch=1,
+            live=True,
         ),
-        TrainingProgress(epoch=2, epochs=5, metrics={"map50": 0.4}, attempt=2),
+        TrainingProgress(
+            epoch=2, epochs=5, metrics={"map50": 0.4}, attempt=2, resumed_from_epoch=1
+        ),
         ApprovalDecision(by="alice", comment="ship it"),
         ApprovalPolicy(required=True),
         EvaluationOptions(),
@@ -223,3 +228,42 @@ EXAMPLES.extend(
 from tests.helpers.weights_examples import EXAMPLES as _WEIGHTS_EXAMPLES  # noqa: E402
 
 EXAMPLES.extend(_WEIGHTS_EXAMPLES)
+
+# Read-only looks: dataset validation, training logs (issue 17)
+from activities.contracts.inspection import (  # noqa: E402
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
+
+EXAMPLES.extend(
+    [
+        DatasetValidation(
+            dataset="shapes",
+            bucket="sentinel-data",
+            prefix="datasets/shapes",
+            format="yolo",
+            listed=41,
+            images=20,
+            unverified=2,
+            usable=17,
+            class_names=["circle", "square"],
+            findings={"duplicate_image": 1},
+            examples={"duplicate_image": ["datasets/shapes/images/b.png: same content as a.png"]},
+            split_counts={"train": 13, "val": 2, "test": 2},
+            class_counts={"train": {"circle": 20, "square": 11}},
+            can_train=False,
+            problem="too few images",
+        ),
+        TrainingLogRequest(workflow_id="retrain-shapes", attempt=2, max_bytes=1000),
+        TrainingLogResult(
+            workflow_id="retrain-shapes",
+            attempts=[1, 2],
+            attempt=2,
+            key="runs/retrain-shapes/logs/attempt-2.log",
+            size=2000,
+            truncated=True,
+            text="epoch 3/5 ...",
+        ),
+    ]
+)

@@ -59,7 +59,12 @@ async def test_cli_verbs_through_the_entry_point(
         code, out, _ = await sentinel_cli(queues, "models", "show", model)
         assert code == 0 and json.loads(out)["version"] == 1
         code, out, _ = await sentinel_cli(queues, "retrain", "list", "--limit", "50")
-        assert code == 0 and f"retrain-{model}" in out
+        row = next(line for line in out.splitlines() if f"retrain-{model}" in line)
+        assert code == 0 and "succeeded" in row and "1/1" in row and "v1" in row, out
+        code, out, err = await sentinel_cli(queues, "retrain", "logs", model)
+        assert code == 0 and f"runs/retrain-{model}/logs/attempt-1.log" in err, err
+        assert f"attempt 1 of retrain-{model}" in out and "epoch 1/1" in out, out
+        assert "finished: 1/1 epochs (completed)" in out, out
     code, _, err = await sentinel_cli(
         queues, "retrain", "start", "--model", "Bad Name!", "--prefix", prefix
     )
@@ -81,7 +86,9 @@ async def test_every_verb_has_help() -> None:
             "approve",
             "reject",
             "list",
+            "logs",
         ],
+        "data": ["validate"],
         "models": ["list", "show", "promote", "rollback", "import"],
         "controller": ["apply", "trigger", "pause", "unpause"],
         "weights": ["add", "list"],

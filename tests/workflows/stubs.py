@@ -26,6 +26,11 @@ from activities.contracts.dataset import AssembleRequest, AssembleResult
 from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision
+from activities.contracts.inspection import (
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
 from activities.contracts.notify import NotifyRequest, NotifyResult
 from activities.contracts.registry import (
     ListVersionsRequest,
@@ -136,6 +141,7 @@ class Stubs:
         self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
         self._failures: dict[str, ApplicationError] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._details: dict[str, Any] = {}
         self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._cancelled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -152,6 +158,10 @@ class Stubs:
         """Make activity ``name`` wait (heartbeating) until the returned event is set."""
         release = self._holds[name] = asyncio.Event()
         return release
+
+    def heartbeat_with(self, name: str, details: Any) -> None:
+        """Make a held activity ``name`` heartbeat ``details`` from now on (as real ones do)."""
+        self._details[name] = details
 
     async def started(self, name: str, timeout: float = 15.0) -> None:
         """Wait until activity ``name`` has been called."""
@@ -201,7 +211,8 @@ class Stubs:
         # Heartbeats carry a cancel to an activity: beat until released, or cancelled.
         try:
             while not release.is_set():
-                activity.heartbeat()
+                details = self._details.get(name)
+                activity.heartbeat(*([details] if details is not None else []))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(release.wait(), HEARTBEAT_EVERY)
         except asyncio.CancelledError:
@@ -283,6 +294,14 @@ class Stubs:
         """Stub of ``list_weights``."""
         return await self._run(names.LIST_WEIGHTS, request)
 
+    @activity.defn(name=names.VALIDATE_DATASET)
+    async def validate_dataset(self, request: AssembleRequest) -> DatasetValidation:
+        return await self._run(names.VALIDATE_DATASET, request)
+
+    @activity.defn(name=names.READ_TRAINING_LOG)
+    async def read_training_log(self, request: TrainingLogRequest) -> TrainingLogResult:
+        return await self._run(names.READ_TRAINING_LOG, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -304,4 +323,6 @@ class Stubs:
             self.inspect_weights,
             self.record_weights,
             self.list_weights,
+            self.validate_dataset,
+            self.read_training_log,
         ]

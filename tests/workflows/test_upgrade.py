@@ -40,6 +40,7 @@ from tests.helpers.upgraded_workflows import (
 )
 from tests.histories.facts import facts_of
 from tests.workflows.stubs import PIPELINE, Stubs
+from workflows import patches as live_patches
 from workflows.retrain import RetrainWorkflow, workflow_id_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -129,8 +130,10 @@ async def test_a_deploy_of_guarded_new_code_keeps_runs_in_flight_and_new_runs_ta
         assert (result.version, result.promoted, result.production_version) == (1, True, 1)
     # Only runs that had not passed the change point take the new step (and record the patch).
     assert (past.audited, early.audited, fresh.audited) == ([], [training.id], [started_after.id])
+    # Every run also takes the guards already in the code (they started on today's code).
+    current = list(live_patches.PATCHED)
     patches = [facts_of(await handle.fetch_history()).patches for handle in handles]
-    assert patches == [[], [AUDIT_PATCH], [AUDIT_PATCH]]
+    assert patches == [current, [*current, AUDIT_PATCH], [*current, AUDIT_PATCH]]
 
     assert await _replays(RetrainWorkflow, publishing) is None
     assert await _replays(RetrainWithAudit, publishing) is None

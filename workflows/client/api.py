@@ -9,7 +9,6 @@ print((await sentinel.progress("detector")).stage)
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -33,6 +32,12 @@ from temporalio.types import MethodAsyncSingleParam
 
 from activities.contracts import names
 from activities.contracts.controller import ControllerConfig
+from activities.contracts.dataset import AssembleRequest
+from activities.contracts.inspection import (
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
 from activities.contracts.registry import (
     ExpectedProduction,
     ListVersionsRequest,
@@ -53,7 +58,9 @@ from workflows.client.errors import (
     RequestTooLargeError,
     RetrainAlreadyRunningError,
 )
+from workflows.client.live import RunSummary, list_runs, live_progress
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
+from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
 from workflows.registry_ops import (
     ListVersionsWorkflow,
     PromoteVersionWorkflow,
@@ -61,6 +68,9 @@ from workflows.registry_ops import (
     ShowVersionWorkflow,
 )
 from workflows.retrain import RetrainWorkflow, workflow_id_for
+from workflows.retrain_story import retrain_details, retrain_summary
+
+__all__ = ["RunSummary", "SentinelClient", "VersionAlias"]
 
 WorkflowT = TypeVar("WorkflowT")
 RequestT = TypeVar("RequestT")
@@ -68,17 +78,6 @@ ResultT = TypeVar("ResultT")
 
 VersionAlias = Literal["production", "latest"]
 """The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One retrain run as listed by :meth:`SentinelClient.list_runs`."""
-
-    workflow_id: str
-    run_id: str
-    status: str
-    started_at: datetime | None
-    closed_at: datetime | None
 
 
 class SentinelClient(WeightsOps):
@@ -124,6 +123,8 @@ class SentinelClient(WeightsOps):
                 task_queue=self.settings.cpu_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=retrain_summary(request),
+                static_details=retrain_details(request),
             )
         except WorkflowAlreadyStartedError as exc:
             if attach:
@@ -136,11 +137,9 @@ class SentinelClient(WeightsOps):
         return self.client.get_workflow_handle_for(RetrainWorkflow.run, workflow_id_for(model_name))
 
     async def progress(self, model_name: str) -> Progress:
-        """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query)."""
-        progress: Progress = await self.handle(model_name).query(
-            names.PROGRESS_QUERY, result_type=Progress
-        )
-        return progress
+        """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query; while
+        training, epoch, metrics and ETA come from the training's latest heartbeat)."""
+        return await live_progress(self.client, self.handle(model_name))
 
     async def status(self, model_name: str) -> WorkflowExecutionStatus | None:
         description = await self.handle(model_name).describe()
@@ -173,20 +172,23 @@ class SentinelClient(WeightsOps):
         await self.handle(model_name).cancel()
 
     async def list_runs(self, limit: int = 20) -> list[RunSummary]:
-        """Recent retrains, newest first."""
-        runs: list[RunSummary] = []
-        query = f"WorkflowType = '{names.RETRAIN_WORKFLOW}'"
-        async for execution in self.client.list_workflows(query, limit=limit):
-            runs.append(
-                RunSummary(
-                    workflow_id=execution.id,
-                    run_id=execution.run_id,
-                    status=execution.status.name if execution.status else "UNKNOWN",
-                    started_at=execution.start_time,
-                    closed_at=execution.close_time,
-                )
-            )
-        return runs
+        """Recent retrains, newest first, with stage, epoch and version."""
+        return await list_runs(self.client, limit)
+
+    async def training_log(
+        self, model_name: str, attempt: int | None = None, max_bytes: int = 256 * 1024
+    ) -> TrainingLogResult:
+        """The latest retrain's training log (one attempt, default the latest; its tail)."""
+        request = TrainingLogRequest(
+            workflow_id=workflow_id_for(model_name), attempt=attempt, max_bytes=max_bytes
+        )
+        return await self._registry_op(TrainingLogWorkflow.run, request, f"logs-{model_name}")
+
+    async def validate_dataset(self, request: AssembleRequest) -> DatasetValidation:
+        """What an assembly of ``request`` would find; stores nothing (``can_train`` says)."""
+        return await self._registry_op(
+            ValidateDatasetWorkflow.run, request, f"validate-{request.dataset}"
+        )
 
     # ------------------------------------------------------------------ registry
     async def _registry_op(

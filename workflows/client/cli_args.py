@@ -15,6 +15,7 @@ from activities.contracts.training import Hyperparameters
 if TYPE_CHECKING:
     # What ``ArgumentParser.add_subparsers()`` returns; generic only in typeshed.
     Groups = argparse._SubParsersAction[argparse.ArgumentParser]
+    Verbs = Groups  # the verbs of one group: the same type
 
 
 BASE_HELP = (
