@@ -307,8 +307,12 @@ async def test_a_base_whose_bytes_do_not_match_its_digest_is_refused_before_trai
     assert (cause.type, cause.non_retryable) == ("IntegrityError", True)
     assert "failed while training" in cause.message and "tampered" in cause.message
     assert progress.epoch == 0
-    for model in (s3_model, catalog_model):  # no checkpoint, no version, nothing at all
-        assert not list(store.list(settings.runs_bucket, f"runs/retrain-{model}/"))
+    for model in (s3_model, catalog_model):  # no checkpoint, no version: only the attempt's log
+        run_prefix = f"runs/retrain-{model}/"
+        left = [info.key for info in store.list(settings.runs_bucket, run_prefix)]
+        assert left == [f"{run_prefix}logs/attempt-1.log"], left
+        log = store.get_bytes(settings.runs_bucket, left[0]).decode()
+        assert "failed verification" in log, log
         assert not list(store.list(settings.models_bucket, f"models/{model}/"))
 
 
