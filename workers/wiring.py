@@ -18,7 +18,10 @@ QueueKind = Literal["cpu", "gpu"]
 
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
+    from workflows.catalog_ops import AddWeightsWorkflow, ListWeightsWorkflow
     from workflows.controller import RetrainCheckWorkflow
+    from workflows.import_model import ImportModelWorkflow
+    from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
     from workflows.registry_ops import (
         DownloadLinksWorkflow,
         ListVersionsWorkflow,
@@ -35,6 +38,11 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        ImportModelWorkflow,
+        AddWeightsWorkflow,
+        ListWeightsWorkflow,
+        ValidateDatasetWorkflow,
+        TrainingLogWorkflow,
         DownloadLinksWorkflow,
     ]
 
@@ -56,6 +64,8 @@ def activities(
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
+        from activities.training.logs import TrainingLogActivities
+        from activities.weights.activity import WeightsActivities
 
         dataset = DatasetActivities(settings, store)
         control = ControlActivities(settings, store)
@@ -63,6 +73,8 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        weights = WeightsActivities(settings, store)
+        logs = TrainingLogActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -74,6 +86,11 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            weights.inspect_weights,
+            weights.record_weights,
+            weights.list_weights,
+            dataset.validate_dataset,
+            logs.read_training_log,
             registry.download_links,
         ]
     if kind == "gpu":

@@ -194,3 +194,30 @@ def apply_parity(decision: GateDecision, parity: ParityReport) -> GateDecision:
     if parity.passed:
         return decision
     return decision.blocked(f"ONNX parity failed: {parity.reason}")
+
+
+def import_decision(candidate: ModelMetrics, champion_version: int | None) -> GateDecision:
+    """The decision on a model imported as it runs today: it becomes production.
+
+    Nothing is gated: the team already serves it, and it is the champion the next retrain must
+    beat. Only a production version that appeared meanwhile (``champion_version``, a retrain
+    that published first) keeps its place: the import is then registered, not promoted.
+    """
+    cand = candidate.map50_95
+    base = GateDecision(
+        promote=False, reason="", candidate_map50_95=cand, champion_version=champion_version
+    )
+    if champion_version is not None:
+        return base.model_copy(
+            update={
+                "reason": f"not promoted: production is v{champion_version} already; an "
+                "import becomes production only of a model that has none"
+            }
+        )
+    return base.model_copy(
+        update={
+            "promote": True,
+            "reason": f"promoted: imported as the model in production today (mAP50-95 "
+            f"{_f(cand)} on the test split); the next retrain is gated against it",
+        }
+    )

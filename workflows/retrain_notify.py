@@ -20,9 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.notify import NotifyRequest
     from activities.contracts.registry import PublishResult
 
-APPROVAL_NOTICE_PATCH = "approval-notification"
-"""Runs started before the approval notification existed replay without it."""
-
 REPORT_FILE = "report.md"
 
 
@@ -50,15 +47,17 @@ def evidence_location(evaluation: EvaluateResult) -> str | None:
     return f"s3://{evidence.bucket}/{evidence.prefix}" if evidence else None
 
 
-async def send(summary: NotifyRequest, task_queue: str) -> None:
-    """Run the notify activity; a failure is logged and changes nothing in the run."""
+async def send(message: NotifyRequest, task_queue: str, ui_summary: str | None) -> None:
+    """Run the notify activity (``ui_summary``: its Temporal UI summary); a failure is logged
+    and changes nothing in the run."""
     try:
         await workflow.execute_activity(
             names.NOTIFY,
-            summary,
+            message,
             task_queue=task_queue,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=NOTIFY_RETRY,
+            summary=ui_summary,
         )
     except ActivityError:
         workflow.logger.warning("notification failed; the run's outcome stands")

@@ -13,11 +13,12 @@ A version exists when its ``metadata.json`` exists (written last).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.bases import BaseRecord
+from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics, WeightsRef
 from activities.contracts.evidence import ImageComparison
@@ -26,6 +27,10 @@ from activities.contracts.gate import GateDecision
 
 Scalar = str | int | float | bool | None
 AliasAction = Literal["publish", "promote", "rollback"]
+NO_PRODUCTION: Literal["none"] = "none"
+ExpectedProduction = Annotated[int, Field(ge=1)] | Literal["none"]
+"""The production version a caller saw before asking to move it: a number, or ``"none"`` when
+the model had no production version."""
 
 
 class ArtifactRecord(Contract):
@@ -34,6 +39,14 @@ class ArtifactRecord(Contract):
     key: str
     sha256: str
     size: int
+
+
+class ImportedFrom(Contract):
+    """Where an imported version came from: trained elsewhere, registered as it runs today."""
+
+    file_name: str = Field(min_length=1, max_length=255)
+    sha256: Sha256
+    task: str
 
 
 class ModelVersion(Contract):
@@ -73,6 +86,10 @@ class ModelVersion(Contract):
     )
     source_weights: WeightsRef
     versions: dict[str, str] = Field(default_factory=dict)
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="set for a version imported as it was (no training by Sentinel)"
+    )
 
 
 class PublishRequest(Contract):
@@ -95,6 +112,10 @@ class PublishRequest(Contract):
         None,
         description="training's results.csv in the candidate's bucket (verified against its "
         "recorded sha256); None: a CSV of the evaluation is written instead",
+    )
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="an import: the weights are registered as they are (epochs 0)"
     )
 
     @model_validator(mode="after")
@@ -160,6 +181,7 @@ class VersionSummary(Contract):
     gate_reason: str
     parity_passed: bool
     production: bool
+    imported: bool = False
 
 
 class ListVersionsRequest(Contract):
@@ -197,13 +219,19 @@ class ShowVersionResult(Contract):
 
 
 class PromoteVersionRequest(Contract):
-    """Point production at ``version`` (idempotent per ``request_id``)."""
+    """Point production at ``version`` (idempotent per ``request_id``), provided production is
+    still the version the caller saw (``expected_production``)."""
 
     model: ModelName
     version: int = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: ExpectedProduction | None = Field(
+        None,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None: not checked (requests from before this field)",
+    )
 
 
 class PromoteVersionResult(Contract):
@@ -217,12 +245,20 @@ class PromoteVersionResult(Contract):
 
 
 class RollbackRequest(Contract):
-    """Move production back to the version it replaced (idempotent per ``request_id``)."""
+    """Move production back to the version it replaced (idempotent per ``request_id``), one
+    step back from the version the caller saw (``expected_production``)."""
 
     model: ModelName
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: int | None = Field(
+        None,
+        ge=1,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None (requests from before this field): the "
+        "version production was when the rollback first read it",
+    )
 
 
 class RollbackResult(Contract):

@@ -216,6 +216,48 @@ def _verified(source: _Source, read: Source, request: AssembleRequest) -> Verifi
     return verified
 
 
+@dataclass
+class Inspection:
+    """A source prefix read, filtered to verified images and validated (nothing stored yet)."""
+
+    source: _Source
+    read: Source
+    verified: Verified
+    report: Report
+    images: list[ManifestImage]
+    test_prefix: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source.bucket}/{self.source.prefix}"
+
+    def usable_counts(self, request: AssembleRequest) -> dict[str, int]:
+        """Images per split; BadInputError when a retrain could not use them."""
+        unverified = self.verified.unverified
+        return _check_usable(self.images, request, self.where, unverified, self.report)
+
+
+def inspect_source(
+    store: ObjectStore,
+    settings: Settings,
+    request: AssembleRequest,
+    *,
+    progress: Progress = no_progress,
+) -> Inspection:
+    """List, read the layout, keep verified images, download what the cache lacks, validate and
+    split: everything an assembly does before deciding and storing (BadInputError when the
+    prefix is empty or has no verified image)."""
+    source = _list_source(store, settings, request, progress)
+    report = Report(max_examples=request.max_examples)
+    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
+    verified = _verified(source, read, request)
+    test_prefix = request.test_prefix
+    if test_prefix and not test_prefix.endswith("/"):
+        test_prefix += "/"
+    images = _manifest_images(source, read, verified.kept, request, test_prefix, report)
+    return Inspection(source, read, verified, report, images, test_prefix)
+
+
 def assemble(
     store: ObjectStore,
     settings: Settings,
@@ -225,34 +267,28 @@ def assemble(
 ) -> AssembleResult:
     """Assemble ``request`` into a stored snapshot, or find the identical one.
 
-    Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
-    lacks, validates (fixing or skipping problems into a report), splits stably, fails with
-    BadInputError when a split is below ``request.min_counts``, and stores the manifest at
+    :func:`inspect_source`, then fail with BadInputError when a split is below
+    ``request.min_counts`` (or no box is left), and store the manifest at
     ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
     """
-    source = _list_source(store, settings, request, progress)
-    bucket, prefix = source.bucket, source.prefix
-    report = Report(max_examples=request.max_examples)
-    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
-    verified = _verified(source, read, request)
-    test_prefix = request.test_prefix
-    if test_prefix and not test_prefix.endswith("/"):
-        test_prefix += "/"
-    images = _manifest_images(source, read, verified.kept, request, test_prefix, report)
-    counts = _check_usable(images, request, f"{bucket}/{prefix}", verified.unverified, report)
+    inspection = inspect_source(store, settings, request, progress=progress)
+    source, read, report, images = (
+        inspection.source, inspection.read, inspection.report, inspection.images,
+    )  # fmt: skip
+    counts = inspection.usable_counts(request)
     manifest = Manifest(
         dataset=request.dataset,
-        bucket=bucket,
-        prefix=prefix,
+        bucket=source.bucket,
+        prefix=source.prefix,
         format=request.format,
         class_names=read.class_names,
         split_ratios=request.split_ratios.model_dump(),
-        test_prefix=test_prefix,
+        test_prefix=inspection.test_prefix,
         images=images,
         counts=counts,
         report=ManifestReport(
             listed=len(source.objects),
-            unverified=verified.unverified,
+            unverified=inspection.verified.unverified,
             counts=report.summary(),
             examples=report.examples,
         ),
@@ -269,6 +305,6 @@ def assemble(
         counts=counts,
         class_names=read.class_names,
         report=report.summary(),
-        unverified=verified.unverified,
+        unverified=inspection.verified.unverified,
         reused=reused,
     )

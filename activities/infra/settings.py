@@ -53,7 +53,15 @@ class Settings(BaseSettings):
     )
     data_bucket: str = Field("sentinel-data", description="Bucket with datasets/ and snapshots/")
     runs_bucket: str = Field("sentinel-runs", description="Bucket with runs/ (checkpoints)")
-    models_bucket: str = Field("sentinel-models", description="Bucket with the model registry")
+    models_bucket: str = Field(
+        "sentinel-models", description="Bucket with the model registry and weights catalog"
+    )
+
+    # Training
+    default_base: str | None = Field(
+        None,
+        description="Base of requests naming none, e.g. weights:yolo11n.pt (unset: yolov8n.yaml)",
+    )
 
     # Local
     cache_dir: Path = Field(

@@ -1,5 +1,10 @@
 """Temporal activities of the model registry (CPU queue): publish, list, show, promote,
-rollback, and download links (for ``sentinel models pull`` and ``report``)."""
+rollback, and download links (for ``sentinel models pull`` and ``report``).
+
+Each of them first repairs a stale ``production.json`` from the alias history
+(:func:`~activities.registry.aliases.repair_production_mirror`): the mirror never stays
+behind the truth for longer than the next registry operation.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ class RegistryActivities:
     def publish(self, request: PublishRequest) -> PublishResult:
         """Register the run's candidate as a new version (exactly once per run)."""
         self.store.check_bucket(self.settings.models_bucket)
+        aliases.repair_production_mirror(self.registry, request.model)
         return self.publisher.publish(request, progress=heartbeat_progress())
 
     @activity.defn(name=names.LIST_VERSIONS)
@@ -57,6 +63,7 @@ class RegistryActivities:
     def list_versions(self, request: ListVersionsRequest) -> ListVersionsResult:
         """The newest versions of a model (only versions with metadata exist)."""
         scan = self.registry.scan(request.model)
+        aliases.repair_production_mirror(self.registry, request.model, scan)
         production = self.registry.production_version(request.model, scan)
         newest = sorted(scan.versions, reverse=True)[: request.limit]
         summaries = []
@@ -72,6 +79,7 @@ class RegistryActivities:
                     gate_reason=meta.gate.reason,
                     parity_passed=meta.parity.passed,
                     production=version == production,
+                    imported=meta.imported is not None,
                 )
             )
         return ListVersionsResult(
@@ -83,8 +91,12 @@ class RegistryActivities:
         )
 
     def _resolve(self, model: str, version: int | None, alias: str) -> tuple[int, bool, bool]:
-        """``(version, is production, is latest)``: ``version``, else where ``alias`` points."""
+        """``(version, is production, is latest)``: ``version``, else where ``alias`` points.
+
+        Repairs a stale ``production.json`` on the way, as every registry operation does.
+        """
         scan = self.registry.scan(model)
+        aliases.repair_production_mirror(self.registry, model, scan)
         production = self.registry.production_version(model, scan)
         latest = max(scan.versions, default=None)
         if version is None:
@@ -142,7 +154,9 @@ class RegistryActivities:
     @activity.defn(name=names.PROMOTE_VERSION)
     @translate_errors
     def promote_version(self, request: PromoteVersionRequest) -> PromoteVersionResult:
-        """Point production at a given version (recorded in the alias history)."""
+        """Point production at a given version (recorded in the alias history), only from the
+        production version the caller saw (ProductionMovedError naming the current one)."""
+        aliases.repair_production_mirror(self.registry, request.model)
         previous, event = aliases.promote(
             self.registry,
             request.model,
@@ -150,6 +164,7 @@ class RegistryActivities:
             reason=request.reason,
             request_id=request.request_id,
             at=request.requested_at,
+            expect_current=aliases.expectation_of(request.expected_production),
         )
         return PromoteVersionResult(
             model=request.model,
@@ -162,13 +177,15 @@ class RegistryActivities:
     @activity.defn(name=names.ROLLBACK_PRODUCTION)
     @translate_errors
     def rollback_production(self, request: RollbackRequest) -> RollbackResult:
-        """Move production back to the version its current one replaced (recorded)."""
+        """Move production one step back from the version the caller saw (recorded)."""
+        aliases.repair_production_mirror(self.registry, request.model)
         event = aliases.rollback(
             self.registry,
             request.model,
             reason=request.reason,
             request_id=request.request_id,
             at=request.requested_at,
+            expect_current=aliases.expectation_of(request.expected_production),
         )
         assert event.previous_version is not None
         return RollbackResult(

@@ -49,7 +49,6 @@ def render_report(
 ) -> str:
     """``report.md``: decision, candidate vs champion, per class, plots, image by image,
     parity, dataset counts, artifacts (pictures linked relatively: ``evidence/…``)."""
-    resumed = request.resumed_from_epoch
     ev = request.evaluation
     champion = f"champion v{ev.champion_version}" if ev.champion_version else "the champion"
     lines = [
@@ -57,8 +56,7 @@ def render_report(
         "",
         f"- created: {request.created_at.isoformat()} by workflow `{request.workflow_id}` "
         f"(run `{request.run_id}`)",
-        f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
-        + (f" (resumed from epoch {resumed})" if resumed is not None else ""),
+        *_origin_lines(request),
         "",
         f"## Decision: {'PROMOTED' if gate.promote else 'not promoted'}",
         "",
@@ -78,6 +76,25 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _origin_lines(request: PublishRequest) -> list[str]:
+    """Where the weights came from: an import (no training section), or training."""
+    if request.imported is not None:
+        source = request.imported
+        return [
+            f"- imported: `{source.file_name}` (sha256 `{source.sha256[:16]}…`, task "
+            f"{source.task}), registered as it runs today; not trained by Sentinel"
+        ]
+    resumed = request.resumed_from_epoch
+    lines = [
+        f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
+        + (f" (resumed from epoch {resumed})" if resumed is not None else "")
+    ]
+    if request.base is not None:
+        digest = f" (sha256 `{request.base.sha256[:16]}…`)" if request.base.sha256 else ""
+        lines.append(f"- base: `{request.base.spec}`{digest}")
+    return lines
 
 
 def _comparison_section(request: PublishRequest) -> list[str]:

@@ -39,4 +39,6 @@ def version_metadata(
         artifacts=artifacts,
         source_weights=request.candidate,
         versions={**ev.versions, **request.export.versions},
+        base=request.base,
+        imported=request.imported,
     )

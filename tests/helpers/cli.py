@@ -1,4 +1,4 @@
-"""Running the ``sentinel`` console script as a user would, routed to a test's queues."""
+"""The ``sentinel`` console script run as a user would (a subprocess on the test's queues)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ from pathlib import Path
 from tests.helpers.stack import REPO_ROOT, Queues
 
 
-async def sentinel_cli(queues: Queues, *args: str, timeout: float = 300) -> tuple[int, str, str]:
-    """``sentinel *args`` in a subprocess: ``(exit code, stdout, stderr)``."""
-    env = {
+async def sentinel_cli(
+    queues: Queues, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> tuple[int, str, str]:
+    """Run ``sentinel ARGS``; returns (exit code, stdout, stderr)."""
+    full_env = {
         **os.environ,
         "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
         "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
         "COLUMNS": "160",
+        **(env or {}),
     }
     proc = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "sentinel"),
         *args,
         cwd=REPO_ROOT,
-        env=env,
+        env=full_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

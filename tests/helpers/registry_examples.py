@@ -129,10 +129,29 @@ EXAMPLES: list[BaseModel] = [
         metadata=_META, production=True, latest=False, report_key="models/parts/v3/report.md"
     ),
     PromoteVersionRequest(
-        model="parts", version=3, reason="hotfix", request_id="cli-1", requested_at=AT
+        model="parts",
+        version=3,
+        reason="hotfix",
+        request_id="cli-1",
+        requested_at=AT,
+        expected_production=2,
+    ),
+    PromoteVersionRequest(
+        model="parts",
+        version=1,
+        reason="first",
+        request_id="cli-0",
+        requested_at=AT,
+        expected_production="none",
     ),
     promote_version_result("parts", 3),
-    RollbackRequest(model="parts", reason="regression", request_id="cli-2", requested_at=AT),
+    RollbackRequest(
+        model="parts",
+        reason="regression",
+        request_id="cli-2",
+        requested_at=AT,
+        expected_production=3,
+    ),
     rollback_result("parts", 3),
     DownloadLinksRequest(model="parts", version=None, alias="latest", what="report"),
     download_links_result("parts", 3),

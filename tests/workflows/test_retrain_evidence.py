@@ -13,8 +13,7 @@ from activities.contracts.retrain import ApprovalDecision, ApprovalPolicy
 from tests.helpers import factories
 from tests.workflows.harness import Harness
 from tests.workflows.stubs import APPROVAL_PIPELINE, PIPELINE, gate_of, stub_evaluation
-from workflows.retrain import PER_CLASS_GATE_PATCH
-from workflows.retrain_notify import APPROVAL_NOTICE_PATCH
+from workflows import patches
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,7 +56,7 @@ async def test_a_collapsed_class_refuses_promotion_naming_it_and_never_waits_for
     assert (notify.outcome, notify.promoted, notify.reason) == ("succeeded", False, decision.reason)
     final = await harness.progress(handle)
     assert (final.decision, final.approval) == (decision, "not_required")
-    assert PER_CLASS_GATE_PATCH in await patches_of(handle)
+    assert patches.PER_CLASS_GATE in await patches_of(handle)
 
 
 async def test_per_class_rule_off_promotes_the_same_candidate(harness: Harness) -> None:
@@ -105,4 +104,4 @@ async def test_awaiting_approval_notifies_with_the_evaluations_pictures(harness:
 
     assert stubs.order() == APPROVAL_PIPELINE and result.promoted
     assert stubs.requests_of(names.NOTIFY)[-1].report is not None
-    assert {PER_CLASS_GATE_PATCH, APPROVAL_NOTICE_PATCH} <= set(await patches_of(handle))
+    assert {patches.PER_CLASS_GATE, patches.APPROVAL_NOTICE} <= set(await patches_of(handle))
