@@ -1,7 +1,9 @@
 """Which workflows and activities each kind of worker serves.
 
-CPU workers: workflows (cheap, deterministic) and data/registry activities.
-GPU workers: training and evaluation only, so a GPU never waits behind a dataset listing.
+CPU workers: workflows (cheap, deterministic), data/registry activities, and prediction's
+planning, finishing and ONNX Runtime shards.
+GPU workers: training, evaluation and PyTorch prediction shards, so a GPU never waits behind a
+dataset listing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ QueueKind = Literal["cpu", "gpu"]
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
     from workflows.controller import RetrainCheckWorkflow
+    from workflows.predict import PredictWorkflow
     from workflows.registry_ops import (
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
@@ -34,6 +37,7 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        PredictWorkflow,
     ]
 
 
@@ -52,6 +56,7 @@ def activities(
         from activities.dataset import DatasetActivities
         from activities.export import ExportActivities
         from activities.notify import NotifyActivities
+        from activities.predict import PredictActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
 
@@ -61,6 +66,7 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        predict = PredictActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -72,16 +78,21 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            predict.plan_prediction,
+            predict.predict_shard,  # model.onnx with ONNX Runtime
+            predict.finish_prediction,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities
+        from activities.predict import PredictActivities
         from activities.training.activity import TrainingActivities
         from activities.training.progress import training_progress_callbacks
 
         callbacks = training_progress_callbacks(progress) if progress else None
         training = TrainingActivities(settings, store, extra_callbacks=callbacks)
         evaluation = EvaluationActivities(settings, store)
-        return [training.train, evaluation.evaluate]
+        predict = PredictActivities(settings, store)
+        return [training.train, evaluation.evaluate, predict.predict_shard]  # model.pt
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")
 
 

@@ -21,6 +21,12 @@ SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
 
+# Batch prediction
+PLAN_PREDICTION = "plan_prediction"
+PREDICT_SHARD = "predict_shard"
+"""Served on both queues: the GPU queue runs ``model.pt``, the CPU queue ``model.onnx``."""
+FINISH_PREDICTION = "finish_prediction"
+
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
@@ -29,8 +35,10 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+PREDICT_WORKFLOW = "PredictWorkflow"
 
-# RetrainWorkflow's handlers
+# RetrainWorkflow's handlers (PredictWorkflow answers ``progress`` with :class:`PredictProgress`
+# and takes ``stop_early``: finish the shards running, start no more, write what was predicted)
 PROGRESS_QUERY = "progress"
 """Query: stage, epoch, metrics, counts, timing, decision (:class:`Progress`)."""
 TRAINING_PROGRESS_SIGNAL = "training_progress"
