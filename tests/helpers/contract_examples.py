@@ -213,3 +213,8 @@ EXAMPLES.extend(
         NotifyResult(delivered=False, detail="webhook failed: refused"),
     ]
 )
+
+# Batch prediction (issue 16)
+from tests.helpers.predict_factories import EXAMPLES as _PREDICT_EXAMPLES  # noqa: E402
+
+EXAMPLES.extend(_PREDICT_EXAMPLES)

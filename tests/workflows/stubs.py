@@ -27,6 +27,14 @@ from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision
 from activities.contracts.notify import NotifyRequest, NotifyResult
+from activities.contracts.predict import (
+    FinishRequest,
+    PredictPlan,
+    PredictRequest,
+    PredictResult,
+    ShardRequest,
+    ShardResult,
+)
 from activities.contracts.registry import (
     ListVersionsRequest,
     ListVersionsResult,
@@ -46,7 +54,7 @@ from activities.contracts.training import (
     WriteControlRequest,
     WriteControlResult,
 )
-from tests.helpers import factories
+from tests.helpers import factories, predict_factories
 from workflows.gate import decide
 
 HEARTBEAT_EVERY = 0.1
@@ -68,6 +76,9 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+    names.PLAN_PREDICTION: lambda r: predict_factories.plan_for(r),
+    names.PREDICT_SHARD: lambda r: predict_factories.shard_result(r),
+    names.FINISH_PREDICTION: lambda r: predict_factories.predict_result(r),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -123,7 +134,7 @@ class Stubs:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
-        self._failures: dict[str, ApplicationError] = {}
+        self._failures: dict[str, tuple[ApplicationError, Callable[[Any], bool]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._cancelled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -133,9 +144,20 @@ class Stubs:
         """Make activity ``name`` return ``result`` (a contract, or a function of the request)."""
         self.results[name] = result if callable(result) else (lambda _: result)
 
-    def fail(self, name: str, message: str, *, kind: str = "BadInputError") -> None:
-        """Make activity ``name`` raise a non-retryable error, as ``@translate_errors`` does."""
-        self._failures[name] = ApplicationError(message, type=kind, non_retryable=True)
+    def fail(
+        self,
+        name: str,
+        message: str,
+        *,
+        kind: str = "BadInputError",
+        when: Callable[[Any], bool] = lambda _: True,
+    ) -> None:
+        """Make activity ``name`` raise a non-retryable error, as ``@translate_errors`` does.
+
+        ``when(request)``: only the calls whose request it accepts fail (they are not held).
+        """
+        error = ApplicationError(message, type=kind, non_retryable=True)
+        self._failures[name] = (error, when)
 
     def hold(self, name: str) -> asyncio.Event:
         """Make activity ``name`` wait (heartbeating) until the returned event is set."""
@@ -180,8 +202,8 @@ class Stubs:
             Call(name, request, info.task_queue, info.workflow_id or "", info.attempt)
         )
         self._started[name].set()
-        if name in self._failures:
-            raise self._failures[name]
+        if name in self._failures and self._failures[name][1](request):
+            raise self._failures[name][0]
         if name in self._holds:
             await self._hold(name, self._holds[name])
         return self.results[name](request)
@@ -257,10 +279,25 @@ class Stubs:
         """Stub of ``rollback_production``."""
         return await self._run(names.ROLLBACK_PRODUCTION, request)
 
+    @activity.defn(name=names.PLAN_PREDICTION)
+    async def plan_prediction(self, request: PredictRequest) -> PredictPlan:
+        """Stub of ``plan_prediction``."""
+        return await self._run(names.PLAN_PREDICTION, request)
+
+    @activity.defn(name=names.PREDICT_SHARD)
+    async def predict_shard(self, request: ShardRequest) -> ShardResult:
+        """Stub of ``predict_shard`` (both queues)."""
+        return await self._run(names.PREDICT_SHARD, request)
+
+    @activity.defn(name=names.FINISH_PREDICTION)
+    async def finish_prediction(self, request: FinishRequest) -> PredictResult:
+        """Stub of ``finish_prediction``."""
+        return await self._run(names.FINISH_PREDICTION, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
-        return [self.train, self.evaluate]
+        return [self.train, self.evaluate, self.predict_shard]
 
     def cpu_activities(self) -> list[Callable[..., Any]]:
         """The CPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -275,4 +312,7 @@ class Stubs:
             self.show_version,
             self.promote_version,
             self.rollback_production,
+            self.plan_prediction,
+            self.predict_shard,
+            self.finish_prediction,
         ]

@@ -9,14 +9,18 @@ but never a stage's code: everything happens through workflows.
 from workflows.client.api import RunSummary, SentinelClient
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
+    PredictionAlreadyRunningError,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
 )
+from workflows.client.predict_api import prediction_id
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "PredictionAlreadyRunningError",
     "RequestTooLargeError",
     "RetrainAlreadyRunningError",
     "RunSummary",
     "SentinelClient",
+    "prediction_id",
 ]

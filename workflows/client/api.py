@@ -1,4 +1,5 @@
-"""Typed async API for backend code: start and follow retrains, manage model versions.
+"""Typed async API for backend code: start and follow retrains, manage model versions, run
+batch predictions (:mod:`workflows.client.predict_api`).
 
 from workflows.client import SentinelClient
 sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
@@ -51,6 +52,7 @@ from workflows.client.errors import (
     RequestTooLargeError,
     RetrainAlreadyRunningError,
 )
+from workflows.client.predict_api import PredictionOperations
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 from workflows.registry_ops import (
     ListVersionsWorkflow,
@@ -79,8 +81,9 @@ class RunSummary:
     closed_at: datetime | None
 
 
-class SentinelClient:
-    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions."""
+class SentinelClient(PredictionOperations):
+    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
+    start, follow, stop and cancel batch predictions (:class:`PredictionOperations`)."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
