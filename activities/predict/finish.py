@@ -156,8 +156,7 @@ def _manifest(request: FinishRequest, summary: PredictSummary, task: Task) -> di
         "stopped_early": request.stopped,
         "shards_planned": len(plan.shards),
         "shards": [
-            {**shard.output.model_dump(mode="json"), "index": shard.index, "images": shard.images}
-            for shard in sorted(request.shards, key=lambda s: s.index)
+            shard.model_dump(mode="json") for shard in sorted(request.shards, key=lambda s: s.index)
         ],
         "summary": summary.model_dump(mode="json"),
     }
