@@ -161,7 +161,8 @@ def print_result(result: PredictResult) -> None:
     table.add_row("shards", f"{result.shards_predicted}/{result.shards}"
                   + (" (stopped early)" if result.stopped_early else ""))  # fmt: skip
     for name, shape in summary.outputs.items():
-        table.add_row(name, f"{shape.key} ({shape.files} files, {shape.records} records)")
+        files = "" if shape.files == 1 else f"{shape.files} files, "
+        table.add_row(name, f"{shape.key} ({files}{shape.records} records)")
     table.add_row("manifest", f"s3://{result.out_bucket}/{result.manifest_key}")
     if result.top_ranked:
         table.add_row("check first", result.top_ranked[0])
