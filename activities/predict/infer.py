@@ -2,7 +2,8 @@
 
 :class:`Runner` loads ``model.pt`` (PyTorch) or ``model.onnx`` (ONNX Runtime, through
 Ultralytics' AutoBackend) from a path :func:`activities.predict.models.local_weights`
-verified; :func:`predictions_of` turns one Ultralytics ``Results`` into
+verified; :data:`RUNNERS` keeps loaded runners between the shards a worker predicts;
+:func:`predictions_of` turns one Ultralytics ``Results`` into
 :class:`~activities.predict.records.Prediction` records for whatever task the model has.
 
 Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this module.
@@ -10,7 +11,10 @@ Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this modul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -133,3 +137,45 @@ class Runner:
             save=False,
         )
         return [predictions_of(result, self.task) for result in results]
+
+
+class RunnerPool:
+    """Loaded runners kept between shards of this worker process.
+
+    Loading and warming a model costs about a second, once per shard without the pool. A
+    runner serves one shard at a time (Ultralytics predictors keep per-call state), so
+    concurrent shards of the same model get runners of their own. Keyed by the weights path,
+    which is content-addressed (``{sha256}.pt``), and the run settings; at most
+    ``max_models`` keys and ``per_model`` idle runners each are kept.
+    """
+
+    def __init__(self, max_models: int = 2, per_model: int = 2) -> None:
+        self.max_models = max_models
+        self.per_model = per_model
+        self._idle: OrderedDict[tuple[str, int, str, str | None], list[Runner]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def runner(
+        self, weights: Path, imgsz: int, options: PredictOptions, device: str | None
+    ) -> Iterator[Runner]:
+        """A loaded runner for the duration of the block (reused, or loaded now)."""
+        key = (str(weights), imgsz, options.model_dump_json(), device)
+        with self._lock:
+            idle = self._idle.get(key)
+            found = idle.pop() if idle else None
+        runner = found or Runner.load(weights, imgsz, options, device)
+        try:
+            yield runner
+        finally:
+            with self._lock:
+                kept = self._idle.setdefault(key, [])
+                self._idle.move_to_end(key)
+                if len(kept) < self.per_model:
+                    kept.append(runner)
+                while len(self._idle) > self.max_models:
+                    self._idle.popitem(last=False)
+
+
+RUNNERS = RunnerPool()
+"""The worker process's pool."""

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -28,7 +29,7 @@ from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.predict import layout
 from activities.predict.formats import yolo_text
-from activities.predict.infer import Runner, decode
+from activities.predict.infer import RUNNERS, Runner, decode
 from activities.predict.models import local_weights
 from activities.predict.records import (
     ImagePredictions,
@@ -92,6 +93,7 @@ class _Models:
     request: ShardRequest
     store: ObjectStore
     settings: Settings
+    held: ExitStack
     runners: list[Runner] = field(default_factory=list)
 
     def predict(self, fetched: list[Fetched]) -> tuple[Task, list[ImagePredictions]]:
@@ -103,7 +105,8 @@ class _Models:
             )
             for model in filter(None, (request.model, request.compare)):
                 path = local_weights(self.store, self.settings, model)
-                self.runners.append(Runner.load(path, request.imgsz, request.options, device))
+                runner = RUNNERS.runner(path, request.imgsz, request.options, device)
+                self.runners.append(self.held.enter_context(runner))
         runners = self.runners
         arrays = [array for _, array, _ in fetched if array is not None]
         outputs = [runner.predict(arrays) for runner in runners]
@@ -221,11 +224,12 @@ def predict_shard(
         )  # fmt: skip
         progress("predict", done, shard.images)
 
-    models = _Models(request, store, settings)
-    parts |= _predict_batches(
-        store, plan, batches, todo, models.predict,
-        lambda part: _write_batch(store, request, part, names), on_batch,
-    )  # fmt: skip
+    with ExitStack() as held:  # the runners go back to the pool when the shard is done
+        models = _Models(request, store, settings, held)
+        parts |= _predict_batches(
+            store, plan, batches, todo, models.predict,
+            lambda part: _write_batch(store, request, part, names), on_batch,
+        )  # fmt: skip
     return _store_output(store, request, key, parts, resumed, started)
 
 
