@@ -15,7 +15,8 @@ through the real publish protocol. Then, for each backend, on the same images an
   process's, on the same 2 cores as the S3 server.
 
 ``predict_ratio_vs_bare_<backend>`` = workflow images/s / bare images/s (wall time, start to
-result); ``predict_ratio_vs_bare`` is the lower of the two. Then the kill: a ``python -m
+result; median over ``--repeat`` alternating pairs, both sides warm: model loaded, one
+warm-up run); ``predict_ratio_vs_bare`` is the lower of the two. Then the kill: a ``python -m
 workers`` subprocess predicts ``--kill-images`` images (PyTorch); once a batch of a shard is
 stored it is SIGKILLed and a second worker finishes the run; ``predict_images_repeated`` is
 the number of images whose inference finished in both attempts (from the workers' logs), and
@@ -39,11 +40,13 @@ import asyncio
 import json
 import platform
 import re
+import statistics
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -85,22 +88,24 @@ def upload_images(
     return len(images)
 
 
-def bare(weights: Path, local: Path, args: argparse.Namespace) -> float:
-    """Seconds of Ultralytics' own predict over the local folder."""
+def bare_model(weights: Path, local: Path, args: argparse.Namespace) -> Any:
+    """The loaded model, warmed up on one image (the workflow's workers keep theirs loaded)."""
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
+    first = next(local.iterdir())
+    model.predict(source=str(first), imgsz=args.imgsz, conf=args.conf, device="cpu", verbose=False)
+    return model
+
+
+def bare(model: Any, local: Path, args: argparse.Namespace) -> float:
+    """Seconds of Ultralytics' own predict over the local folder."""
     started = time.monotonic()
     count = 0
     for _ in model.predict(
-        source=str(local),
-        stream=True,
-        batch=args.batch,
-        imgsz=args.imgsz,
-        conf=args.conf,
-        device="cpu",
-        verbose=False,
-    ):
+        source=str(local), stream=True, batch=args.batch, imgsz=args.imgsz, conf=args.conf,
+        device="cpu", verbose=False,
+    ):  # fmt: skip
         count += 1
     seconds = time.monotonic() - started
     assert count == args.images, f"bare predicted {count} of {args.images} images"
@@ -121,13 +126,21 @@ def request(
     )
 
 
-async def workflow_run(sentinel: SentinelClient, req: PredictRequest) -> tuple[float, float]:
-    """Seconds from start to result, and the summary's own throughput."""
+async def workflow_run(
+    sentinel: SentinelClient, store: ObjectStore, req: PredictRequest
+) -> tuple[float, str]:
+    """Seconds from start to result, and where they went (from the run's manifest)."""
     started = time.monotonic()
     workflow_id = await sentinel.start_prediction(req)
     result = await sentinel.prediction_result(workflow_id)
     seconds = time.monotonic() - started
-    return seconds, result.summary.images_per_second
+    manifest = json.loads(store.get_bytes(result.out_bucket, result.manifest_key))
+    shard_seconds = sum(shard["seconds"] for shard in manifest["shards"])
+    detail = (
+        f"{len(manifest['shards'])} shards took {shard_seconds:.1f} s in their activities, "
+        f"{result.summary.predictions} predictions"
+    )
+    return seconds, detail
 
 
 async def throughput(
@@ -135,33 +148,37 @@ async def throughput(
     store: ObjectStore,
     model: str,
     files: TinyModel,
-    prefix: str,
+    prefixes: tuple[str, str],
     local: Path,
     args: argparse.Namespace,
 ) -> dict[str, float]:
-    """Bare then workflow, per backend; returns the ratios."""
+    """Bare and workflow, alternating, ``--repeat`` pairs per backend; median ratios."""
+    prefix, warm_prefix = prefixes
     client = await connect(settings)
     workers = [build_worker(client, settings, kind, store=store) for kind in ("cpu", "gpu")]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     sentinel = SentinelClient(client, settings)
     ratios: dict[str, float] = {}
     try:
-        warm = request(model, prefix, f"bench/warm-{uuid.uuid4().hex[:6]}", "onnx", args)
-        await workflow_run(sentinel, warm)  # warm-up: imports, weights cache
         for backend in BACKENDS:
             weights = files.pt if backend == "pytorch" else files.onnx
-            bare_s = await asyncio.to_thread(bare, weights, local, args)
-            out = f"bench/{backend}-{uuid.uuid4().hex[:6]}"
-            flow_s, own_ips = await workflow_run(
-                sentinel, request(model, prefix, out, backend, args)
-            )
-            ratios[backend] = bare_s / flow_s
-            print(
-                f"{backend:8s} bare {bare_s:7.2f} s ({args.images / bare_s:6.1f} img/s)   "
-                f"workflow {flow_s:7.2f} s ({args.images / flow_s:6.1f} img/s; summary says "
-                f"{own_ips:.1f})   ratio {ratios[backend]:.3f}",
-                flush=True,
-            )
+            loaded = await asyncio.to_thread(bare_model, weights, local, args)
+            warm = request(model, warm_prefix, f"bench/warm-{uuid.uuid4().hex[:6]}", backend, args)
+            await workflow_run(sentinel, store, warm)  # warm-up: imports, weights, loaded model
+            pairs = []
+            for rep in range(args.repeat):
+                bare_s = await asyncio.to_thread(bare, loaded, local, args)
+                out = f"bench/{backend}-{uuid.uuid4().hex[:6]}"
+                job = request(model, prefix, out, backend, args)
+                flow_s, detail = await workflow_run(sentinel, store, job)
+                pairs.append(bare_s / flow_s)
+                print(
+                    f"{backend:8s} pair {rep + 1}: bare {bare_s:7.2f} s "
+                    f"({args.images / bare_s:6.1f} img/s)   workflow {flow_s:7.2f} s "
+                    f"({args.images / flow_s:6.1f} img/s)   ratio {pairs[-1]:.3f}; {detail}",
+                    flush=True,
+                )
+            ratios[backend] = statistics.median(pairs)
     finally:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -236,11 +253,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"{time.monotonic() - started:.0f} s",
             flush=True,
         )
-        ratios = await throughput(
-            settings, store, model, files, "datasets/bench-predict", root / "images", args
-        )
         kill_args = argparse.Namespace(**{**vars(args), "images": args.kill_images})
         upload_images(store, settings.data_bucket, "datasets/bench-kill", root / "kill", kill_args)
+        prefixes = ("datasets/bench-predict", "datasets/bench-kill")
+        ratios = await throughput(settings, store, model, files, prefixes, root / "images", args)
         twice = await kill_run(settings, store, model, "datasets/bench-kill", root, args)
     print(f"machine: {cpu_model()}, Python {platform.python_version()}")
     print(f"predict_ratio_vs_bare={min(ratios.values()):.3f}")
@@ -261,6 +277,7 @@ def main() -> int:
     parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument("--parallel", type=int, default=1, help="shards at once (2 cores)")
     parser.add_argument("--kill-images", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=1, help="bare/workflow pairs per backend")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 images")
     args = parser.parse_args()
     if args.quick:

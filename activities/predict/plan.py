@@ -22,7 +22,7 @@ from activities.dataset.formats import is_image
 from activities.dataset.manifest import load_manifest
 from activities.infra.errors import BadInputError
 from activities.infra.settings import Settings
-from activities.infra.storage import ObjectStore, sha256_bytes
+from activities.infra.storage import ObjectStore, safe_relative_path, sha256_bytes
 from activities.predict import layout
 from activities.predict.models import resolve
 from activities.predict.records import PlanImage, StoredPlan, digest_of, dump
@@ -50,6 +50,12 @@ def source_images(store: ObjectStore, settings: Settings, source: ImageSource) -
         if is_image(info.key)
     ]
     return StoredPlan(bucket=bucket, root=root, images=images)
+
+
+def check_keys(stored: StoredPlan) -> None:
+    """UnsafeKeyError (non-retryable) for an image whose path would escape the outputs."""
+    for image in stored.images:
+        safe_relative_path(image.rel)
 
 
 def check_out(store: ObjectStore, out_bucket: str, request: PredictRequest) -> None:
@@ -116,6 +122,7 @@ def plan(store: ObjectStore, settings: Settings, request: PredictRequest) -> Pre
     out_bucket = settings.data_bucket
     check_out(store, out_bucket, request)
     stored = source_images(store, settings, request.source)
+    check_keys(stored)
     if not stored.images:
         where = request.source.snapshot.key if request.source.snapshot else request.source.prefix
         raise BadInputError(f"no images to predict on in {stored.bucket}/{where}")

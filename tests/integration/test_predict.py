@@ -15,6 +15,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
 import sys
 import uuid
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from activities.contracts.dataset import AssembleRequest, MinCounts, SplitRatios
 from activities.contracts.predict import ImageSource, PredictOptions, PredictRequest
@@ -36,10 +39,12 @@ from tests.helpers.polling import eventually
 from tests.helpers.predict import TinyModel, bare_predictions, register, train_tiny
 from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, WorkerProcess, sentinel_for
 from workers.dev import synthetic
+from workflows.predict import PredictWorkflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 CONF = 0.05
 IMAGES = 20
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 class Models:
@@ -250,6 +255,13 @@ async def test_pytorch_run_with_a_compared_version_writes_every_format_as_ultral
         workflow_id = re.search(r"started (\S+)", stdout).group(1)  # type: ignore[union-attr]
         result = await sentinel.prediction_result(workflow_id)
         progress = await sentinel.prediction_progress(workflow_id)
+        history = await sentinel.prediction_handle(workflow_id).fetch_history()
+    # The run replays on the current code; recorded on request for later changes to replay.
+    await Replayer(
+        workflows=[PredictWorkflow], data_converter=pydantic_data_converter
+    ).replay_workflow(history)
+    if os.environ.get("SENTINEL_RECORD_HISTORY"):
+        (HISTORIES / "predict_pytorch_compared.json").write_text(history.to_json())
     assert "predictions" in stdout and "manifest" in stdout
     files = models.files()
     truth = bare_predictions(models.v1.pt, files, imgsz=96, conf=CONF)
@@ -442,8 +454,6 @@ def images_predicted_twice(log: str) -> int:
 
 async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
     """``python -m workflows.client.cli`` (the ``sentinel`` script) as a user runs it."""
-    import os
-
     env = {
         **os.environ,
         "SENTINEL_CPU_TASK_QUEUE": queues.cpu,

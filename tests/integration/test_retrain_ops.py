@@ -23,10 +23,10 @@ from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.factories import tiny_retrain_request
 from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
+from workers import wiring
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
-from workflows.retrain import RetrainWorkflow
 
 pytestmark = pytest.mark.timeout(420)
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -195,7 +195,8 @@ async def test_recorded_histories_replay_deterministically() -> None:
 
     files = sorted(HISTORIES.glob("*.json"))
     assert files, f"no recorded histories in {HISTORIES}"
-    replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
+    # Every workflow the workers register: a history names its own workflow type.
+    replayer = Replayer(workflows=wiring.workflows(), data_converter=pydantic_data_converter)
     for path in files:
         history = WorkflowHistory.from_json(path.stem, path.read_text())
         await replayer.replay_workflow(history)
