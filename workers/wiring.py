@@ -1,7 +1,9 @@
 """Which workflows and activities each kind of worker serves.
 
-CPU workers: workflows (cheap, deterministic) and data/registry activities.
-GPU workers: training and evaluation only, so a GPU never waits behind a dataset listing.
+CPU workers: workflows (cheap, deterministic), data/registry activities, and prediction's
+planning, finishing and ONNX Runtime shards.
+GPU workers: training, evaluation and PyTorch prediction shards, so a GPU never waits behind a
+dataset listing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def workflows() -> list[type]:
     from workflows.controller import RetrainCheckWorkflow
     from workflows.import_model import ImportModelWorkflow
     from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
+    from workflows.predict import PredictWorkflow
     from workflows.registry_ops import (
         DownloadLinksWorkflow,
         ListVersionsWorkflow,
@@ -44,6 +47,7 @@ def workflows() -> list[type]:
         ValidateDatasetWorkflow,
         TrainingLogWorkflow,
         DownloadLinksWorkflow,
+        PredictWorkflow,
     ]
 
 
@@ -62,6 +66,7 @@ def activities(
         from activities.dataset import DatasetActivities
         from activities.export import ExportActivities
         from activities.notify import NotifyActivities
+        from activities.predict import PredictActivities
         from activities.registry.activity import RegistryActivities
         from activities.training.control import ControlActivities
         from activities.training.logs import TrainingLogActivities
@@ -75,6 +80,7 @@ def activities(
         registry = RegistryActivities(settings, store)
         weights = WeightsActivities(settings, store)
         logs = TrainingLogActivities(settings, store)
+        predict = PredictActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -92,16 +98,21 @@ def activities(
             dataset.validate_dataset,
             logs.read_training_log,
             registry.download_links,
+            predict.plan_prediction,
+            predict.predict_shard,  # model.onnx with ONNX Runtime
+            predict.finish_prediction,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities
+        from activities.predict import PredictActivities
         from activities.training.activity import TrainingActivities
         from activities.training.progress import training_progress_callbacks
 
         callbacks = training_progress_callbacks(progress) if progress else None
         training = TrainingActivities(settings, store, extra_callbacks=callbacks)
         evaluation = EvaluationActivities(settings, store)
-        return [training.train, evaluation.evaluate]
+        predict = PredictActivities(settings, store)
+        return [training.train, evaluation.evaluate, predict.predict_shard]  # model.pt
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")
 
 

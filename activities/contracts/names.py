@@ -31,6 +31,12 @@ INSPECT_WEIGHTS = "inspect_weights"
 RECORD_WEIGHTS = "record_weights"
 LIST_WEIGHTS = "list_weights"
 
+# Batch prediction
+PLAN_PREDICTION = "plan_prediction"
+PREDICT_SHARD = "predict_shard"
+"""Served on both queues: the GPU queue runs ``model.pt``, the CPU queue ``model.onnx``."""
+FINISH_PREDICTION = "finish_prediction"
+
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
@@ -45,8 +51,10 @@ LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"
 VALIDATE_DATASET_WORKFLOW = "ValidateDatasetWorkflow"
 TRAINING_LOG_WORKFLOW = "TrainingLogWorkflow"
 DOWNLOAD_LINKS_WORKFLOW = "DownloadLinksWorkflow"
+PREDICT_WORKFLOW = "PredictWorkflow"
 
-# RetrainWorkflow's handlers
+# RetrainWorkflow's handlers (PredictWorkflow answers ``progress`` with :class:`PredictProgress`
+# and takes ``stop_early``: finish the shards running, start no more, write what was predicted)
 PROGRESS_QUERY = "progress"
 """Query: stage, epoch, metrics, counts, timing, decision (:class:`Progress`)."""
 TRAINING_PROGRESS_SIGNAL = "training_progress"

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         90.0, ge=0, description="On SIGTERM, time running activities get to finish/checkpoint"
     )
 
+    # Batch prediction
+    predict_shard_size: int = Field(
+        500, ge=1, description="Images per prediction shard (one activity, one retry unit)"
+    )
+
     # Notifications
     webhook_url: str | None = Field(None, description="Webhook for run summaries (optional)")
 

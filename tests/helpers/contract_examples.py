@@ -267,3 +267,8 @@ EXAMPLES.extend(
         ),
     ]
 )
+
+# Batch prediction (issue 16)
+from tests.helpers.predict_factories import EXAMPLES as _PREDICT_EXAMPLES  # noqa: E402
+
+EXAMPLES.extend(_PREDICT_EXAMPLES)

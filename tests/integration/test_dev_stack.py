@@ -102,3 +102,9 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
     assert "v1" in out and "v2" in out and "champion" in out
     assert "models/demo-shapes/v2/model.onnx" in out
     assert "Temporal UI" in out
+    # The loop between the versions: pre-annotation, verification, the controller's retrain.
+    assert "pre-annotating them with production demo-shapes" in out
+    assert "labellers corrected and verified the 8 images" in out
+    assert "controller schedule retrain-check-demo-shapes" in out
+    assert "pre-annotation by v1: 8 new images" in out
+    assert "predictions/demo-shapes/incoming-16/manifest.json" in out

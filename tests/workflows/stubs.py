@@ -32,6 +32,14 @@ from activities.contracts.inspection import (
     TrainingLogResult,
 )
 from activities.contracts.notify import NotifyRequest, NotifyResult
+from activities.contracts.predict import (
+    FinishRequest,
+    PredictPlan,
+    PredictRequest,
+    PredictResult,
+    ShardRequest,
+    ShardResult,
+)
 from activities.contracts.registry import (
     DownloadLinksRequest,
     DownloadLinksResult,
@@ -61,7 +69,7 @@ from activities.contracts.weights import (
     ListWeightsResult,
     RecordWeightsRequest,
 )
-from tests.helpers import factories, weights_factories
+from tests.helpers import factories, predict_factories, weights_factories
 from workflows.gate import decide, protect_classes
 
 HEARTBEAT_EVERY = 0.1
@@ -87,6 +95,9 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.RECORD_WEIGHTS: lambda r: weights_factories.add_weights_result(r.entry, r.inspected),
     names.LIST_WEIGHTS: lambda r: weights_factories.list_weights_result(),
     names.DOWNLOAD_LINKS: lambda r: factories.download_links_result(r.model, r.version or 3),
+    names.PLAN_PREDICTION: lambda r: predict_factories.plan_for(r),
+    names.PREDICT_SHARD: lambda r: predict_factories.shard_result(r),
+    names.FINISH_PREDICTION: lambda r: predict_factories.predict_result(r),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -146,7 +157,7 @@ class Stubs:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
-        self._failures: dict[str, ApplicationError] = {}
+        self._failures: dict[str, tuple[ApplicationError, Callable[[Any], bool]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._details: dict[str, Any] = {}
         self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -157,9 +168,20 @@ class Stubs:
         """Make activity ``name`` return ``result`` (a contract, or a function of the request)."""
         self.results[name] = result if callable(result) else (lambda _: result)
 
-    def fail(self, name: str, message: str, *, kind: str = "BadInputError") -> None:
-        """Make activity ``name`` raise a non-retryable error, as ``@translate_errors`` does."""
-        self._failures[name] = ApplicationError(message, type=kind, non_retryable=True)
+    def fail(
+        self,
+        name: str,
+        message: str,
+        *,
+        kind: str = "BadInputError",
+        when: Callable[[Any], bool] = lambda _: True,
+    ) -> None:
+        """Make activity ``name`` raise a non-retryable error, as ``@translate_errors`` does.
+
+        ``when(request)``: only the calls whose request it accepts fail (they are not held).
+        """
+        error = ApplicationError(message, type=kind, non_retryable=True)
+        self._failures[name] = (error, when)
 
     def hold(self, name: str) -> asyncio.Event:
         """Make activity ``name`` wait (heartbeating) until the returned event is set."""
@@ -208,8 +230,8 @@ class Stubs:
             Call(name, request, info.task_queue, info.workflow_id or "", info.attempt)
         )
         self._started[name].set()
-        if name in self._failures:
-            raise self._failures[name]
+        if name in self._failures and self._failures[name][1](request):
+            raise self._failures[name][0]
         if name in self._holds:
             await self._hold(name, self._holds[name])
         return self.results[name](request)
@@ -314,10 +336,25 @@ class Stubs:
         """Stub of ``download_links``."""
         return await self._run(names.DOWNLOAD_LINKS, request)
 
+    @activity.defn(name=names.PLAN_PREDICTION)
+    async def plan_prediction(self, request: PredictRequest) -> PredictPlan:
+        """Stub of ``plan_prediction``."""
+        return await self._run(names.PLAN_PREDICTION, request)
+
+    @activity.defn(name=names.PREDICT_SHARD)
+    async def predict_shard(self, request: ShardRequest) -> ShardResult:
+        """Stub of ``predict_shard`` (both queues)."""
+        return await self._run(names.PREDICT_SHARD, request)
+
+    @activity.defn(name=names.FINISH_PREDICTION)
+    async def finish_prediction(self, request: FinishRequest) -> PredictResult:
+        """Stub of ``finish_prediction``."""
+        return await self._run(names.FINISH_PREDICTION, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
-        return [self.train, self.evaluate]
+        return [self.train, self.evaluate, self.predict_shard]
 
     def cpu_activities(self) -> list[Callable[..., Any]]:
         """The CPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -338,4 +375,7 @@ class Stubs:
             self.validate_dataset,
             self.read_training_log,
             self.download_links,
+            self.plan_prediction,
+            self.predict_shard,
+            self.finish_prediction,
         ]

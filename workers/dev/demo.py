@@ -1,27 +1,35 @@
-"""The demo job run by ``make demo`` on the embedded stack.
+"""The demo job run by ``make demo`` on the embedded stack: the whole loop.
 
 1. upload a synthetic dataset of verified annotations (coloured shapes);
 2. retrain v1 from scratch: no champion, so it is promoted above the floor;
-3. add more verified annotations, as labellers would;
-4. retrain v2: evaluated against v1 on the same held-out test split, gated, published;
-5. print a summary table and where to look in the Temporal UI.
+3. new images arrive, unverified; v1 (production) pre-annotates them with a PredictWorkflow
+   (COCO, YOLO, Label Studio tasks ranked for the labellers);
+4. people verify them (the synthetic truth stands in): true labels, ``verified.jsonl``;
+5. the controller (a Temporal Schedule running RetrainCheckWorkflow) counts the new verified
+   images, reaches its threshold and starts the v2 retrain: evaluated against v1 on the same
+   held-out test split, gated, published;
+6. print a summary table and where to look in the Temporal UI.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
+from activities.contracts.controller import ControllerConfig
 from activities.contracts.dataset import AssembleRequest
+from activities.contracts.predict import PredictResult
 from activities.contracts.retrain import EvaluationOptions, RetrainRequest, RetrainResult
 from activities.contracts.training import Hyperparameters
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
-from workers.dev import synthetic
+from workers.dev import preannotate, synthetic
 from workflows.client.api import SentinelClient
+from workflows.client.cli_predict import follow_prediction
 from workflows.client.follow import follow_run
 
 MODEL = "demo-shapes"
@@ -46,7 +54,12 @@ def _request(epochs: int) -> RetrainRequest:
     )
 
 
-def _summary(results: list[RetrainResult], ui_url: str | None) -> None:
+def _summary(
+    results: list[RetrainResult],
+    ui_url: str | None,
+    predicted: PredictResult,
+    agreed: preannotate.Agreement,
+) -> None:
     table = Table(title="Sentinel Training demo")
     for column in (
         "version",
@@ -76,12 +89,60 @@ def _summary(results: list[RetrainResult], ui_url: str | None) -> None:
     console.print(table)
     for result in results:
         console.print(f"[bold]v{result.version}[/]: {result.reason}")
+    summary = predicted.summary
+    console.print(
+        f"[bold]pre-annotation[/] by v{predicted.version}: {summary.images} new images, "
+        f"{summary.predictions} boxes, {summary.images_per_second:.1f} images/s; {agreed.text}"
+    )
+    console.print(f"  manifest: s3://{predicted.out_bucket}/{predicted.manifest_key}")
     last = results[-1]
     console.print("Artifacts of the last version (models bucket):")
     for key in last.artifacts.values():
         console.print(f"  {key}")
     if ui_url:
         console.print(f"Inspect the runs in the Temporal UI: {ui_url}/namespaces/default/workflows")
+
+
+async def _preannotate(
+    sentinel: SentinelClient, settings: Settings, store: ObjectStore, *, count: int, start: int
+) -> tuple[PredictResult, preannotate.Agreement] | None:
+    """Steps 3 and 4: new images, pre-annotated by production, then verified."""
+    bucket = settings.data_bucket
+    images = preannotate.upload_incoming(store, bucket, count=count, start=start)
+    console.print(
+        f"3. {count} new images arrived unverified in s3://{bucket}/{preannotate.INCOMING}/"
+    )
+    out = f"predictions/{MODEL}/incoming-{start}"
+    console.print(f"   pre-annotating them with production {MODEL} (PredictWorkflow)")
+    workflow_id = await sentinel.start_prediction(preannotate.predict_request(MODEL, out))
+    if await follow_prediction(sentinel, workflow_id) != 0:
+        return None
+    predicted = await sentinel.prediction_result(workflow_id)
+    agreed = preannotate.agreement(store, bucket, out, images)
+    console.print(f"   {agreed.text}")
+    console.print(
+        f"   Label Studio tasks, most useful first: s3://{bucket}/{out}/labelstudio/tasks.json"
+    )
+    preannotate.verify(store, bucket, PREFIX, count=count, start=start)
+    console.print(f"4. labellers corrected and verified the {count} images (synthetic truth)")
+    return predicted, agreed
+
+
+async def _controller_retrain(sentinel: SentinelClient, epochs: int, threshold: int) -> int:
+    """Step 5: the check schedule counts the new verified images and starts the retrain."""
+    config = ControllerConfig(request=_request(epochs), threshold=threshold)
+    before = (await sentinel.handle(MODEL).describe()).run_id
+    schedule_id = await sentinel.apply_controller(config, timedelta(hours=1))
+    await sentinel.trigger_controller(MODEL)
+    console.print(
+        f"5. controller schedule {schedule_id} (threshold {threshold}) triggered: it starts "
+        f"{MODEL} v2 ({epochs} epochs), gated against v1"
+    )
+    try:
+        await preannotate.wait_for_new_run(sentinel, MODEL, before or "")
+        return await follow_run(sentinel, MODEL)
+    finally:
+        await sentinel.pause_controller(MODEL, note="demo finished")
 
 
 async def run_demo(
@@ -104,21 +165,11 @@ async def run_demo(
         return code
     results.append(await sentinel.result(MODEL))
     more = first_batch // 2
-    synthetic.upload(
-        store,
-        settings.data_bucket,
-        PREFIX,
-        layout="yolo",
-        count=more,
-        seed=0,
-        start=first_batch,
-        verified=True,
-    )
-    console.print(f"3. labellers verified {more} more images")
-    console.print(f"4. retraining {MODEL} v2 ({epochs} epochs), gated against v1")
-    await sentinel.start_retrain(_request(epochs))
-    if (code := await follow_run(sentinel, MODEL)) != 0:
+    loop = await _preannotate(sentinel, settings, store, count=more, start=first_batch)
+    if loop is None:
+        return 1
+    if (code := await _controller_retrain(sentinel, epochs, threshold=more)) != 0:
         return code
     results.append(await sentinel.result(MODEL))
-    _summary(results, ui_url)
+    _summary(results, ui_url, *loop)
     return 0

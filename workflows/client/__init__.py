@@ -10,17 +10,21 @@ from workflows.client.api import RunSummary, SentinelClient
 from workflows.client.downloads import Download, DownloadedFile, DownloadError
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
+    PredictionAlreadyRunningError,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
 )
+from workflows.client.predict_api import prediction_id
 
 __all__ = [
     "MAX_REQUEST_BYTES",
     "Download",
     "DownloadError",
     "DownloadedFile",
+    "PredictionAlreadyRunningError",
     "RequestTooLargeError",
     "RetrainAlreadyRunningError",
     "RunSummary",
     "SentinelClient",
+    "prediction_id",
 ]

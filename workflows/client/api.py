@@ -1,4 +1,5 @@
-"""Typed async API for backend code: start and follow retrains, manage model versions.
+"""Typed async API for backend code: start and follow retrains, manage model versions, run
+batch predictions (:mod:`workflows.client.predict_api`).
 
 from workflows.client import SentinelClient
 sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
@@ -60,6 +61,7 @@ from workflows.client.errors import (
     RetrainAlreadyRunningError,
 )
 from workflows.client.live import RunSummary, list_runs, live_progress
+from workflows.client.predict_api import PredictionOperations
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
 from workflows.registry_ops import (
@@ -81,10 +83,11 @@ VersionAlias = Literal["production", "latest"]
 """The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
 
 
-class SentinelClient(WeightsOps, RegistryDownloads):
+class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
     """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
     import a model, add and list pretrained weights (:class:`WeightsOps`); pull model files and
-    reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`)."""
+    reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`); start, follow,
+    stop and cancel batch predictions (:class:`PredictionOperations`)."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client

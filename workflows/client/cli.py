@@ -36,6 +36,7 @@ from workflows.client import cli_data, cli_runs
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
 from workflows.client.cli_models import add_models_verbs, run_models
+from workflows.client.cli_predict import add_predict_verbs, run_predict
 from workflows.client.cli_weights import add_weights_group, weights_command
 from workflows.client.errors import AlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
@@ -51,7 +52,8 @@ console = Console()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller)."""
+    """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller,
+    predict)."""
     parser = argparse.ArgumentParser(
         prog="sentinel", description="Sentinel Training: durable YOLO retraining on Temporal."
     )
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_controller_verbs(groups)
     add_weights_group(groups)
     cli_data.add_data_verbs(groups)
+    add_predict_verbs(groups)
     return parser
 
 
@@ -193,6 +196,7 @@ async def run(args: argparse.Namespace) -> int:
         "controller": _controller,
         "weights": weights_command,
         "data": cli_data.run_data,
+        "predict": run_predict,
     }
     return await handlers[args.group](sentinel, args)
 

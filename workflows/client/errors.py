@@ -45,3 +45,16 @@ class RequestTooLargeError(ValueError):
         )
         self.size = size
         self.limit = limit
+
+
+class PredictionAlreadyRunningError(AlreadyRunningError):
+    """A prediction run writing to this output prefix is running; the message names it."""
+
+    def __init__(self, out: str, workflow_id: str, run_id: str | None) -> None:
+        super().__init__(
+            f"a prediction run writing to {out!r} is already running (workflow {workflow_id}, "
+            f"run {run_id or '?'}): follow it with 'sentinel predict progress {workflow_id}', "
+            "or choose another output prefix"
+        )
+        self.workflow_id = workflow_id
+        self.run_id = run_id
