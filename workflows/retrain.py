@@ -3,7 +3,8 @@
 Deterministic and side-effect free: every effect is an activity called by name, on the CPU or
 GPU task queue named in the request. Bad input fails the run fast (non-retryable errors keep
 their type and message); a cancel stops training, publishes nothing and leaves production as
-it was; ``stop_early`` ends training after the current epoch and the pipeline goes on.
+it was, until publishing begins: from then on the run completes (the point of no return);
+``stop_early`` ends training after the current epoch and the pipeline goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.gate import apply_parity, decide
 
 _WORKFLOW_ID_PREFIX = "retrain-"
+CANCEL_AFTER_PUBLISH_PATCH = "cancel-after-publish-completes"
+"""Patch (``workflow.patched``): a cancel that arrives after publishing (while notifying)
+no longer ends the run CANCELED, and the result's reason names a cancel that arrived after
+publishing began. Runs recorded before it replay the old way."""
 
 
 def workflow_id_for(model_name: str) -> str:
@@ -108,7 +113,7 @@ class RetrainWorkflow(RetrainHandlers):
 
         self._stage = "notifying"
         duration = self._elapsed()  # the run's result counts up to here (notify excluded)
-        await self._notify(
+        notify = self._notify(
             "succeeded",
             version=published.version,
             promoted=published.promoted,
@@ -116,13 +121,16 @@ class RetrainWorkflow(RetrainHandlers):
                 "map50_95": evaluation.candidate.map50_95,
                 "map50": evaluation.candidate.map50,
             },
-            reason=published.reason
-            + (
-                " (a cancel arrived during publish; the version was completed)"
-                if self._canceled_during_publish
-                else ""
-            ),
+            reason=published.reason + self._cancel_note(),
         )
+        if workflow.patched(CANCEL_AFTER_PUBLISH_PATCH):
+            await self._past_the_point_of_no_return(notify)
+            # The result says it too: "completed" must never hide that a cancel was asked for.
+            published = published.model_copy(
+                update={"reason": published.reason + self._cancel_note()}
+            )
+        else:  # runs recorded before the patch: a cancel while notifying ended them CANCELED
+            await notify
         self._stage = "succeeded"
         return steps.retrain_result(
             request,

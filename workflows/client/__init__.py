@@ -11,12 +11,14 @@ from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
+    RetrainNotRunningError,
 )
 
 __all__ = [
     "MAX_REQUEST_BYTES",
     "RequestTooLargeError",
     "RetrainAlreadyRunningError",
+    "RetrainNotRunningError",
     "RunSummary",
     "SentinelClient",
 ]

@@ -24,7 +24,7 @@ from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
-from workflows.client.errors import RetrainAlreadyRunningError
+from workflows.client.errors import RetrainAlreadyRunningError, RetrainNotRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
 
@@ -60,7 +60,11 @@ def _add_retrain_verbs(groups: Groups) -> None:
         ("progress", "show the stage, epoch and metrics of the latest retrain"),
         ("follow", "follow the latest retrain live until it ends"),
         ("stop-early", "finish training after this epoch; the pipeline continues"),
-        ("cancel", "cancel: training stops, nothing is published"),
+        (
+            "cancel",
+            "cancel: training stops, nothing is published (once publishing began, "
+            "the run completes instead)",
+        ),
         ("result", "wait for the latest retrain and print its result"),
     ]:
         verbs.add_parser(name, help=text).add_argument("model")
@@ -230,7 +234,7 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RetrainAlreadyRunningError as exc:
+    except (RetrainAlreadyRunningError, RetrainNotRunningError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowFailureError as exc:
