@@ -53,18 +53,29 @@ class WorkerPool:
         """The live pool process with this Temporal worker identity."""
         return next((w for w in self.workers if w.identity == identity and w.alive()), None)
 
+    async def _serving(self, worker: WorkerProcess) -> bool:
+        assert worker.alive(), f"worker {worker.pid} died:\n{worker.log()[-3000:]}"
+        for queue in (self.queues.cpu, self.queues.gpu):
+            if not await serving(self.client, queue, worker.identity):
+                return False
+        return True
+
     async def ready(self, timeout: float = 240) -> None:
         """Wait until every pool process polls both queues (imports done, connected)."""
 
         async def all_serving() -> bool:
-            for worker in self.workers:
-                assert worker.alive(), f"worker {worker.pid} died:\n{worker.log()[-3000:]}"
-                for queue in (self.queues.cpu, self.queues.gpu):
-                    if not await serving(self.client, queue, worker.identity):
-                        return False
-            return True
+            return all([await self._serving(worker) for worker in self.workers])
 
         await eventually(all_serving, timeout=timeout, interval=0.5, message="pool serving")
+
+    async def standby_for(self, victim: WorkerProcess, timeout: float = 240) -> None:
+        """Wait until another pool process serves both queues (it will take the retry)."""
+
+        async def standby() -> bool:
+            others = [w for w in self.workers if w is not victim]
+            return any([await self._serving(worker) for worker in others])
+
+        await eventually(standby, timeout=timeout, interval=0.2, message="a warm standby")
 
     def kill(self, worker: WorkerProcess) -> None:
         """SIGKILL ``worker`` and start its (warming) replacement."""
@@ -130,13 +141,14 @@ async def kill_inside(
         delay = rng.uniform(0, SHORT_STAGE_DELAY[stage])
     if isinstance(first, str):
         return None
+    victim = pool.owner(first.worker)
+    assert victim is not None
+    await pool.standby_for(victim)  # normally at once: the last replacement warmed meanwhile
     await asyncio.sleep(delay)  # the seeded point inside the activity (not a synchronisation)
     now = await _running(handle, activity, pool)
     if not isinstance(now, Pending) or now.worker != first.worker:
         return None
-    worker = pool.owner(now.worker)
-    assert worker is not None
-    pool.kill(worker)
+    pool.kill(victim)
     return Kill(activity, now.worker, time.time(), now.heartbeat)
 
 

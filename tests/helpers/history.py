@@ -76,6 +76,7 @@ class ActivityRecord:
     last_failure: Failure | None = None
     """Why the attempt before ``attempt`` failed (None for a first attempt)."""
     outcome: str = "pending"
+    closed_id: int | None = None
     closed_at: float | None = None
     failure: Failure | None = None
 
@@ -121,9 +122,10 @@ def activities_in(history: WorkflowHistory) -> list[ActivityRecord]:
             outcome, field = _OUTCOMES[event.event_type]
             attributes = getattr(event, f"{field}_event_attributes")
             record = records[attributes.scheduled_event_id]
-            failure = attributes.failure if attributes.HasField("failure") else None
+            has_failure = "failure" in attributes.DESCRIPTOR.fields_by_name
+            failure = attributes.failure if has_failure and attributes.HasField("failure") else None
             records[record.scheduled_id] = replace(
-                record, outcome=outcome, closed_at=at, failure=failure
+                record, outcome=outcome, closed_id=event.event_id, closed_at=at, failure=failure
             )
     return list(records.values())
 
