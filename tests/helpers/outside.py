@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from activities.infra.storage import ObjectStore
 
@@ -41,3 +42,17 @@ def alias(store: ObjectStore, bucket: str, model: str, name: str = "production")
     version = json.loads(raw(store, bucket, key))["version"]
     assert isinstance(version, int), f"{key} names version {version!r}"
     return version
+
+
+def metadata(store: ObjectStore, bucket: str, model: str, version: int) -> dict[str, Any]:
+    """``models/{model}/v{version}/metadata.json``, parsed from its bytes."""
+    parsed: dict[str, Any] = json.loads(
+        raw(store, bucket, f"models/{model}/v{version}/metadata.json")
+    )
+    return parsed
+
+
+def alias_history(store: ObjectStore, bucket: str, model: str) -> list[dict[str, Any]]:
+    """Every production move (``aliases/history/*.json``), oldest first, parsed."""
+    prefix = f"models/{model}/aliases/history/"
+    return [json.loads(raw(store, bucket, key)) for key in sorted(objects(store, bucket, prefix))]

@@ -5,10 +5,8 @@ A Temporal server killed and restarted mid-training is covered by tests/faults.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +19,9 @@ from temporalio.worker import Replayer
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import tiny_retrain_request
-from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
+from tests.helpers.stack import Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
@@ -39,27 +38,6 @@ def prefix(settings: Settings, store: ObjectStore) -> str:
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=5, verified=True
     )
     return prefix
-
-
-async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
-    """Run the ``sentinel`` console script as a user would."""
-    env = {
-        **os.environ,
-        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-        "COLUMNS": "160",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "sentinel"),
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_cli_verbs_through_the_entry_point(
