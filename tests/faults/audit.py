@@ -20,6 +20,7 @@ from typing import Any
 from activities.contracts.gate import GatePolicy
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from tests.helpers.outside import alias, objects, raw, sha256_of
 
 ARTIFACTS = {"model.pt", "model.onnx", "results.csv", "report.md"}
 """The files every version has besides its metadata.json (docs/registry.md)."""
@@ -44,17 +45,7 @@ class Found:
 
 
 def _keys(store: ObjectStore, bucket: str, prefix: str) -> list[str]:
-    objects = store.client.list_objects(bucket, prefix=prefix, recursive=True)
-    return sorted(obj.object_name for obj in objects)
-
-
-def _raw(store: ObjectStore, bucket: str, key: str) -> bytes:
-    response = store.client.get_object(bucket, key)
-    try:
-        return response.read()
-    finally:
-        response.close()
-        response.release_conn()
+    return sorted(objects(store, bucket, prefix))
 
 
 def publish_index_name(workflow_id: str, run_id: str) -> str:
@@ -73,7 +64,7 @@ def audit(
     for key in registry:
         if match := re.fullmatch(rf"{re.escape(top)}v(\d+)/metadata\.json", key):
             version = int(match.group(1))
-            found.metadata[version] = json.loads(_raw(store, settings.models_bucket, key))
+            found.metadata[version] = json.loads(raw(store, settings.models_bucket, key))
     found.versions = sorted(found.metadata)
     owners = {(m["workflow_id"], m["run_id"]) for m in found.metadata.values()}
     for key in registry:
@@ -81,8 +72,8 @@ def audit(
             found.orphans.append(key)
     for version, meta in found.metadata.items():
         found.broken += _check_artifacts(store, settings, model, version, meta)
-    found.production = _alias_version(store, settings, f"{top}aliases/production.json")
-    latest = _alias_version(store, settings, f"{top}aliases/latest.json")
+    found.production = alias(store, settings.models_bucket, model)
+    latest = alias(store, settings.models_bucket, model, "latest")
     if latest != (max(found.versions) if found.versions else None):
         found.broken.append(f"latest.json names v{latest}, versions are {found.versions}")
     if found.production is not None and found.production not in found.versions:
@@ -117,7 +108,7 @@ def _owned_registry_key(
             or meta["artifacts"].get(match.group(2), {}).get("key") == key
         )
     if match := re.fullmatch(r"claims/v(\d+)\.json", rel):
-        claim = json.loads(_raw(store, settings.models_bucket, key))
+        claim = json.loads(raw(store, settings.models_bucket, key))
         meta = found.metadata.get(int(match.group(1)))
         return meta is not None and (claim["workflow_id"], claim["run_id"]) == (
             meta["workflow_id"],
@@ -142,23 +133,15 @@ def _check_artifacts(
             problems.append(f"v{version} {name} recorded at {record['key']}, expected {key}")
             continue
         try:
-            data = _raw(store, settings.models_bucket, key)
+            data = raw(store, settings.models_bucket, key)
         except Exception as exc:  # minio's S3Error: missing object
             problems.append(f"{key} missing ({type(exc).__name__})")
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_of(data)
         if (digest, len(data)) != (record["sha256"], record["size"]):
             problems.append(f"{key}: bytes hash {digest[:12]} ({len(data)} B), recorded "
                             f"{record['sha256'][:12]} ({record['size']} B)")  # fmt: skip
     return problems
-
-
-def _alias_version(store: ObjectStore, settings: Settings, key: str) -> int | None:
-    if key not in _keys(store, settings.models_bucket, key):
-        return None
-    version = json.loads(_raw(store, settings.models_bucket, key))["version"]
-    assert isinstance(version, int), f"{key} records version {version!r}"
-    return version
 
 
 def _run_orphans(store: ObjectStore, settings: Settings, model: str, owners: set[str]) -> list[str]:

@@ -121,7 +121,9 @@ async def cancel_trial(
         if "a cancel arrived" not in result.reason:
             problems.append(f"{kind}: the reason does not say a cancel arrived: {result.reason}")
         problems += await cancel_after_completion(sentinel, store, settings, model, kind)
-        TABLE[kind].notes.append(f"COMPLETED v{found.versions} production={found.production}")
+        TABLE[kind].notes.append(
+            f"COMPLETED, versions {found.versions}, production v{found.production}"
+        )
         return problems
     # Never reached while the cancel waits for publish to be pending; kept for completeness.
     found = audit(store, settings, model, kept_runs=frozenset({handle.id}))
