@@ -150,6 +150,7 @@ async def test_cancel_while_notifying_success_changes_nothing_and_completes(
     )
     assert stubs.order() == PIPELINE and not stubs.was_cancelled(names.NOTIFY)
     assert stubs.only_request(names.NOTIFY).outcome == "succeeded"
+    await harness.replay(handle, record_as="retrain_cancel_while_notifying")
 
 
 async def _cancel_requested(handle: WorkflowHandle[Any, Any]) -> bool:
