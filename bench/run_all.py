@@ -16,6 +16,7 @@ combined table and, last, every machine-readable line, overhead first::
     detect_seconds=<s>
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
+    sigterm_handover_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
