@@ -21,6 +21,7 @@ combined table and, last, every machine-readable line, overhead first::
     s3_stop_seconds=<s>
     s3_restart_seconds=<s>
     s3_mirror_megabytes=<mb>
+    sigterm_handover_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.

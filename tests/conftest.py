@@ -122,8 +122,9 @@ def worker_process(queues: Queues, tmp_path: Path) -> Iterator[Callable[..., Wor
     """Factory of subprocess workers; all are killed at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def _start(kinds: str = "cpu,gpu", **extra_env: str) -> WorkerProcess:
-        proc = WorkerProcess(queues, kinds, tmp_path / f"worker-{len(started)}.log", extra_env)
+    def _start(kinds: str = "cpu,gpu", *, warm: bool = False, **extra_env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        proc = WorkerProcess(queues, kinds, log, extra_env, warm=warm)
         started.append(proc)
         return proc
 

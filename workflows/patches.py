@@ -20,6 +20,7 @@ from __future__ import annotations
 RETRAIN_UI_STORY = "retrain-ui-story-v1"
 PER_CLASS_GATE = "per-class-gate"
 APPROVAL_NOTICE = "approval-notification"
+CANCEL_AFTER_PUBLISH = "cancel-after-publish-completes"
 
 PATCHED: dict[str, str] = {
     RETRAIN_UI_STORY: (
@@ -34,6 +35,11 @@ PATCHED: dict[str, str] = {
         "2026-12-02: a webhook notification (outcome awaiting_approval, pointing at the "
         "evaluation's pictures) when a run starts waiting for approval; older runs replay "
         "without it"
+    ),
+    CANCEL_AFTER_PUBLISH: (
+        "2026-12-02: a cancel that arrives after publishing (while notifying) no longer ends "
+        "the run CANCELED, and the result's reason names a cancel that arrived after publishing "
+        "began; older runs replay the old way"
     ),
 }
 """Guards with both paths in the code: id -> what changed, and in which release."""

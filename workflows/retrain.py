@@ -3,7 +3,8 @@
 Deterministic and side-effect free: every effect is an activity called by name, on the CPU or
 GPU task queue named in the request. Bad input fails the run fast (non-retryable errors keep
 their type and message); a cancel stops training, publishes nothing and leaves production as
-it was; ``stop_early`` ends training after the current epoch and the pipeline goes on.
+it was, until publishing begins: from then on the run completes (the point of no return);
+``stop_early`` ends training after the current epoch and the pipeline goes on.
 """
 
 from __future__ import annotations
@@ -118,19 +119,22 @@ class RetrainWorkflow(RetrainHandlers):
 
         self._set_stage("notifying")
         duration = self._elapsed()  # the run's result counts up to here (notify excluded)
-        await self._notify(
+        sending = self._notify(
             "succeeded",
             version=published.version,
             promoted=published.promoted,
             metrics=notify.headline_metrics(evaluation),
-            reason=published.reason
-            + (
-                " (a cancel arrived during publish; the version was completed)"
-                if self._canceled_during_publish
-                else ""
-            ),
+            reason=published.reason + self._cancel_note(),
             report=notify.report_location(request.model_name, published),
         )
+        if workflow.patched(patches.CANCEL_AFTER_PUBLISH):
+            await self._past_the_point_of_no_return(sending)
+            # The result says it too: "completed" must never hide that a cancel was asked for.
+            published = published.model_copy(
+                update={"reason": published.reason + self._cancel_note()}
+            )
+        else:  # runs recorded before the patch: a cancel while notifying ended them CANCELED
+            await sending
         self._set_stage("succeeded")
         return steps.retrain_result(
             request,

@@ -5,13 +5,16 @@ The ``progress`` query, the ``training_progress`` and ``stop_early`` signals and
 step that waits for the updates. The pipeline (:mod:`workflows.retrain`) writes the stage and
 the results; handlers only read them or set flags the pipeline waits on: they start no
 activity and never block, so they are safe at any point of a run and add no command to its
-history.
+history. Also here: the steps that wait on people or on a cancel (approval, and what runs
+past the point of no return).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -51,6 +54,7 @@ class RetrainHandlers:
         self._canceled_during_publish = False
         self._story = False  # summaries and memo (workflow.patched: only for newer runs)
         self._memo: dict[str, story.MemoValue] = {}
+        self._canceled_after_publish = False
 
     @workflow.query(name=names.PROGRESS_QUERY)
     def progress(self) -> Progress:
@@ -101,6 +105,24 @@ class RetrainHandlers:
 
     def _stop_requested(self) -> bool:
         return self._stop_early and not self._stop_sent
+
+    def _cancel_note(self) -> str:
+        """What the run's reason adds when a cancel arrived after publishing had begun."""
+        if self._canceled_during_publish:
+            return " (a cancel arrived during publish; the version was completed)"
+        if self._canceled_after_publish:
+            return " (a cancel arrived after the version was published; it was ignored)"
+        return ""
+
+    async def _past_the_point_of_no_return(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run ``step`` after publishing: a cancel arriving now changes nothing."""
+        task = asyncio.ensure_future(step)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._canceled_after_publish = True
+            workflow.logger.warning("cancel arrived after publishing: the run completes")
+            await task
 
     async def _approval_step(
         self,

@@ -21,6 +21,8 @@ class FaultyProxy:
         self.upstream = (upstream_host, upstream_port)
         self.port = 0
         self.outages = 0
+        self.outage_times: list[float] = []
+        """Wall-clock time (``time.time()``) each outage began, to place it in a history."""
         self.dropped = 0
         self._until = 0.0
         self._trigger: tuple[bytes, float, float] | None = None
@@ -69,6 +71,7 @@ class FaultyProxy:
 
     def _begin_outage(self, seconds: float) -> None:
         self.outages += 1
+        self.outage_times.append(time.time())
         self._until = max(self._until, time.monotonic() + seconds)
         for writer in list(self._writers):
             writer.transport.abort()

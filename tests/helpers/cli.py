@@ -30,5 +30,5 @@ async def sentinel_cli(
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    code = await proc.wait()
+    return code, out.decode(), err.decode()

@@ -22,6 +22,7 @@ from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
+from tests.helpers.outside import sha256_of
 from workflows.gate import apply_parity
 
 
@@ -48,8 +49,9 @@ def stored_publish_request(
     if results_csv:
         csv_key = f"{prefix}/results.csv"
         store.put_bytes(settings.runs_bucket, csv_key, b"epoch,mAP50-95\n1,0.5\n")
-    pt_ref = weights(pt.key, pt.sha256 or "", settings.runs_bucket)
-    onnx_ref = weights(onnx.key, onnx.sha256 or "", settings.runs_bucket)
+    # Digests of the bytes themselves, not what our upload recorded about them.
+    pt_ref = weights(pt.key, sha256_of(payload), settings.runs_bucket)
+    onnx_ref = weights(onnx.key, sha256_of(b"onnx" + payload), settings.runs_bucket)
     champion = 0.5 if champion_version is not None else None
     exported = export_result(onnx_ref, pt_ref, passed=parity_passed)
     return PublishRequest(

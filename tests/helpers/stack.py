@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -177,9 +178,21 @@ RunWorkers = Callable[..., AbstractAsyncContextManager[list[Worker]]]
 
 
 class WorkerProcess:
-    """``python -m workers`` as a child process on the test's queues (killable)."""
+    """``python -m workers`` as a child process on the test's queues (killable).
 
-    def __init__(self, queues: Queues, kinds: str, log_path: Path, extra_env: dict[str, str]):
+    ``warm``: run :mod:`tests.helpers.warm_worker` instead, which imports Ultralytics, torch
+    and ONNX before polling (a standby that takes a retried attempt at once).
+    """
+
+    def __init__(
+        self,
+        queues: Queues,
+        kinds: str,
+        log_path: Path,
+        extra_env: dict[str, str],
+        *,
+        warm: bool = False,
+    ):
         env = {
             **os.environ,
             "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
@@ -189,13 +202,26 @@ class WorkerProcess:
         }
         self.log_path = log_path
         self._log = log_path.open("ab")
+        module = "tests.helpers.warm_worker" if warm else "workers"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--queues", kinds],
+            [sys.executable, "-m", module, "--queues", kinds],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def identity(self) -> str:
+        """The worker identity Temporal records for this process (the SDK's ``pid@host``)."""
+        return f"{self.proc.pid}@{socket.gethostname()}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: the worker dies without any cleanup, as on a lost node."""

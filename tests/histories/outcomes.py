@@ -72,6 +72,20 @@ def _reason_has(text: str) -> Callable[[Facts], bool]:
 RETRAIN = names.RETRAIN_WORKFLOW
 OUTCOMES: list[Outcome] = [
     Outcome("retrain_promoted_v1", RETRAIN, _completed_with(True), None, how="real run"),
+    Outcome(
+        "retrain_cancel_while_notifying",
+        RETRAIN,
+        lambda f: f.cancel_requested and _completed_with(True)(f),
+        None,
+        how="real run (tests/faults, cancel racing the notification after publish)",
+    ),
+    Outcome(
+        "retrain_canceled_while_notifying_before_patch",
+        RETRAIN,
+        lambda f: f.cancel_requested and f.ended == "canceled" and "publish" in f.activities,
+        None,
+        how="stub activities, by the code before the cancel-after-publish patch",
+    ),
     Outcome("retrain-promoted", RETRAIN, _completed_with(True), scripts.promoted),
     Outcome("retrain-not-promoted", RETRAIN, _completed_with(False), scripts.not_promoted),
     Outcome(

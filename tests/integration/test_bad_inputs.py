@@ -1,36 +1,48 @@
 """Bad-input catalogue: one test per kind, each with its exact error type and message part.
 
-Every pipeline case runs the real RetrainWorkflow on in-process workers and checks that the
-model registry is untouched (no new ``models/{name}/`` objects, production unchanged).
+Every pipeline case retrains a model that has a production version (trained once for the
+module by a real run), with the bad request, on in-process workers; then checks, from the
+outside, that the failure was final and the registry untouched:
+
+* the error's type and message, and that it is non-retryable: the history shows exactly one
+  attempt of the failing activity, failed with a non-retryable application error;
+* every object under ``models/{name}/`` has the same bytes (etag) as before, production still
+  names v1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
-from temporalio.testing import ActivityEnvironment
 
-from activities.contracts.dataset import AssembleRequest, MinCounts
+from activities.contracts import names
 from activities.contracts.retrain import RetrainRequest
-from activities.contracts.training import Hyperparameters, RegistryBase, S3Base
-from activities.dataset import DatasetActivities
+from activities.contracts.training import RegistryBase, S3Base
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
-from activities.registry.core import Registry
 from tests.helpers.factories import tiny_retrain_request
-from tests.helpers.stack import S3_TEST_KEY, Queues, RunWorkers, sentinel_for
+from tests.helpers.history import activities_in, only
+from tests.helpers.outside import alias, objects, raw
+from tests.helpers.stack import (
+    S3_TEST_KEY,
+    Queues,
+    RunWorkers,
+    prepared_store,
+    sentinel_for,
+    unique_queues,
+)
 from workers.dev import synthetic
 from workers.dev.stack import S3Server, free_port
 from workers.factory import build_worker
-from workflows.client import MAX_REQUEST_BYTES, RequestTooLargeError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,45 +57,67 @@ def good_prefix(settings: Settings, store: ObjectStore) -> str:
     return prefix
 
 
-def _models(store: ObjectStore, settings: Settings, model: str) -> list[str]:
-    return [o.key for o in store.list(settings.models_bucket, f"models/{model}/")]
-
-
-async def _failure(
-    client: Client, queues: Queues, run_workers: RunWorkers, request: RetrainRequest
-) -> ApplicationError:
-    """Run ``request`` to its end and return the ApplicationError it failed with."""
-    sentinel = sentinel_for(client, queues)
-    async with run_workers():
+@pytest.fixture(scope="module")
+async def production(
+    client: Client, settings: Settings, store: ObjectStore, good_prefix: str
+) -> AsyncIterator[str]:
+    """A model whose v1 is production (one real run): what no bad request may touch."""
+    queues = unique_queues(settings, "bad")
+    request = tiny_retrain_request(good_prefix, queues, epochs=1)
+    workers = [build_worker(client, queues.settings, kind, store=store) for kind in ("cpu", "gpu")]
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        sentinel = sentinel_for(client, queues)
         await sentinel.start_retrain(request)
-        with pytest.raises(WorkflowFailureError) as info:
-            await asyncio.wait_for(sentinel.result(request.model_name), 180)
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
+        await asyncio.wait_for(sentinel.result(request.model_name), 240)
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert alias(store, settings.models_bucket, request.model_name) == 1
+    yield request.model_name
 
 
-def _assert_untouched(store: ObjectStore, settings: Settings, model: str) -> None:
-    assert _models(store, settings, model) == []
-    assert Registry(store, settings.models_bucket).production_version(model) is None
-
-
-async def _expect(
-    client: Client,
-    queues: Queues,
-    run_workers: RunWorkers,
-    store: ObjectStore,
-    settings: Settings,
-    request: RetrainRequest,
-    error_type: str,
-    *parts: str,
+async def _failure_on(
+    client: Client, queues: Queues, request: RetrainRequest, activity: str
 ) -> ApplicationError:
-    cause = await _failure(client, queues, run_workers, request)
-    assert cause.type == error_type, (cause.type, cause.message)
-    for part in parts:
-        assert part in cause.message, cause.message
-    _assert_untouched(store, settings, request.model_name)
+    """Run ``request`` (workers running) to its end; returns its error, checked to be final:
+    exactly one attempt of ``activity``, failed non-retryably."""
+    sentinel = sentinel_for(client, queues)
+    await sentinel.start_retrain(request)
+    with pytest.raises(WorkflowFailureError) as info:
+        await asyncio.wait_for(sentinel.result(request.model_name), 180)
+    history = await sentinel.handle(request.model_name).fetch_history()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.non_retryable, cause
+    failing = only(activities_in(history), activity)
+    assert (failing.attempt, failing.outcome) == (1, "failed"), failing
+    assert failing.non_retryable_failure, failing.failure
     return cause
+
+
+Expect = Callable[..., Awaitable[ApplicationError]]
+
+
+@pytest.fixture
+def expect(
+    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
+) -> Expect:
+    """``await expect(request, (activity, error type), *parts)``: ``request`` (for the
+    production model) fails in ``activity`` with that error type naming every part, in one
+    attempt, and leaves every object of the model's registry as it was."""
+
+    async def run(request: RetrainRequest, failing: tuple[str, str], *parts: str) -> object:
+        before = objects(store, settings.models_bucket, f"models/{request.model_name}/")
+        async with run_workers():
+            cause = await _failure_on(client, queues, request, failing[0])
+        assert cause.type == failing[1], (cause.type, cause.message)
+        for part in parts:
+            assert part in cause.message, cause.message
+        assert objects(store, settings.models_bucket, f"models/{request.model_name}/") == before
+        assert alias(store, settings.models_bucket, request.model_name) == 1
+        return cause
+
+    return run
 
 
 def _with_dataset(request: RetrainRequest, **updates: object) -> RetrainRequest:
@@ -91,63 +125,78 @@ def _with_dataset(request: RetrainRequest, **updates: object) -> RetrainRequest:
 
 
 # ----------------------------------------------------------------------- dataset problems
-async def test_missing_bucket(
-    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
-) -> None:
-    request = tiny_retrain_request("datasets/x", queues)
+async def test_missing_bucket(expect: Expect, queues: Queues, production: str) -> None:
+    request = tiny_retrain_request("datasets/x", queues, model=production)
     request = _with_dataset(request, bucket="no-such-bucket-here")
-    await _expect(
-        client, queues, run_workers, store, settings, request,
-        "ConfigurationError", "'no-such-bucket-here' does not exist",
-    )  # fmt: skip
+    await expect(
+        request,
+        (names.ASSEMBLE_DATASET, "ConfigurationError"),
+        "'no-such-bucket-here' does not exist",
+    )
 
 
 async def test_wrong_credentials(
-    client: Client, queues: Queues, tmp_path: Path, store: ObjectStore, settings: Settings
+    client: Client,
+    queues: Queues,
+    tmp_path: Path,
+    store: ObjectStore,
+    settings: Settings,
+    production: str,
 ) -> None:
+    """Workers with a wrong key on an S3 server holding the production model: refused at once,
+    and that server's registry (the one they used) is exactly as it was."""
     server = S3Server(tmp_path / "s3", port=free_port())
-    server.start(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # every key is refused
+    server.start()  # no authentication yet: seeded with the production model first
     try:
+        theirs = prepared_store(settings.model_copy(update={"s3_endpoint": server.endpoint}))
+        for key in objects(store, settings.models_bucket, f"models/{production}/"):
+            theirs.put_bytes(settings.models_bucket, key, raw(store, settings.models_bucket, key))
+        before = objects(theirs, settings.models_bucket, f"models/{production}/")
+        _moto_authentication(server, on=True)  # from now on every key is refused
         bad = queues.settings.model_copy(
             update={"s3_endpoint": server.endpoint, "s3_access_key": SecretStr("wrong")}
         )
         workers = [build_worker(client, bad, kind) for kind in ("cpu", "gpu")]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
-            sentinel = sentinel_for(client, queues)
-            request = tiny_retrain_request("datasets/x", queues)
-            await sentinel.start_retrain(request)
-            with pytest.raises(WorkflowFailureError) as info:
-                await asyncio.wait_for(sentinel.result(request.model_name), 120)
+            request = tiny_retrain_request("datasets/x", queues, model=production)
+            cause = await _failure_on(client, queues, request, names.ASSEMBLE_DATASET)
         finally:
             await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
             await asyncio.gather(*tasks, return_exceptions=True)
+        _moto_authentication(server, on=False)
+        assert objects(theirs, settings.models_bucket, f"models/{production}/") == before
+        assert alias(theirs, settings.models_bucket, production) == 1
     finally:
         server.stop()
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "ConfigurationError"
-    assert "refused the credentials" in cause.message
+    assert cause.type == "ConfigurationError" and "refused the credentials" in cause.message
     assert "SENTINEL_S3_ACCESS_KEY" in cause.message and S3_TEST_KEY not in cause.message
-    _assert_untouched(store, settings, request.model_name)
 
 
-async def test_empty_prefix(
-    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
-) -> None:
-    request = tiny_retrain_request(f"datasets/empty-{uuid.uuid4().hex[:6]}", queues)
-    await _expect(
-        client, queues, run_workers, store, settings, request, "BadInputError", "is empty",
+def _moto_authentication(server: S3Server, *, on: bool) -> None:
+    """Switch moto's request authentication on (no key it did not issue is accepted) or off."""
+    body = b"0" if on else b"inf"  # requests allowed before authentication starts
+    url = f"http://{server.endpoint}/moto-api/reset-auth"
+    post = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(post) as reply:
+        assert reply.status == 200
+
+
+async def test_empty_prefix(expect: Expect, queues: Queues, production: str) -> None:
+    empty = f"datasets/empty-{uuid.uuid4().hex[:6]}"
+    request = tiny_retrain_request(empty, queues, model=production)
+    await expect(
+        request,
+        (names.ASSEMBLE_DATASET, "BadInputError"),
+        "is empty",
         "failed while assembling",
-    )  # fmt: skip
-
-
-def test_unknown_format_is_refused_at_the_client() -> None:
-    with pytest.raises(ValidationError, match="'yolo', 'coco' or 'roboflow'"):
-        AssembleRequest(dataset="d", prefix="datasets/d", format="pascal-voc")  # type: ignore[arg-type]
+    )
 
 
 async def test_all_images_corrupt(
-    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
+    expect: Expect, queues: Queues, store: ObjectStore, settings: Settings, production: str
 ) -> None:
     prefix = f"datasets/corrupt-{uuid.uuid4().hex[:6]}"
     summary = synthetic.upload(
@@ -156,214 +205,117 @@ async def test_all_images_corrupt(
     for index, key in enumerate(summary.image_keys):
         data = synthetic.corrupt_bytes(seed=index) if index % 2 else synthetic.truncated_png(index)
         store.put_bytes(settings.data_bucket, key, data)
-    request = tiny_retrain_request(prefix, queues)
-    cause = await _expect(
-        client, queues, run_workers, store, settings, request, "BadInputError",
-        "too few images", "0 usable",
-    )  # fmt: skip
+    request = tiny_retrain_request(prefix, queues, model=production)
+    cause = await expect(
+        request,
+        (names.ASSEMBLE_DATASET, "BadInputError"),
+        "too few images",
+        "0 usable",
+    )
     assert "unreadable_image" in cause.message
 
 
-def test_labels_out_of_range_are_skipped_and_reported(
-    store: ObjectStore, settings: Settings
-) -> None:
-    """Bad lines are dropped and counted; when no labelled box is left at all, the assembly
-    fails with the counts instead of training on backgrounds only."""
-    prefix = f"datasets/range-{uuid.uuid4().hex[:6]}"
-    summary = synthetic.upload(
-        store, settings.data_bucket, prefix, layout="yolo", count=6, seed=13, verified=True
-    )
-    for key in summary.keys:
-        if key.endswith(".txt") and "/labels/" in key:
-            store.put_bytes(settings.data_bucket, key, b"7 0.5 0.5 0.2 0.2\n")
-    request = AssembleRequest(
-        dataset=f"range-{uuid.uuid4().hex[:6]}",
-        prefix=prefix,
-        min_counts=MinCounts(train=0, val=0, test=0),
-    )
-    assemble = DatasetActivities(settings, store).assemble_dataset
-    with pytest.raises(ApplicationError) as info:
-        ActivityEnvironment().run(assemble, request)
-    assert info.value.type == "BadInputError" and info.value.non_retryable
-    assert "no labelled boxes left" in info.value.message
-    assert "class_out_of_range=6" in info.value.message
-    # One good label keeps the dataset: the bad lines are only dropped and reported.
-    first_label = next(k for k in summary.keys if k.endswith(".txt") and "/labels/" in k)
-    store.put_bytes(settings.data_bucket, first_label, b"0 0.5 0.5 0.2 0.2\n")
-    result = ActivityEnvironment().run(assemble, request)
-    assert result.report["class_out_of_range"] == 5
-    assert result.report["image_without_label"] == 5
-
-
 async def test_all_labels_unverified(
-    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
+    expect: Expect, queues: Queues, store: ObjectStore, settings: Settings, production: str
 ) -> None:
     prefix = f"datasets/unverified-{uuid.uuid4().hex[:6]}"
     synthetic.upload(store, settings.data_bucket, prefix, layout="yolo", count=8, seed=14)
     line = json.dumps({"image": "images/not-there.png"}) + "\n"
     store.put_bytes(settings.data_bucket, f"{prefix}/verified.jsonl", line.encode())
-    request = tiny_retrain_request(prefix, queues)
-    await _expect(
-        client, queues, run_workers, store, settings, request, "BadInputError",
-        "no verified images", "8 unverified",
-    )  # fmt: skip
+    request = tiny_retrain_request(prefix, queues, model=production)
+    await expect(
+        request,
+        (names.ASSEMBLE_DATASET, "BadInputError"),
+        "no verified images",
+        "8 unverified",
+    )
 
 
 async def test_too_few_images_for_a_split(
-    client: Client, queues: Queues, run_workers: RunWorkers, store: ObjectStore, settings: Settings
+    expect: Expect, queues: Queues, store: ObjectStore, settings: Settings, production: str
 ) -> None:
     prefix = f"datasets/few-{uuid.uuid4().hex[:6]}"
     synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=3, seed=15, verified=True
     )
-    request = tiny_retrain_request(prefix, queues)
-    await _expect(
-        client, queues, run_workers, store, settings, request, "BadInputError",
-        "too few images", "(minimum 4)",
-    )  # fmt: skip
+    request = tiny_retrain_request(prefix, queues, model=production)
+    await expect(
+        request,
+        (names.ASSEMBLE_DATASET, "BadInputError"),
+        "too few images",
+        "(minimum 4)",
+    )
 
 
 # ----------------------------------------------------------------------- model problems
 async def test_class_list_differing_from_the_champion(
-    client: Client,
-    queues: Queues,
-    run_workers: RunWorkers,
-    store: ObjectStore,
-    settings: Settings,
-    good_prefix: str,
+    expect: Expect, queues: Queues, good_prefix: str, production: str
 ) -> None:
-    sentinel = sentinel_for(client, queues)
-    first = tiny_retrain_request(good_prefix, queues, epochs=1)
-    model = first.model_name
-    async with run_workers():
-        await sentinel.start_retrain(first)
-        v1 = await asyncio.wait_for(sentinel.result(model), 240)
-    assert v1.version == 1 and v1.production_version == 1
-    before = _models(store, settings, model)
     renamed = ["cat", "dog", "bird"]
-    second = _with_dataset(
-        tiny_retrain_request(good_prefix, queues, epochs=1, model=model),
-        dataset=f"{model}-renamed",
+    request = _with_dataset(
+        tiny_retrain_request(good_prefix, queues, epochs=1, model=production),
+        dataset=f"{production}-renamed",
         class_names=renamed,
     )
-    cause = await _failure(client, queues, run_workers, second)
-    assert cause.type == "BadInputError", cause.message
-    assert str(renamed) in cause.message and str(list(synthetic.CLASS_NAMES)) in cause.message
-    assert "failed while evaluating" in cause.message
-    assert Registry(store, settings.models_bucket).production_version(model) == 1
-    after = _models(store, settings, model)
-    assert not [k for k in after if k.startswith(f"models/{model}/v2/")]
-    assert set(after) - set(before) <= {k for k in after if "/claims/" in k}
+    await expect(
+        request,
+        (names.EVALUATE, "BadInputError"),
+        str(renamed),
+        str(list(synthetic.CLASS_NAMES)),
+        "failed while evaluating",
+    )
 
 
 async def test_unknown_base_model(
-    client: Client,
-    queues: Queues,
-    run_workers: RunWorkers,
-    store: ObjectStore,
-    settings: Settings,
-    good_prefix: str,
+    expect: Expect, queues: Queues, good_prefix: str, production: str
 ) -> None:
     base = RegistryBase(model=f"nobody-{uuid.uuid4().hex[:6]}", version="7")
-    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base)
-    await _expect(
-        client, queues, run_workers, store, settings, request, "NotFoundError",
-        f"model {base.model!r} has no version 7", "failed while training",
-    )  # fmt: skip
+    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base, model=production)
+    await expect(
+        request,
+        (names.TRAIN, "NotFoundError"),
+        f"model {base.model!r} has no version 7",
+        "failed while training",
+    )
 
 
 async def test_tampered_base_model_hash(
-    client: Client,
+    expect: Expect,
     queues: Queues,
-    run_workers: RunWorkers,
     store: ObjectStore,
     settings: Settings,
     good_prefix: str,
+    production: str,
 ) -> None:
     key = f"pretrained/{uuid.uuid4().hex[:6]}/base.pt"
     store.put_bytes(settings.data_bucket, key, b"pretend these are weights")
     base = S3Base(bucket=settings.data_bucket, key=key, sha256="0" * 64)
-    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base)
-    await _expect(
-        client, queues, run_workers, store, settings, request, "IntegrityError",
-        "failed verification", "tampered",
-    )  # fmt: skip
-
-
-# ----------------------------------------------------------------------- request problems
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("epochs", 0, "greater than or equal to 1"),
-        ("imgsz", 100, "multiple of 32"),
-        ("imgsz", 0, "greater than or equal to 32"),
-        ("lr0", -0.01, "greater than 0"),
-    ],
-)
-def test_invalid_hyperparameters_are_refused_at_construction(
-    field: str, value: object, message: str
-) -> None:
-    with pytest.raises(ValidationError, match=message):
-        Hyperparameters(**{field: value})  # type: ignore[arg-type]
+    request = tiny_retrain_request(good_prefix, queues, epochs=1, base=base, model=production)
+    await expect(
+        request,
+        (names.TRAIN, "IntegrityError"),
+        "failed verification",
+        "tampered",
+    )
 
 
 async def test_unknown_pass_through_argument_fails_before_training(
-    client: Client,
+    expect: Expect,
     queues: Queues,
-    run_workers: RunWorkers,
     store: ObjectStore,
     settings: Settings,
     good_prefix: str,
+    production: str,
 ) -> None:
-    request = tiny_retrain_request(good_prefix, queues, epochs=1)
+    request = tiny_retrain_request(good_prefix, queues, epochs=1, model=production)
     hp = request.hyperparameters.model_copy(update={"extra": {"mosiac": 0.0}})
     request = request.model_copy(update={"hyperparameters": hp})
-    cause = await _expect(
-        client, queues, run_workers, store, settings, request, "BadInputError",
-        "unknown Ultralytics argument 'mosiac'", "did you mean 'mosaic'",
-    )  # fmt: skip
-    # Before training: no checkpoint was ever written for the run.
-    runs = store.list(settings.runs_bucket, f"runs/retrain-{request.model_name}/")
-    assert not [o.key for o in runs if "/checkpoints/" in o.key], cause.message
-
-
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda: AssembleRequest(dataset="d", prefix="datasets/../secrets"),
-        lambda: AssembleRequest(dataset="d", prefix="datasets/d", verified_key="a/../../b.jsonl"),
-        lambda: S3Base(bucket="sentinel-data", key="../outside/base.pt"),
-        lambda: AssembleRequest(dataset="..", prefix="datasets/d"),
-    ],
-)
-def test_object_keys_with_dot_dot_are_refused(build: object) -> None:
-    with pytest.raises(ValidationError, match=r"'\.\.'"):
-        build()  # type: ignore[operator]
-
-
-async def test_oversized_request_is_refused_by_the_client(
-    client: Client, queues: Queues, good_prefix: str
-) -> None:
-    names = [f"class-{i:05d}-" + "x" * 200 for i in range(1500)]  # ~320 KB of JSON
-    request = _with_dataset(tiny_retrain_request(good_prefix, queues), class_names=names)
-    with pytest.raises(RequestTooLargeError, match=f"over the {MAX_REQUEST_BYTES} byte limit"):
-        await sentinel_for(client, queues).start_retrain(request)
-    with pytest.raises(RPCError, match="not found"):  # nothing was started
-        await sentinel_for(client, queues).status(request.model_name)
-
-
-async def test_unreachable_webhook_does_not_fail_the_run(
-    client: Client,
-    queues: Queues,
-    run_workers: RunWorkers,
-    store: ObjectStore,
-    settings: Settings,
-    good_prefix: str,
-) -> None:
-    sentinel = sentinel_for(client, queues)
-    request = tiny_retrain_request(good_prefix, queues, epochs=1)
-    async with run_workers(webhook_url=f"http://127.0.0.1:{free_port()}/hook"):
-        await sentinel.start_retrain(request)
-        result = await asyncio.wait_for(sentinel.result(request.model_name), 240)
-    assert result.version == 1 and result.promoted
-    assert Registry(store, settings.models_bucket).production_version(request.model_name) == 1
+    runs_before = objects(store, settings.runs_bucket, f"runs/retrain-{production}/")
+    await expect(
+        request,
+        (names.TRAIN, "BadInputError"),
+        "unknown Ultralytics argument 'mosiac'",
+        "did you mean 'mosaic'",
+    )
+    # Before training: the run wrote nothing (the production run's objects are as they were).
+    assert objects(store, settings.runs_bucket, f"runs/retrain-{production}/") == runs_before

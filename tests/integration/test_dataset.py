@@ -33,6 +33,7 @@ from activities.infra.errors import ConfigurationError, IntegrityError
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.conftest import Queues, RunWorkers
+from tests.helpers.outside import raw, sha256_of
 from workers.dev import synthetic
 
 NO_MINIMUM = MinCounts(train=0, val=0, test=0)
@@ -97,7 +98,7 @@ def test_yolo_assembly_stores_a_manifest_with_verified_images_only(
     assert {i.key for i in manifest.images} == set(expected)
     for image in manifest.images:
         source = expected[image.key]
-        assert image.sha256 == store.stat(bucket, image.key).sha256  # type: ignore[union-attr]
+        assert image.sha256 == sha256_of(raw(store, bucket, image.key))  # the bytes' digest
         assert image.labels == source.labels and (image.width, image.height) == (96, 96)
         assert image.etag
     assert manifest.format == "yolo" and manifest.report.unverified == 6

@@ -35,6 +35,7 @@ from activities.registry import Registry, production_version
 from activities.registry.activity import RegistryActivities
 from tests.conftest import Queues
 from tests.helpers.factories import AT
+from tests.helpers.outside import raw, sha256_of
 from tests.helpers.stage_workflows import EvaluateWorkflow
 from workflows.gate import apply_parity, decide
 
@@ -114,7 +115,8 @@ def fx(
     refs = {}
     for name, path in (("good", good_pt), ("bad", bad_pt)):
         info = store.put_file(settings.runs_bucket, f"runs/fixture-{prefix[-8:]}/{name}.pt", path)
-        refs[name] = WeightsRef(bucket=settings.runs_bucket, key=info.key, sha256=info.sha256 or "")
+        digest = sha256_of(path.read_bytes())  # of the bytes, not what our upload recorded
+        refs[name] = WeightsRef(bucket=settings.runs_bucket, key=info.key, sha256=digest)
     exports = {
         name: export(
             store,
@@ -260,7 +262,10 @@ async def test_no_champion_evaluated_by_a_worker_exported_and_promoted_above_the
     assert (result.version, result.promoted, result.production_version) == (1, True, 1)
     meta = Registry(store, settings.models_bucket).metadata(model, 1)
     assert meta.parity == exported.parity and meta.onnx_opset == exported.opset
-    assert meta.artifacts["model.onnx"].sha256 == exported.onnx.sha256
+    stored_onnx = raw(store, settings.models_bucket, meta.artifacts["model.onnx"].key)
+    exported_onnx = raw(store, exported.onnx.bucket, exported.onnx.key)
+    assert stored_onnx == exported_onnx  # the very file that was exported and checked
+    assert meta.artifacts["model.onnx"].sha256 == sha256_of(stored_onnx)
     assert {"ultralytics", "torch", "onnx"} <= set(meta.versions)
 
 
@@ -353,7 +358,9 @@ def test_broken_onnx_fails_parity_and_blocks_promotion_with_reason_recorded(
     info = store.put_file(settings.runs_bucket, f"runs/{uuid.uuid4().hex[:8]}/b.onnx", broken)
     exported = fx.exports["good"].model_copy(
         update={
-            "onnx": WeightsRef(bucket=settings.runs_bucket, key=info.key, sha256=info.sha256 or ""),
+            "onnx": WeightsRef(
+                bucket=settings.runs_bucket, key=info.key, sha256=sha256_of(broken.read_bytes())
+            ),
             "parity": parity,
         }
     )

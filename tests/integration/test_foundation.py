@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def test_round_trip_and_verification(
     info = store.put_file(settings.data_bucket, key, source)
     assert store.stat(settings.data_bucket, key) == info
     sha = store.get_file(settings.data_bucket, key, tmp_path / "copy.bin")
-    assert sha == info.sha256
+    assert sha == info.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
     assert store.get_bytes(settings.data_bucket, key) == source.read_bytes()
     with pytest.raises(IntegrityError, match="failed verification"):
@@ -180,4 +181,4 @@ def test_raw_minio_client_sees_sha256_metadata(store: ObjectStore, settings: Set
     info = store.put_bytes(settings.data_bucket, key, b"abc")
     raw = Minio(settings.s3_endpoint, access_key="x", secret_key="y", secure=False)
     meta = raw.stat_object(settings.data_bucket, key).metadata
-    assert meta["x-amz-meta-sha256"] == info.sha256
+    assert meta["x-amz-meta-sha256"] == info.sha256 == hashlib.sha256(b"abc").hexdigest()

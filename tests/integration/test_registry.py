@@ -31,13 +31,14 @@ from activities.contracts.registry import (
 )
 from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.settings import Settings
-from activities.infra.storage import ObjectStore, sha256_bytes
+from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout, load_registry_model
 from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.conftest import Queues
 from tests.helpers.factories import AT, SNAPSHOT
+from tests.helpers.outside import raw, sha256_of
 from tests.helpers.registry_setup import stored_publish_request
 from tests.helpers.stage_workflows import PublishWorkflow
 
@@ -90,7 +91,7 @@ def test_first_version_layout_metadata_and_aliases(
     assert meta.gate.promote and meta.versions["ultralytics"] == "8.4.190"
     assert set(meta.artifacts) == {"model.pt", "model.onnx", "results.csv", "report.md"}
     for record in meta.artifacts.values():  # every artifact's sha256 is the stored bytes'
-        assert sha256_bytes(store.get_bytes(settings.models_bucket, record.key)) == record.sha256
+        assert sha256_of(raw(store, settings.models_bucket, record.key)) == record.sha256
     assert meta.artifacts["model.pt"].sha256 == request.candidate.sha256
     csv = store.get_bytes(settings.models_bucket, meta.artifacts["results.csv"].key)
     assert csv.startswith(b"epoch,mAP50-95")
@@ -277,8 +278,8 @@ def test_two_concurrent_publishers_get_consecutive_versions(
         meta = _meta(registry, model, results[request.workflow_id].version)
         assert meta.workflow_id == request.workflow_id
         assert meta.artifacts["model.pt"].sha256 == request.candidate.sha256
-        stored = store.get_bytes(settings.models_bucket, meta.artifacts["model.pt"].key)
-        assert sha256_bytes(stored) == request.candidate.sha256
+        stored = raw(store, settings.models_bucket, meta.artifacts["model.pt"].key)
+        assert sha256_of(stored) == request.candidate.sha256
     assert registry.scan(model).versions == {1, 2, 3}
     latest = json.loads(store.get_bytes(settings.models_bucket, layout.latest_key(model)))
     assert latest["version"] == 3
@@ -370,7 +371,7 @@ def test_tampered_model_object_is_refused_on_load(
     request = make_request(model)
     Publisher(registry).publish(request)
     good = load_registry_model(store, settings, model, 1, tmp_path / "ok.pt")
-    assert sha256_bytes(good.read_bytes()) == request.candidate.sha256
+    assert sha256_of(good.read_bytes()) == request.candidate.sha256
     assert load_registry_model(store, settings, model, "production", tmp_path / "p.pt").exists()
     assert load_registry_model(store, settings, model, "v1", tmp_path / "v.pt").exists()
     key = f"models/{model}/v1/model.pt"

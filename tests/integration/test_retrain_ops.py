@@ -6,6 +6,7 @@ A Temporal server killed and restarted mid-training is covered by tests/faults.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -14,16 +15,18 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import tiny_retrain_request
+from tests.helpers.outside import alias, metadata
+from tests.helpers.polling import eventually
 from tests.helpers.stack import Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
-from workflows.controller import RetrainCheckWorkflow
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -116,13 +119,15 @@ async def test_cli_reports_unreachable_temporal(queues: Queues) -> None:
     assert code == 4 and err.startswith(f"error: cannot reach Temporal at {env_address}")
 
 
-async def test_controller_starts_a_retrain_only_past_the_threshold(
+async def test_the_controller_schedule_starts_a_retrain_only_past_the_threshold(
     client: Client,
     queues: Queues,
     run_workers: RunWorkers,
     settings: Settings,
     store: ObjectStore,
 ) -> None:
+    """The Schedule itself, triggered as the UI's button does: below the threshold its check
+    starts nothing; past it, the check starts ``retrain-{model}`` and that run publishes v1."""
     prefix = f"datasets/ctl-{uuid.uuid4().hex[:6]}"
     synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=20, seed=3, verified=True
@@ -130,46 +135,50 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
     # 4 more images that nobody verified yet: they must not count.
     synthetic.upload(store, settings.data_bucket, prefix, layout="yolo", count=4, seed=3, start=20)
     request = tiny_retrain_request(prefix, queues, epochs=1)
+    model = request.model_name
     config = ControllerConfig(request=request, threshold=24)
     sentinel = sentinel_for(client, queues)
+    schedule = client.get_schedule_handle(
+        await sentinel.apply_controller(config, timedelta(hours=1))
+    )
 
-    async def check() -> CheckResult:
-        return await client.execute_workflow(
-            RetrainCheckWorkflow.run,
-            config,
-            id=f"check-{uuid.uuid4().hex[:8]}",
-            task_queue=queues.cpu,
-        )
+    async def triggered_check(number: int) -> CheckResult:
+        """Trigger the schedule; the ``number``-th check it ran, once it ended."""
+        await sentinel.trigger_controller(model)
 
-    async with run_workers():
-        below = await check()
-        assert (below.new_verified, below.started) == (20, False)
-        synthetic.upload(
-            store,
-            settings.data_bucket,
-            prefix,
-            layout="yolo",
-            count=4,
-            seed=3,
-            start=20,
-            verified=True,
-        )
-        above = await check()
-        assert (above.new_verified, above.started) == (24, True)
-        assert above.workflow_id == f"retrain-{request.model_name}"
-        again = await check()  # while it runs: never a second retrain
-        assert not again.started and "already running" in again.reason
-        result = await sentinel.result(request.model_name)
-        assert result.version == 1
-        after = await check()  # production now holds those images
-        assert (after.new_verified, after.started) == (0, False)
-        # The schedule: created, then updated in place (idempotent), then triggered.
-        schedule_id = await sentinel.apply_controller(config, timedelta(hours=1))
-        assert schedule_id == await sentinel.apply_controller(config, timedelta(hours=2))
-        described = await client.get_schedule_handle(schedule_id).describe()
-        assert described.schedule.spec.intervals[0].every == timedelta(hours=2)
-        await sentinel.trigger_controller(request.model_name)
-        await sentinel.pause_controller(request.model_name)
-        described = await client.get_schedule_handle(schedule_id).describe()
-        assert described.schedule.state.paused
-        await client.get_schedule_handle(schedule_id).delete()
+        async def started() -> str | None:
+            actions = (await schedule.describe()).info.recent_actions
+            return actions[number - 1].action.workflow_id if len(actions) >= number else None
+
+        workflow_id = await eventually(started, timeout=60, message=f"check {number} started")
+        return await client.get_workflow_handle(workflow_id, result_type=CheckResult).result()
+
+    try:
+        async with run_workers():
+            below = await triggered_check(1)
+            assert (below.new_verified, below.started) == (20, False)
+            with pytest.raises(RPCError, match="not found"):  # nothing was started
+                await sentinel.status(model)
+            synthetic.upload(
+                store, settings.data_bucket, prefix, layout="yolo", count=4, seed=3,
+                start=20, verified=True,
+            )  # fmt: skip
+            above = await triggered_check(2)
+            assert (above.new_verified, above.started) == (24, True)
+            assert above.workflow_id == f"retrain-{model}"
+            again = await triggered_check(3)  # while it runs: never a second retrain
+            assert not again.started and "already running" in again.reason
+            result = await asyncio.wait_for(sentinel.result(model), 300)
+            after = await triggered_check(4)  # production now holds those images
+            assert (after.new_verified, after.started) == (0, False)
+            # Updated in place (idempotent), then paused.
+            assert schedule.id == await sentinel.apply_controller(config, timedelta(hours=2))
+            described = await schedule.describe()
+            assert described.schedule.spec.intervals[0].every == timedelta(hours=2)
+            await sentinel.pause_controller(model)
+            assert (await schedule.describe()).schedule.state.paused
+    finally:
+        await schedule.delete()
+    assert result.version == 1
+    assert metadata(store, settings.models_bucket, model, 1)["workflow_id"] == f"retrain-{model}"
+    assert alias(store, settings.models_bucket, model) == 1

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +18,25 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
+from activities.contracts import names
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.training import (
     Hyperparameters,
     RegistryBase,
     S3Base,
     TrainRequest,
-    TrainResult,
 )
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key
-from activities.training.control import ControlActivities
 from activities.training.resume import check_checkpoint
+from tests.helpers.history import activities_in, only
+from tests.helpers.outside import raw, sha256_of
 from tests.helpers.polling import eventually
 from tests.helpers.stack import Queues, RunWorkers, WorkerProcess
-from tests.helpers.stage_workflows import TrainOnlyParams, TrainOnlyWorkflow
-from tests.helpers.training import heartbeat_details, make_snapshot
+from tests.helpers.stage_workflows import TrainOnlyWorkflow
+from tests.helpers.training import heartbeat_details, make_snapshot, start, workflow_worker
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -64,37 +59,6 @@ def _hp(epochs: int, **kwargs: object) -> Hyperparameters:
     extra = {"mosaic": 0.0, "warmup_epochs": 0.0, **kwargs.pop("extra", {})}  # type: ignore[dict-item]
     return Hyperparameters(
         epochs=epochs, imgsz=64, batch=4, seed=1, device="cpu", workers=0, extra=extra, **kwargs
-    )
-
-
-@asynccontextmanager
-async def workflow_worker(
-    client: Client, queues: Queues, store: ObjectStore
-) -> AsyncIterator[None]:
-    """The test workflow and write_control on the test's CPU queue, in process."""
-    control = ControlActivities(queues.settings, store)
-    worker = Worker(
-        client,
-        task_queue=queues.cpu,
-        workflows=[TrainOnlyWorkflow],
-        activities=[control.write_control],
-        activity_executor=ThreadPoolExecutor(2),
-    )
-    async with worker:
-        yield
-
-
-async def start(
-    client: Client, queues: Queues, request: TrainRequest, *, max_attempts: int = 3
-) -> WorkflowHandle[TrainOnlyWorkflow, TrainResult]:
-    return await client.start_workflow(
-        TrainOnlyWorkflow.run,
-        TrainOnlyParams(
-            request=request, gpu_queue=queues.gpu, cpu_queue=queues.cpu, max_attempts=max_attempts
-        ),
-        id=f"train-{uuid.uuid4().hex[:10]}",
-        task_queue=queues.cpu,
-        execution_timeout=timedelta(minutes=10),
     )
 
 
@@ -125,7 +89,8 @@ async def test_normal_run_returns_metrics_and_loadable_weights(
 
     for key, sha in ((result.best_key, result.best_sha256), (result.last_key, result.last_sha256)):
         path = tmp_path / Path(key).name
-        assert store.get_file(settings.runs_bucket, key, path) == sha
+        path.write_bytes(raw(store, settings.runs_bucket, key))
+        assert sha256_of(path.read_bytes()) == sha  # the digest the result names is the bytes'
         model = YOLO(str(path))
         assert model.names == dict(enumerate(snapshot.class_names))
     csv = store.get_bytes(settings.runs_bucket, result.results_csv_key).decode()
@@ -159,7 +124,7 @@ async def wait_for_checkpoint(
     )
 
 
-async def test_cancel_stops_within_seconds_and_keeps_a_resumable_checkpoint(
+async def test_cancel_is_acknowledged_by_the_activity_and_keeps_a_resumable_checkpoint(
     client: Client,
     queues: Queues,
     store: ObjectStore,
@@ -173,14 +138,15 @@ async def test_cancel_stops_within_seconds_and_keeps_a_resumable_checkpoint(
         request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=60)
         handle = await start(client, queues, request)
         await wait_for_checkpoint(store, settings, handle, min_epoch=2)
-        started = time.monotonic()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
-        latency = time.monotonic() - started
         description = await handle.describe()
+        train = only(activities_in(await handle.fetch_history()), names.TRAIN)
     assert description.status == WorkflowExecutionStatus.CANCELED
-    assert latency < 10, f"cancel took {latency:.1f}s"
+    # The activity itself stopped and said so (its heartbeat timeout, 60 s, never fired): the
+    # workflow waits for that acknowledgement. How fast: cancel_latency_seconds in bench/.
+    assert (train.outcome, train.attempt) == ("canceled", 1)
     keys = _checkpoints(store, settings, handle.id)
     newest = keys[-1]
     path = tmp_path / "newest.pt"
@@ -214,7 +180,8 @@ async def test_stop_early_ends_after_the_epoch_with_best_weights(
     from ultralytics import YOLO
 
     best = tmp_path / "best.pt"
-    assert store.get_file(settings.runs_bucket, result.best_key, best) == result.best_sha256
+    best.write_bytes(raw(store, settings.runs_bucket, result.best_key))
+    assert sha256_of(best.read_bytes()) == result.best_sha256
     YOLO(str(best))
 
 
@@ -237,16 +204,16 @@ async def test_invalid_hyperparameters_fail_fast_and_final(
     message: str,
 ) -> None:
     async with workflow_worker(client, queues, store), run_workers(kinds=("gpu",)):
-        started = time.monotonic()
         handle = await start(client, queues, _request(snapshot, _hp(3, extra=extra)))
         with pytest.raises(WorkflowFailureError) as info:
             await handle.result()
-        elapsed = time.monotonic() - started
+        train = only(activities_in(await handle.fetch_history()), names.TRAIN)
     cause = info.value.cause.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "BadInputError" and cause.non_retryable
     assert message in cause.message
-    assert elapsed < 15
+    # Final: one attempt of the three the workflow allows, and nothing stored for the run.
+    assert (train.attempt, train.outcome, train.non_retryable_failure) == (1, "failed", True)
     assert list(store.list(settings.runs_bucket, f"runs/{handle.id}/")) == []
 
 
@@ -264,15 +231,21 @@ async def wait_for_details(
     )
 
 
-async def wait_for_attempt(handle: WorkflowHandle, attempt: int, *, timeout: float = 60) -> None:
-    """Poll until the train activity's ``attempt`` is running on a worker."""
+async def wait_for_attempt(
+    handle: WorkflowHandle, attempt: int, *, started: bool = True, timeout: float = 60
+) -> None:
+    """Wait until the train activity is in ``attempt`` (running on a worker, if ``started``)."""
 
-    async def running() -> bool:
+    async def reached() -> bool:
         pending = (await handle.describe()).raw_description.pending_activities
-        started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        return bool(pending and pending[0].attempt >= attempt and pending[0].state == started)
+        running = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        return bool(
+            pending
+            and pending[0].attempt >= attempt
+            and (pending[0].state == running or not started)
+        )
 
-    await eventually(running, timeout=timeout, message=f"attempt {attempt} did not start")
+    await eventually(reached, timeout=timeout, message=f"attempt {attempt} not reached")
 
 
 async def test_sigkilled_worker_is_resumed_from_its_checkpoint_by_another(
@@ -321,8 +294,10 @@ async def test_corrupted_checkpoint_falls_back_to_the_previous_one(
         handle = await start(client, queues, request)
         details = await wait_for_details(handle, lambda d: len(d.get("checkpoints") or []) >= 2)
         first.kill()
-        await asyncio.sleep(0.5)  # let S3 settle a request the dead worker may have had in flight
-        details = heartbeat_details(await handle.describe()) or details  # final, after the kill
+        # Once the server gives attempt 1 up for dead (heartbeat timeout), nothing the dead
+        # worker had in flight can still land: its final heartbeat and checkpoints stand.
+        await wait_for_attempt(handle, 2, started=False)
+        details = heartbeat_details(await handle.describe()) or details
         newest, previous = details["checkpoints"][0], details["checkpoints"][1]
         # Bit rot / tampering: every checkpoint at or after the heartbeated newest is garbage.
         for key in _checkpoints(store, settings, handle.id):
@@ -353,21 +328,20 @@ async def test_sigterm_hands_the_checkpoint_over_without_waiting_for_a_timeout(
         request = _request(snapshot, _hp(epochs), heartbeat_timeout_seconds=60)
         handle = await start(client, queues, request)
         details = await wait_for_details(handle, lambda d: (d.get("epoch") or 0) >= 1)
-        started = time.monotonic()
         exit_code = await asyncio.to_thread(first.terminate, 60)
-        exit_seconds = time.monotonic() - started
         async with run_workers(kinds=("gpu",)):
-            await wait_for_attempt(handle, 2)
-            handover = time.monotonic() - started
             result = await handle.result()
+        train = only(activities_in(await handle.fetch_history()), names.TRAIN)
     assert exit_code == 0
-    grace = float(os.environ["SENTINEL_GRACEFUL_SHUTDOWN_SECONDS"])
-    assert exit_seconds < grace, f"worker took {exit_seconds:.1f}s to exit (grace {grace}s)"
     assert "worker shutting down" in first.log()
+    # Attempt 1 ended by handing over (its own retryable error), not by a timeout: the
+    # heartbeat timeout (60 s) never had to expire.
+    failure = train.last_failure
+    assert train.attempt == 2 and failure is not None
+    assert failure.application_failure_info.type == "WorkerShutdown", failure
     assert result.attempt == 2 and result.resumed_from_epoch is not None
     assert result.resumed_from_epoch >= details["epoch"]
     assert result.epochs_done == epochs
-    assert handover < 20, f"handover took {handover:.1f}s: waited for the heartbeat timeout?"
 
 
 async def test_fine_tunes_from_an_s3_checkpoint_and_refuses_bad_bases(
@@ -384,8 +358,8 @@ async def test_fine_tunes_from_an_s3_checkpoint_and_refuses_bad_bases(
     weights = tmp_path / "pretrained.pt"
     YOLO("yolov8n.yaml").save(str(weights))
     key = f"pretrained/{uuid.uuid4().hex[:8]}/yolov8n.pt"
-    info = store.put_file(settings.models_bucket, key, weights)
-    good = S3Base(bucket=settings.models_bucket, key=key, sha256=info.sha256)
+    store.put_file(settings.models_bucket, key, weights)
+    good = S3Base(bucket=settings.models_bucket, key=key, sha256=sha256_of(weights.read_bytes()))
     bad_bases = {
         "IntegrityError": good.model_copy(update={"sha256": "0" * 64}),
         "NotFoundError": RegistryBase(model="no-such-model", version="3"),

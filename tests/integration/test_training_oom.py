@@ -1,27 +1,36 @@
 """CUDA out of memory, simulated on CPU: the batch is halved across attempts, down to a floor.
 
-Runs the real ``train`` activity in an ``ActivityEnvironment`` (real S3, tiny real training); an
-extra batch-end callback raises ``torch.cuda.OutOfMemoryError`` while the batch is too large,
-as a GPU would. The retry is driven by hand with the first attempt's last heartbeat details.
+The real ``train`` activity (real S3, tiny real training) with an extra batch-end callback
+that raises ``torch.cuda.OutOfMemoryError`` while the batch is too large, as a GPU would. The
+retry is Temporal's: a real worker runs the activity, the server retries it, and attempt 2
+finds the halved batch and the checkpoint in attempt 1's heartbeat details. The floor case
+(nothing left to halve) is final at once, checked on the activity alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import torch
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
+from activities.contracts import names
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.training import Hyperparameters, TrainRequest
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.training.activity import TrainingActivities
-from tests.helpers.training import make_snapshot
+from tests.helpers.history import activities_in, only
+from tests.helpers.stack import Queues
+from tests.helpers.training import make_snapshot, start, workflow_worker
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,16 +48,6 @@ def _oom_when_batch_above(limit: int) -> Any:
     return callback
 
 
-def _env(workflow_id: str, *, attempt: int = 1, details: list[Any] | None = None) -> tuple:
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(
-        env.info, workflow_id=workflow_id, attempt=attempt, heartbeat_details=details or []
-    )
-    beats: list[dict[str, Any]] = []
-    env.on_heartbeat = lambda *d: beats.append(d[0])
-    return env, beats
-
-
 def _request(snapshot: SnapshotRef, *, batch: int, min_batch: int) -> TrainRequest:
     hp = Hyperparameters(
         epochs=3, imgsz=64, batch=batch, seed=1, device="cpu", extra={"mosaic": 0.0}
@@ -57,26 +56,32 @@ def _request(snapshot: SnapshotRef, *, batch: int, min_batch: int) -> TrainReque
                         min_batch=min_batch)  # fmt: skip
 
 
-def test_oom_retries_with_half_the_batch_from_the_checkpoint(
-    settings: Settings, store: ObjectStore, snapshot: SnapshotRef
+async def test_oom_is_retried_by_temporal_with_half_the_batch_from_the_checkpoint(
+    client: Client, queues: Queues, settings: Settings, store: ObjectStore, snapshot: SnapshotRef
 ) -> None:
+    """A real worker, Temporal's retry: attempt 2 reads what attempt 1 heartbeated."""
     acts = TrainingActivities(
-        settings, store, extra_callbacks={"on_train_batch_end": _oom_when_batch_above(2)}
+        queues.settings, store, extra_callbacks={"on_train_batch_end": _oom_when_batch_above(2)}
     )
-    workflow_id = f"oom-{uuid.uuid4().hex[:8]}"
-    request = _request(snapshot, batch=4, min_batch=2)
-    env, beats = _env(workflow_id)
-    with pytest.raises(ApplicationError) as info:
-        env.run(acts.train, request)
-    assert info.value.type == "OutOfMemory" and not info.value.non_retryable
-    assert "retrying with batch=2" in info.value.message
-    last = beats[-1]
-    assert last["batch"] == 2 and last["epoch"] == 1  # epoch 1's checkpoint was uploaded
-
-    retry, _ = _env(workflow_id, attempt=2, details=[last])
-    result = retry.run(acts.train, request)
-    assert result.batch == 2 and result.resumed_from_epoch == 1
-    assert result.epochs_done == 3 and result.attempt == 2
+    throttle = timedelta(seconds=queues.settings.heartbeat_throttle_seconds)
+    gpu = Worker(
+        client,
+        task_queue=queues.gpu,
+        activities=[acts.train],
+        activity_executor=ThreadPoolExecutor(2),
+        max_heartbeat_throttle_interval=throttle,
+        default_heartbeat_throttle_interval=throttle,
+    )
+    async with workflow_worker(client, queues, store), gpu:
+        handle = await start(client, queues, _request(snapshot, batch=4, min_batch=2))
+        result = await handle.result()
+        train = only(activities_in(await handle.fetch_history()), names.TRAIN)
+    failure = train.last_failure  # why attempt 1 ended, as the server recorded it
+    assert train.attempt == 2 and failure is not None
+    assert failure.application_failure_info.type == "OutOfMemory"
+    assert failure.message == "out of GPU memory at batch=4: retrying with batch=2"
+    assert (result.attempt, result.batch, result.resumed_from_epoch) == (2, 2, 1)
+    assert result.epochs_done == result.epochs_requested == 3
 
 
 def test_oom_at_the_floor_is_final(
@@ -85,7 +90,8 @@ def test_oom_at_the_floor_is_final(
     acts = TrainingActivities(
         settings, store, extra_callbacks={"on_train_batch_end": _oom_when_batch_above(2)}
     )
-    env, _ = _env(f"oom-{uuid.uuid4().hex[:8]}")
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=f"oom-{uuid.uuid4().hex[:8]}")
     with pytest.raises(ApplicationError) as info:
         env.run(acts.train, _request(snapshot, batch=4, min_batch=4))
     assert info.value.type == "BadInputError" and info.value.non_retryable

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from activities.contracts import names
 from activities.contracts.retrain import Progress, RetrainRequest, RetrainResult
@@ -18,6 +21,8 @@ from tests.helpers.polling import eventually
 from tests.workflows.stubs import HEARTBEAT_EVERY, Stubs
 from workers import wiring
 from workflows.retrain import RetrainWorkflow, workflow_id_for
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 @dataclass
@@ -63,6 +68,15 @@ class Harness:
             return progress if progress.stage == stage else None
 
         return await eventually(there, timeout=15, interval=0.05, message=f"stage {stage}")
+
+    async def replay(self, handle: WorkflowHandle[Any, Any], record_as: str) -> None:
+        """Replay the run's history on the current code; with ``SENTINEL_RECORD_HISTORY`` set,
+        also keep it as ``tests/histories/{record_as}.json`` for every later change to replay."""
+        history = await handle.fetch_history()
+        replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(history)
+        if os.environ.get("SENTINEL_RECORD_HISTORY"):
+            (HISTORIES / f"{record_as}.json").write_text(history.to_json())
 
     async def close(self) -> None:
         """Terminate whatever this test left running (so nothing outlives its workers)."""

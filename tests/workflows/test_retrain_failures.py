@@ -1,16 +1,24 @@
 """RetrainWorkflow's unhappy paths on stub activities: bad input raised by each stage, a cancel
-in each stage before publishing, a cancel during publishing, a failing notification."""
+in each stage before publishing, a cancel during publishing or notifying (past the point of no
+return), a cancel after the run ended, a failing notification."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.contracts import names
 from activities.contracts.retrain import ApprovalPolicy
+from activities.infra.settings import Settings
+from tests.helpers.history import event_ids
+from tests.helpers.polling import eventually
 from tests.workflows.harness import Harness
 from tests.workflows.stubs import PIPELINE, gate_of, stub_evaluation
+from workflows.client import RetrainNotRunningError, SentinelClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,16 +122,68 @@ async def test_cancel_during_publish_lets_the_publish_finish_and_completes(
 
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     gate = gate_of(request, stub_evaluation(request, 0.6))
-    assert (result.version, result.promoted, result.reason) == (1, True, gate.reason)
+    note = " (a cancel arrived during publish; the version was completed)"
+    assert (result.version, result.promoted, result.reason) == (1, True, gate.reason + note)
     assert stubs.order() == PIPELINE
     assert len(stubs.calls_of(names.PUBLISH)) == 1
     assert not stubs.was_cancelled(names.PUBLISH)  # shielded: the cancel never reached it
     notify = stubs.only_request(names.NOTIFY)
     assert (notify.outcome, notify.version, notify.promoted) == ("succeeded", 1, True)
-    assert notify.reason == (
-        f"{gate.reason} (a cancel arrived during publish; the version was completed)"
-    )
+    assert notify.reason == gate.reason + note
     assert (await harness.progress(handle)).stage == "succeeded"
+
+
+async def test_cancel_while_notifying_success_changes_nothing_and_completes(
+    harness: Harness,
+) -> None:
+    """Past publish the version exists: a cancel must not end the run CANCELED."""
+    stubs = harness.stubs
+    request = harness.request()
+    release = stubs.hold(names.NOTIFY)
+    handle = await harness.start(request)
+    await stubs.started(names.NOTIFY)
+    await handle.cancel()
+    await eventually(lambda: _cancel_requested(handle), message="cancel recorded")
+    release.set()
+    result = await handle.result()
+
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    gate = gate_of(request, stub_evaluation(request, 0.6))
+    assert (result.version, result.promoted) == (1, True)
+    assert result.reason == (
+        gate.reason + " (a cancel arrived after the version was published; it was ignored)"
+    )
+    assert stubs.order() == PIPELINE and not stubs.was_cancelled(names.NOTIFY)
+    assert stubs.only_request(names.NOTIFY).outcome == "succeeded"
+    await harness.replay(handle, record_as="retrain_cancel_while_notifying")
+
+
+async def _cancel_requested(handle: WorkflowHandle[Any, Any]) -> bool:
+    history = await handle.fetch_history()
+    return bool(event_ids(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED))
+
+
+async def test_cancel_after_the_run_ended_is_refused_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    request = harness.request()
+    handle = await harness.start(request)
+    await handle.result()
+    before = len((await handle.fetch_history()).events)
+    sentinel = SentinelClient(
+        harness.client, Settings(cpu_task_queue=harness.cpu, gpu_task_queue=harness.gpu)
+    )
+
+    with pytest.raises(RetrainNotRunningError) as info:
+        await sentinel.cancel(request.model_name)
+    assert str(info.value) == (
+        f"nothing to cancel: the latest retrain of '{request.model_name}' "
+        f"(retrain-{request.model_name}) already ended COMPLETED; nothing was changed"
+    )
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert len((await handle.fetch_history()).events) == before
+    with pytest.raises(RetrainNotRunningError, match="was ever started"):
+        await sentinel.cancel(f"never-{request.model_name}")
 
 
 async def test_a_failing_notification_never_fails_the_run(harness: Harness) -> None:

@@ -69,12 +69,12 @@ async def test_completed_run_tells_its_story_in_summaries_memo_and_details(
         "stage": "succeeded", "epoch": hp.epochs, "epochs": hp.epochs,
         "version": result.version, "promoted": True,
     }  # fmt: skip
-    # Two patch markers (the UI story, the per-class gate), one memo event per stage entered,
-    # no signal: a history of stages.
+    # One patch marker per patch this run passes (the UI story, the per-class gate, the cancel
+    # after publish), one memo event per stage entered, no signal: a history of stages.
     stages = ["assembling", "training", "evaluating", "exporting", "publishing", "notifying"]
     modified = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
     assert await _count(handle, modified) == len(stages) + 1  # + succeeded
-    assert await _count(handle, EventType.EVENT_TYPE_MARKER_RECORDED) == 2
+    assert await _count(handle, EventType.EVENT_TYPE_MARKER_RECORDED) == 3
     assert await _count(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 0
     history = await handle.fetch_history()
     marker = next(e for e in history.events if e.HasField("marker_recorded_event_attributes"))

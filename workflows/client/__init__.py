@@ -13,6 +13,7 @@ from workflows.client.errors import (
     PredictionAlreadyRunningError,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
+    RetrainNotRunningError,
 )
 from workflows.client.predict_api import prediction_id
 
@@ -24,6 +25,7 @@ __all__ = [
     "PredictionAlreadyRunningError",
     "RequestTooLargeError",
     "RetrainAlreadyRunningError",
+    "RetrainNotRunningError",
     "RunSummary",
     "SentinelClient",
     "prediction_id",

@@ -29,6 +29,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
 from activities.contracts import names
@@ -59,6 +60,7 @@ from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
+    RetrainNotRunningError,
 )
 from workflows.client.live import RunSummary, list_runs, live_progress
 from workflows.client.predict_api import PredictionOperations
@@ -173,8 +175,25 @@ class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
         return answer
 
     async def cancel(self, model_name: str) -> None:
-        """Cancel: training stops, nothing is published, production is untouched."""
-        await self.handle(model_name).cancel()
+        """Cancel: training stops, nothing is published, production is untouched.
+
+        Once publishing has begun the run completes instead (publish is the point of no
+        return). When no retrain of the model is running (the latest one ended, or there never
+        was one) this raises :class:`RetrainNotRunningError` saying so, and changes nothing:
+        Temporal itself would silently accept a cancel of a closed run.
+        """
+        handle = self.handle(model_name)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise RetrainNotRunningError(model_name, handle.id, None) from None
+        status = description.status
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise RetrainNotRunningError(model_name, handle.id, status.name if status else None)
+        # Exactly the run described: never a newer one started in between.
+        await self.client.get_workflow_handle(handle.id, run_id=description.run_id).cancel()
 
     async def list_runs(self, limit: int = 20) -> list[RunSummary]:
         """Recent retrains, newest first, with stage, epoch and version."""

@@ -38,7 +38,7 @@ from workflows.client.cli_args import add_request_flags, duration, request_from_
 from workflows.client.cli_models import add_models_verbs, run_models
 from workflows.client.cli_predict import add_predict_verbs, run_predict
 from workflows.client.cli_weights import add_weights_group, weights_command
-from workflows.client.errors import AlreadyRunningError
+from workflows.client.errors import AlreadyRunningError, RetrainNotRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
 
@@ -80,7 +80,11 @@ def _add_retrain_verbs(groups: Groups) -> None:
         ("progress", "show the stage, epoch and metrics of the latest retrain"),
         ("follow", "follow the latest retrain live until it ends"),
         ("stop-early", "finish training after this epoch; the pipeline continues"),
-        ("cancel", "cancel: training stops, nothing is published"),
+        (
+            "cancel",
+            "cancel: training stops, nothing is published (once publishing began, "
+            "the run completes instead)",
+        ),
         ("result", "wait for the latest retrain and print its result"),
     ]:
         verbs.add_parser(name, help=text).add_argument("model")
@@ -235,7 +239,7 @@ def _main(argv: list[str] | None = None) -> int:
     except SentinelError as exc:  # raised here, e.g. by an upload: missing S3 credentials
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, BadInputError) else EXIT_FAILED
-    except AlreadyRunningError as exc:
+    except (AlreadyRunningError, RetrainNotRunningError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowFailureError as exc:

@@ -31,6 +31,20 @@ class ImportAlreadyRunningError(AlreadyRunningError):
         self.workflow_id = workflow_id
 
 
+class RetrainNotRunningError(RuntimeError):
+    """No retrain of this model is running (it ended, or never started): nothing was changed."""
+
+    def __init__(self, model_name: str, workflow_id: str, status: str | None) -> None:
+        ended = (
+            f"the latest retrain of {model_name!r} ({workflow_id}) already ended {status}"
+            if status
+            else f"no retrain of {model_name!r} was ever started ({workflow_id} not found)"
+        )
+        super().__init__(f"nothing to cancel: {ended}; nothing was changed")
+        self.workflow_id = workflow_id
+        self.status = status
+
+
 MAX_REQUEST_BYTES = 256 * 1024
 """Largest RetrainRequest (JSON) the client sends: Temporal warns at 256 KB, fails at 2 MB."""
 
