@@ -136,11 +136,14 @@ async def test_webhook_payloads_of_succeeded_runs(
     two_versions: TwoVersions, world: World, store: ObjectStore, settings: Settings
 ) -> None:
     model = two_versions.model
-    received = world.hook.payloads(f"retrain-{model}")
-    assert [(p["outcome"], p["version"], p["promoted"]) for p in received] == [
+    everything = world.hook.payloads(f"retrain-{model}")
+    # v1 asked for approval first: reviewers are told it waits (issue 16), then both outcomes.
+    assert [(p["outcome"], p["version"], p["promoted"]) for p in everything] == [
+        ("awaiting_approval", None, False),
         ("succeeded", 1, True),
         ("succeeded", 2, False),
     ]
+    received = everything[1:]
     for payload, version in zip(received, (1, 2), strict=True):
         candidate = metadata(store, settings.models_bucket, model, version)["candidate"]
         assert payload["model_name"] == model
@@ -185,13 +188,14 @@ async def test_promote_and_rollback_through_the_client(
 ) -> None:
     model, bucket = two_versions.model, settings.models_bucket
     assert alias(store, bucket, model) == 1
-    promoted = await world.sentinel.promote(model, 2, "hotfix from the client")
+    # The caller saw production at v1: the move is made from there (issue 13).
+    promoted = await world.sentinel.promote(model, 2, "hotfix from the client", expect_production=1)
     assert alias(store, bucket, model) == 2 and promoted.version == 2
     move = alias_history(store, bucket, model)[-1]
     assert (move["action"], move["version"], move["previous_version"], move["reason"]) == (
         "promote", 2, 1, "hotfix from the client",
     )  # fmt: skip
-    await world.sentinel.rollback(model, "back from the client")
+    await world.sentinel.rollback(model, "back from the client", expect_production=2)
     assert alias(store, bucket, model) == 1
     move = alias_history(store, bucket, model)[-1]
     assert (move["action"], move["version"], move["previous_version"], move["reason"]) == (
@@ -205,10 +209,11 @@ async def test_promote_and_rollback_through_the_cli(
     model, bucket, queues = two_versions.model, settings.models_bucket, world.queues
     assert alias(store, bucket, model) == 1
     code, out, err = await sentinel_cli(queues, "models", "promote", model, "2", "--reason", "cli")
-    assert (code, out.strip()) == (0, "production: v1 -> v2"), err
+    # The CLI shows the production it read before moving it (issue 13), then the move.
+    assert (code, out.strip()) == (0, "production now: v1\nproduction: v1 -> v2"), err
     assert alias(store, bucket, model) == 2
     code, out, err = await sentinel_cli(queues, "models", "rollback", model, "--reason", "undo")
-    assert (code, out.strip()) == (0, "production: v2 -> v1"), err
+    assert (code, out.strip()) == (0, "production now: v2\nproduction: v2 -> v1"), err
     assert alias(store, bucket, model) == 1
     moves = alias_history(store, bucket, model)[-2:]
     assert [(m["action"], m["version"], m["reason"]) for m in moves] == [

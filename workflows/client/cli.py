@@ -170,7 +170,7 @@ def prepare(args: argparse.Namespace) -> None:
     args.prepared = None
     if args.group == "data":
         args.prepared = cli_data.request_of(args)
-    elif args.verb in ("start", "apply"):
+    elif (args.group, args.verb) in (("retrain", "start"), ("controller", "apply")):
         args.prepared = request_from_args(args)
     elif getattr(args, "model", None) is not None:
         try:
