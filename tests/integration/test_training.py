@@ -214,7 +214,11 @@ async def test_invalid_hyperparameters_fail_fast_and_final(
     assert message in cause.message
     # Final: one attempt of the three the workflow allows, and nothing stored for the run.
     assert (train.attempt, train.outcome, train.non_retryable_failure) == (1, "failed", True)
-    assert list(store.list(settings.runs_bucket, f"runs/{handle.id}/")) == []
+    # Nothing but the attempt's log (no checkpoint, no control), which names the refusal.
+    left = [o.key for o in store.list(settings.runs_bucket, f"runs/{handle.id}/")]
+    log_key = f"runs/{handle.id}/logs/attempt-1.log"
+    assert left == [log_key], left
+    assert message in store.get_bytes(settings.runs_bucket, log_key).decode()
 
 
 async def wait_for_details(
