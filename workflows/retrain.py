@@ -5,6 +5,9 @@ GPU task queue named in the request. Bad input fails the run fast (non-retryable
 their type and message); a cancel stops training, publishes nothing and leaves production as
 it was, until publishing begins: from then on the run completes (the point of no return);
 ``stop_early`` ends training after the current epoch and the pipeline goes on.
+
+Over ~300 lines on purpose: the run, its stages and their `workflow.patched` branches read
+top to bottom in one place (handlers live in retrain_handlers.py, builders in retrain_steps.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Layout in the models bucket (see :mod:`activities.registry`)::
     models/{name}/claims/v{N}.json, publishes/{id}.json        (exactly-once bookkeeping)
 
 A version exists when its ``metadata.json`` exists (written last).
+
+Over ~300 lines on purpose: every payload of the registry's workflows in one module, so the
+shape of a version and of an alias move are read together.
 """
 
 from __future__ import annotations

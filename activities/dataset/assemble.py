@@ -3,6 +3,9 @@
 Every object read (labels, control files, images) goes through the content-addressed
 :class:`~activities.dataset.cache.ObjectCache`, so a re-assembly of a grown source downloads
 only what is new, and a materialization right after an assembly downloads nothing.
+
+Over ~300 lines on purpose: the assembly in the order it runs (inspect, check, split, hash,
+store); listing, formats, validation and the cache live in sibling modules.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ How an attempt ends other than by success:
 - CUDA out of memory: the halved batch is heartbeated and the attempt fails retryably (below
   ``min_batch``: a final BadInputError);
 - worker death: nothing runs; the next attempt resumes from the heartbeated checkpoint.
+
+Over ~300 lines on purpose: one attempt's life (base, dataset lease, resume, fit, final
+uploads, run log) in order; the pieces it calls live in the sibling modules.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Cancel and shutdown raise :class:`Interrupted` out of the training loop instead 
 and strip the optimizer from ``last.pt``. Stop-early sets ``trainer.stop`` at an epoch end,
 *after* that epoch's checkpoint was staged, which gives the normal graceful ending (final
 validation of ``best.pt``) while every uploaded checkpoint stays resumable.
+
+Over ~300 lines on purpose: every Ultralytics hook of a durable run side by side, so the
+order in which they fire can be read in one file.
 """
 
 from __future__ import annotations

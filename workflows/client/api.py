@@ -10,20 +10,11 @@ print((await sentinel.progress("detector")).stage)
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from temporalio.client import (
     Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
@@ -33,7 +24,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
 from activities.contracts import names
-from activities.contracts.controller import ControllerConfig
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.inspection import (
     DatasetValidation,
@@ -54,6 +44,7 @@ from activities.contracts.registry import (
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
+from workflows.client.api_controller import ControllerOps
 from workflows.client.api_weights import WeightsOps
 from workflows.client.downloads import RegistryDownloads
 from workflows.client.errors import (
@@ -64,7 +55,6 @@ from workflows.client.errors import (
 )
 from workflows.client.live import RunSummary, list_runs, live_progress
 from workflows.client.predict_api import PredictionOperations
-from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
 from workflows.registry_ops import (
     ListVersionsWorkflow,
@@ -85,11 +75,12 @@ VersionAlias = Literal["production", "latest"]
 """The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
 
 
-class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
+class SentinelClient(ControllerOps, WeightsOps, RegistryDownloads, PredictionOperations):
     """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
     import a model, add and list pretrained weights (:class:`WeightsOps`); pull model files and
     reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`); start, follow,
-    stop and cancel batch predictions (:class:`PredictionOperations`)."""
+    stop and cancel batch predictions (:class:`PredictionOperations`); apply, trigger, pause and
+    resume the controller's schedule (:class:`~workflows.client.api_controller.ControllerOps`)."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
@@ -102,15 +93,6 @@ class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
         return cls(await connect(settings), settings)
 
     # ------------------------------------------------------------------ retrains
-    def with_queues(self, request: RetrainRequest) -> RetrainRequest:
-        """``request`` routed to this deployment's task queues."""
-        return request.model_copy(
-            update={
-                "cpu_task_queue": self.settings.cpu_task_queue,
-                "gpu_task_queue": self.settings.gpu_task_queue,
-            }
-        )
-
     async def start_retrain(self, request: RetrainRequest, *, attach: bool = False) -> str:
         """Start a retrain; returns its workflow id (``retrain-{model}``).
 
@@ -219,12 +201,15 @@ class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
         self,
         workflow: MethodAsyncSingleParam[WorkflowT, RequestT, ResultT],
         request: RequestT,
-        prefix: str,
+        prefix: str = "",
+        *,
+        workflow_id: str | None = None,
     ) -> ResultT:
+        """Run a short workflow on the CPU queue: id ``workflow_id``, else ``{prefix}-{random}``."""
         return await self.client.execute_workflow(
             workflow,
             request,
-            id=f"{prefix}-{uuid.uuid4().hex[:12]}",
+            id=workflow_id or f"{prefix}-{uuid.uuid4().hex[:12]}",
             task_queue=self.settings.cpu_task_queue,
         )
 
@@ -270,13 +255,8 @@ class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
             requested_at=datetime.now(UTC),
             expected_production=expect_production,
         )
-        result = await self.client.execute_workflow(
-            PromoteVersionWorkflow.run,
-            request,
-            id=request_id,
-            task_queue=self.settings.cpu_task_queue,
-        )
-        return result
+        # The request id is also the workflow id: the alias history names the run that moved it.
+        return await self._registry_op(PromoteVersionWorkflow.run, request, workflow_id=request_id)
 
     async def rollback(
         self, model_name: str, reason: str, *, expect_production: int
@@ -294,49 +274,7 @@ class SentinelClient(WeightsOps, RegistryDownloads, PredictionOperations):
             requested_at=datetime.now(UTC),
             expected_production=expect_production,
         )
-        result = await self.client.execute_workflow(
-            RollbackProductionWorkflow.run,
-            request,
-            id=request_id,
-            task_queue=self.settings.cpu_task_queue,
+        # The request id is also the workflow id: the alias history names the run that moved it.
+        return await self._registry_op(
+            RollbackProductionWorkflow.run, request, workflow_id=request_id
         )
-        return result
-
-    # ------------------------------------------------------------------ controller
-    def _schedule(self, config: ControllerConfig, every: timedelta) -> Schedule:
-        config = config.model_copy(update={"request": self.with_queues(config.request)})
-        return Schedule(
-            action=ScheduleActionStartWorkflow(
-                RetrainCheckWorkflow.run,
-                config,
-                id=f"{schedule_id_for(config.request.model_name)}-run",
-                task_queue=self.settings.cpu_task_queue,
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-            # A slow check never piles up behind itself.
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        )
-
-    async def apply_controller(self, config: ControllerConfig, every: timedelta) -> str:
-        """Create the model's check schedule, or update it in place (idempotent)."""
-        schedule_id = schedule_id_for(config.request.model_name)
-        schedule = self._schedule(config, every)
-        try:
-            await self.client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await self.client.get_schedule_handle(schedule_id).update(replace)
-        return schedule_id
-
-    async def trigger_controller(self, model_name: str) -> None:
-        """Run the check now (as the UI's "Trigger" button does)."""
-        await self.client.get_schedule_handle(schedule_id_for(model_name)).trigger()
-
-    async def pause_controller(self, model_name: str, note: str = "paused by sentinel") -> None:
-        await self.client.get_schedule_handle(schedule_id_for(model_name)).pause(note=note)
-
-    async def unpause_controller(self, model_name: str, note: str = "resumed by sentinel") -> None:
-        await self.client.get_schedule_handle(schedule_id_for(model_name)).unpause(note=note)

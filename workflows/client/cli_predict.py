@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError
 
 from activities.contracts.predict import (
@@ -29,19 +27,13 @@ from activities.contracts.predict import (
     PredictResult,
 )
 from workflows.client.api import SentinelClient
+from workflows.client.follow import ENDED, report_end
 from workflows.client.predict_api import prediction_id
 
 if TYPE_CHECKING:
     from workflows.client.cli_args import Groups
 
 console = Console()
-_ENDED = {
-    WorkflowExecutionStatus.COMPLETED: 0,
-    WorkflowExecutionStatus.FAILED: 1,
-    WorkflowExecutionStatus.TIMED_OUT: 1,
-    WorkflowExecutionStatus.CANCELED: 3,
-    WorkflowExecutionStatus.TERMINATED: 3,
-}
 
 
 def formats(text: str) -> list[PredictFormat]:
@@ -176,7 +168,7 @@ async def follow_prediction(sentinel: SentinelClient, workflow_id: str, poll: fl
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("queued", total=None, rate="")
-        while (status := (await handle.describe()).status) not in _ENDED:
+        while (status := (await handle.describe()).status) not in ENDED:
             try:
                 progress = await sentinel.prediction_progress(workflow_id)
             except RPCError:
@@ -191,14 +183,7 @@ async def follow_prediction(sentinel: SentinelClient, workflow_id: str, poll: fl
                 rate=f"{rate:.1f} img/s" if rate else "",
             )
             await asyncio.sleep(poll)
-    try:
-        print_result(await handle.result())
-    except WorkflowFailureError as exc:
-        if isinstance(exc.cause, CancelledError | TerminatedError):
-            console.print(f"[yellow]run {status.name.lower() if status else 'ended'}[/]")
-        else:
-            console.print(f"[red]failed:[/] {getattr(exc.cause, 'message', exc.cause)}")
-    return _ENDED.get(status, 1) if status else 1
+    return await report_end(handle.result(), status, print_result)
 
 
 async def run_predict(sentinel: SentinelClient, args: argparse.Namespace) -> int:

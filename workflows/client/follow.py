@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,13 +18,30 @@ from activities.contracts.retrain import RetrainResult
 from workflows.client.api import SentinelClient
 
 console = Console()
-_ENDED = {
+ResultT = TypeVar("ResultT")
+ENDED = {  # how a run ended -> the CLI's exit code
     WorkflowExecutionStatus.COMPLETED: 0,
     WorkflowExecutionStatus.FAILED: 1,
     WorkflowExecutionStatus.TIMED_OUT: 1,
     WorkflowExecutionStatus.CANCELED: 3,
     WorkflowExecutionStatus.TERMINATED: 3,
 }
+
+
+async def report_end(
+    result: Awaitable[ResultT],
+    status: WorkflowExecutionStatus | None,
+    show: Callable[[ResultT], None],
+) -> int:
+    """Show how a followed run ended (its result, or why it has none); the CLI exit code."""
+    try:
+        show(await result)
+    except WorkflowFailureError as exc:
+        if isinstance(exc.cause, CancelledError | TerminatedError):
+            console.print(f"[yellow]run {status.name.lower() if status else 'ended'}[/]")
+        else:
+            console.print(f"[red]failed:[/] {getattr(exc.cause, 'message', exc.cause)}")
+    return ENDED.get(status, 1) if status else 1
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
@@ -89,7 +108,7 @@ async def follow_run(sentinel: SentinelClient, model_name: str, poll_seconds: fl
         task = bar.add_task("queued", total=None, metrics="")
         while True:
             status = (await handle.describe()).status
-            if status in _ENDED:
+            if status in ENDED:
                 break
             try:  # the query, with the training's heartbeat merged in (every epoch shows)
                 progress = await sentinel.progress(model_name)
@@ -104,11 +123,4 @@ async def follow_run(sentinel: SentinelClient, model_name: str, poll_seconds: fl
                 metrics=_metrics_text(progress.metrics),
             )
             await asyncio.sleep(poll_seconds)
-    try:
-        print_result(await handle.result())
-    except WorkflowFailureError as exc:
-        if isinstance(exc.cause, CancelledError | TerminatedError):
-            console.print(f"[yellow]run {status.name.lower() if status else 'ended'}[/]")
-        else:
-            console.print(f"[red]failed:[/] {getattr(exc.cause, 'message', exc.cause)}")
-    return _ENDED.get(status, 1) if status else 1
+    return await report_end(handle.result(), status, print_result)
