@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,3 +109,9 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
     assert "controller schedule retrain-check-demo-shapes" in out
     assert "pre-annotation by v1: 8 new images" in out
     assert "predictions/demo-shapes/incoming-16/manifest.json" in out
+    # v2's report, written with its pictures beside it: every picture it links is there.
+    report = tmp_path / "reports" / "demo-shapes-v2" / "report.md"
+    assert f"Report of v2 with its pictures beside it (open it as markdown): {report}" in out
+    links = re.findall(r"\]\((evidence/[^)]+\.png)\)", report.read_text())
+    assert "evidence/confusion_matrix_normalized.png" in links
+    assert all((report.parent / link).is_file() for link in links), links

@@ -95,7 +95,11 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Serv
         if args.demo:
             from workers.dev.demo import run_demo
 
-            demo = asyncio.create_task(run_demo(client, settings, store, temporal.ui_url))
+            demo = asyncio.create_task(
+                run_demo(
+                    client, settings, store, temporal.ui_url, report_dir=args.state_dir / "reports"
+                )
+            )
             waiter = asyncio.create_task(stop.wait())
             await asyncio.wait([demo, waiter], return_when=asyncio.FIRST_COMPLETED)
             if demo.done():

@@ -8,13 +8,15 @@
 5. the controller (a Temporal Schedule running RetrainCheckWorkflow) counts the new verified
    images, reaches its threshold and starts the v2 retrain: evaluated against v1 on the same
    held-out test split, gated, published;
-6. print a summary table and where to look in the Temporal UI.
+6. write v2's report with its pictures to a folder (``sentinel models report``, verified) and
+   print a summary table and where to look in the Temporal UI.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -59,6 +61,7 @@ def _summary(
     ui_url: str | None,
     predicted: PredictResult,
     agreed: preannotate.Agreement,
+    report: Path | None = None,
 ) -> None:
     table = Table(title="Sentinel Training demo")
     for column in (
@@ -99,6 +102,12 @@ def _summary(
     console.print("Artifacts of the last version (models bucket):")
     for key in last.artifacts.values():
         console.print(f"  {key}")
+    if report is not None:
+        console.print(
+            f"Report of v{last.version} with its pictures beside it (open it as markdown): "
+            f"{report}",
+            soft_wrap=True,
+        )
     if ui_url:
         console.print(f"Inspect the runs in the Temporal UI: {ui_url}/namespaces/default/workflows")
 
@@ -146,9 +155,16 @@ async def _controller_retrain(sentinel: SentinelClient, epochs: int, threshold: 
 
 
 async def run_demo(
-    client: Client, settings: Settings, store: ObjectStore, ui_url: str | None = None
+    client: Client,
+    settings: Settings,
+    store: ObjectStore,
+    ui_url: str | None = None,
+    report_dir: Path | None = None,
 ) -> int:
-    """The whole demo; returns the process exit code."""
+    """The whole demo; returns the process exit code.
+
+    ``report_dir``: where v2's report and pictures are written (``sentinel models report``).
+    """
     sentinel = SentinelClient(client, settings)
     first_batch = int(os.environ.get("SENTINEL_DEMO_IMAGES", "48"))
     epochs = int(os.environ.get("SENTINEL_DEMO_EPOCHS", "40"))
@@ -171,5 +187,12 @@ async def run_demo(
     if (code := await _controller_retrain(sentinel, epochs, threshold=more)) != 0:
         return code
     results.append(await sentinel.result(MODEL))
-    _summary(results, ui_url, *loop)
+    report = None
+    if report_dir is not None:
+        version = results[-1].version
+        written = await sentinel.download_report(
+            MODEL, report_dir / f"{MODEL}-v{version}", version=version
+        )
+        report = next(f.path for f in written.files if f.name == "report.md")
+    _summary(results, ui_url, *loop, report=report)
     return 0
