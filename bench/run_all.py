@@ -1,4 +1,5 @@
-"""Run every benchmark (``make bench``): dataset, recovery, overhead; one table, then the lines.
+"""Run every benchmark (``make bench``): dataset, recovery, predict, overhead; one table, then
+the lines.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -16,6 +17,10 @@ combined table and, last, every machine-readable line, overhead first::
     detect_seconds=<s>
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
+    predict_ratio_vs_bare=<x>
+    predict_ratio_vs_bare_pytorch=<x>
+    predict_ratio_vs_bare_onnx=<x>
+    predict_images_repeated=<n>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -40,8 +45,9 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "overhead": ("Overhead", []),
     "dataset": ("Dataset assembly", ["--images", "200"]),
     "recovery": ("Training recovery", ["--epochs", "8"]),
+    "predict": ("Batch prediction", ["--images", "200"]),
 }
-ORDER = ("dataset", "recovery", "overhead")  # cheapest first: a broken stack shows up early
+ORDER = ("dataset", "recovery", "predict", "overhead")  # cheapest first: a broken stack shows early
 
 
 def supports_quick(script: Path) -> bool:

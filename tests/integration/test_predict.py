@@ -252,7 +252,9 @@ async def test_pytorch_run_with_a_compared_version_writes_every_format_as_ultral
         )
         assert code == 0, stderr
         sentinel = sentinel_for(client, queues)
-        workflow_id = re.search(r"started (\S+)", stdout).group(1)  # type: ignore[union-attr]
+        started = re.search(r"started (\S+)", stdout)
+        assert started, stdout
+        workflow_id = started.group(1)
         result = await sentinel.prediction_result(workflow_id)
         progress = await sentinel.prediction_progress(workflow_id)
         history = await sentinel.prediction_handle(workflow_id).fetch_history()
