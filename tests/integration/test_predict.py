@@ -7,6 +7,9 @@ weights file: COCO results, YOLO label files and Label Studio tasks (also valida
 Label Studio's documented import format) must say what it says, for the PyTorch backend on the
 GPU queue and the ONNX Runtime backend on the CPU queue. A SIGKILLed worker mid-prediction
 costs a batch or two, and every image is still predicted exactly once in the outputs.
+
+One module over 300 lines on purpose: the four runs share the versions trained once by the
+module fixture (about 20 s of training), and the output checks are shared by the runs.
 """
 
 from __future__ import annotations
