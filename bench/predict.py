@@ -272,7 +272,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=320, help="synthetic image side (px)")
     parser.add_argument("--imgsz", type=int, default=320, help="inference size")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--conf", type=float, default=0.01, help="low: a tiny model predicts")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the model")
     parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument("--parallel", type=int, default=1, help="shards at once (2 cores)")

@@ -1,4 +1,5 @@
-"""Run every benchmark (``make bench``): S3 restart, dataset, recovery, overhead; one table, then
+"""Run every benchmark (``make bench``): S3 restart, dataset, recovery, predict, overhead; one
+table, then
 the lines.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
@@ -22,6 +23,10 @@ combined table and, last, every machine-readable line, overhead first::
     s3_restart_seconds=<s>
     s3_mirror_megabytes=<mb>
     sigterm_handover_seconds=<s>
+    predict_ratio_vs_bare=<x>
+    predict_ratio_vs_bare_pytorch=<x>
+    predict_ratio_vs_bare_onnx=<x>
+    predict_images_repeated=<n>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -47,9 +52,10 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "dataset": ("Dataset assembly", ["--images", "200"]),
     "recovery": ("Training recovery", ["--epochs", "8"]),
     "s3_restart": ("Embedded stack restart", []),
+    "predict": ("Batch prediction", ["--images", "200"]),
 }
 # cheapest first: a broken stack shows up early
-ORDER = ("s3_restart", "dataset", "recovery", "overhead")
+ORDER = ("s3_restart", "dataset", "recovery", "predict", "overhead")
 
 
 def supports_quick(script: Path) -> bool:

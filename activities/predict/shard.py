@@ -80,6 +80,8 @@ def _fetch(store: ObjectStore, bucket: str, image: PlanImage) -> Fetched:
         data = store.get_bytes(bucket, image.key)
     except NotFoundError:
         return image, None, "missing: the image was deleted after the run was planned"
+    except IntegrityError as exc:  # one corrupted image is reported, not fatal to the run
+        return image, None, f"corrupted: {exc}"
     array = decode(data)
     if array is None:
         return image, None, "unreadable: not a decodable image"

@@ -7,6 +7,9 @@ weights file: COCO results, YOLO label files and Label Studio tasks (also valida
 Label Studio's documented import format) must say what it says, for the PyTorch backend on the
 GPU queue and the ONNX Runtime backend on the CPU queue. A SIGKILLed worker mid-prediction
 costs a batch or two, and every image is still predicted exactly once in the outputs.
+
+One module over 300 lines on purpose: the four runs share the versions trained once by the
+module fixture (about 20 s of training), and the output checks are shared by the runs.
 """
 
 from __future__ import annotations
@@ -252,7 +255,9 @@ async def test_pytorch_run_with_a_compared_version_writes_every_format_as_ultral
         )
         assert code == 0, stderr
         sentinel = sentinel_for(client, queues)
-        workflow_id = re.search(r"started (\S+)", stdout).group(1)  # type: ignore[union-attr]
+        started = re.search(r"started (\S+)", stdout)
+        assert started, stdout
+        workflow_id = started.group(1)
         result = await sentinel.prediction_result(workflow_id)
         progress = await sentinel.prediction_progress(workflow_id)
         history = await sentinel.prediction_handle(workflow_id).fetch_history()

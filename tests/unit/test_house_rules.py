@@ -54,6 +54,11 @@ def _append(path: Path, line: str) -> None:
             "Workflow definitions import only contracts",
         ),
         (
+            "workflows/predict.py",
+            "from activities.predict import layout  # noqa",
+            "Workflow definitions import only contracts",
+        ),
+        (
             "activities/contracts/common.py",
             "import minio  # noqa",
             "Contracts are pure data",
