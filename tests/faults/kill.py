@@ -35,7 +35,7 @@ STAGE_ACTIVITY = {
 PIPELINE = [names.ASSEMBLE_DATASET, names.TRAIN, names.EVALUATE, names.EXPORT, names.PUBLISH,
             names.NOTIFY]  # fmt: skip
 SHORT_STAGE_DELAY = {"assembling": 0.1, "evaluating": 0.1, "exporting": 0.3, "publishing": 0.05}
-"""Longest seeded delay (s) after a short activity is seen running (they last ~0.3-2 s)."""
+"""Longest seeded delay (s) after a short activity is seen running (they last ~0.2-2 s)."""
 
 
 class WorkerPool:
@@ -48,16 +48,21 @@ class WorkerPool:
         self.client = client
         self.queues = queues
         self.workers = [start("cpu,gpu", warm=True) for _ in range(size)]
+        self._serving_pids: set[int] = set()
 
     def owner(self, identity: str) -> WorkerProcess | None:
         """The live pool process with this Temporal worker identity."""
         return next((w for w in self.workers if w.identity == identity and w.alive()), None)
 
     async def _serving(self, worker: WorkerProcess) -> bool:
+        """Whether ``worker`` polls both queues (remembered: it polls until it is killed)."""
         assert worker.alive(), f"worker {worker.pid} died:\n{worker.log()[-3000:]}"
+        if worker.pid in self._serving_pids:
+            return True
         for queue in (self.queues.cpu, self.queues.gpu):
             if not await serving(self.client, queue, worker.identity):
                 return False
+        self._serving_pids.add(worker.pid)
         return True
 
     async def ready(self, timeout: float = 240) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,10 +29,11 @@ from activities.infra.storage import ObjectStore
 from tests.faults.audit import audit
 from tests.faults.conftest import SEED, TABLE, TRIALS, Row
 from tests.faults.kill import STAGE_ACTIVITY, WorkerPool, kill_inside, landed, newest_checkpoint
-from tests.faults.trials import MAX_DRAWS, fault_request, judge, redraw
+from tests.faults.trials import MAX_DRAWS, fault_request, fresh_dataset, judge, redraw
 from tests.helpers.history import activities_in, only, pending
+from tests.helpers.outside import objects
 from tests.helpers.polling import eventually
-from tests.helpers.stack import Queues, WorkerProcess, sentinel_for
+from tests.helpers.stack import WorkerProcess, sentinel_for, unique_queues
 from workflows.client import SentinelClient
 
 pytestmark = pytest.mark.timeout(300 + 600 * TRIALS)
@@ -40,27 +41,48 @@ KILL_STAGES = ("assembling", "training", "evaluating", "exporting", "publishing"
 
 
 # ---------------------------------------------------------------------- worker SIGKILL
-async def test_sigkill_the_worker_inside_each_stage(
+@pytest.fixture(scope="module")
+async def pool(
+    client: Client, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[WorkerPool]:
+    """Two warm worker processes on the module's own queues, serving every stage's trials."""
+    queues = unique_queues(settings, "kill")
+    logs = tmp_path_factory.mktemp("kill-workers")
+    started: list[WorkerProcess] = []
+
+    def start(kinds: str, *, warm: bool = False) -> WorkerProcess:
+        worker = WorkerProcess(queues, kinds, logs / f"worker-{len(started)}.log", {}, warm=warm)
+        started.append(worker)
+        return worker
+
+    pool = WorkerPool(start, client, queues)
+    try:
+        await pool.ready()
+        yield pool
+    finally:
+        for worker in started:
+            worker.close()
+
+
+@pytest.mark.parametrize("stage", KILL_STAGES)
+async def test_sigkill_the_worker_inside_a_stage(
     client: Client,
-    queues: Queues,
-    worker_process: Callable[..., WorkerProcess],
+    pool: WorkerPool,
     store: ObjectStore,
     settings: Settings,
     prefix: str,
+    stage: str,
 ) -> None:
-    """SIGKILL the worker process running each stage's activity, at a seeded point inside it.
+    """SIGKILL the worker process running the stage's activity, at a seeded point inside it.
 
     Two warm worker processes serve both queues; the one the server names as running the
     activity is killed, the other takes the retried attempt, a replacement warms up.
     """
-    sentinel = sentinel_for(client, queues)
-    pool = WorkerPool(worker_process, client, queues)
-    await pool.ready()
+    sentinel = sentinel_for(client, pool.queues)
+    rng = random.Random(f"{SEED}-kill-{stage}")
     failures: list[str] = []
-    for stage in KILL_STAGES:
-        rng = random.Random(f"{SEED}-kill-{stage}")
-        for _ in range(TRIALS):
-            failures += await kill_trial(sentinel, pool, store, settings, prefix, stage, rng)
+    for _ in range(TRIALS):
+        failures += await kill_trial(sentinel, pool, store, settings, prefix, stage, rng)
     assert not failures, failures
 
 
@@ -77,6 +99,8 @@ async def kill_trial(
     kind = f"SIGKILL worker while {stage}"
     epochs = 3 if stage == "training" else 1
     for draw in range(1, MAX_DRAWS + 1):
+        if stage == "assembling":  # new images: a real download the kill can land in
+            prefix = fresh_dataset(store, settings, rng)
         started = time.monotonic()
         request = fault_request(prefix, pool.queues, epochs=epochs)
         model = request.model_name
@@ -90,7 +114,8 @@ async def kill_trial(
         try:
             result = await asyncio.wait_for(sentinel.result(model), 360)
         except Exception as exc:  # judged below, with the store's state
-            TABLE.setdefault(kind, Row()).notes.append(f"{model}: {exc!r}")
+            cause = getattr(exc, "cause", None)
+            TABLE.setdefault(kind, Row()).notes.append(f"{model}: {exc!r} ({cause})")
         records = activities_in(await handle.fetch_history())
         record = only(records, STAGE_ACTIVITY[stage])
         spurious = [r.name for r in records if r.attempt > 1 and r is not record]
@@ -134,9 +159,7 @@ async def checkpoint_at_retry(
             return (False, [])  # training ended: no retry is coming
         if train[0].attempt < 2:
             return None
-        prefix = f"runs/{handle.id}/checkpoints/"
-        objects = store.client.list_objects(settings.runs_bucket, prefix=prefix, recursive=True)
-        return (True, [obj.object_name for obj in objects])
+        return (True, list(objects(store, settings.runs_bucket, f"runs/{handle.id}/checkpoints/")))
 
     retried, keys = await eventually(
         retry_scheduled, timeout=120, interval=0.05, message="training retry scheduled"

@@ -7,16 +7,21 @@ trial is counted before the test asserts.
 
 from __future__ import annotations
 
+import random
 import time
+import uuid
 
+from activities.contracts.dataset import MinCounts, SplitRatios
 from activities.contracts.gate import GatePolicy
 from activities.contracts.retrain import RetrainRequest, RetrainResult
+from activities.dataset.split import hash_split
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.faults.audit import Found, audit, expected_production
 from tests.faults.conftest import TABLE, Row
 from tests.helpers.factories import tiny_retrain_request
 from tests.helpers.stack import Queues
+from workers.dev import synthetic
 
 HEARTBEAT = 8.0
 """Heartbeat timeout (s) of the killed runs: how long a SIGKILLed worker's activity takes to
@@ -42,6 +47,27 @@ def fault_request(
         stage_heartbeat_timeout_seconds=heartbeat,
         train_heartbeat_timeout_seconds=heartbeat,
     )
+
+
+def fresh_dataset(store: ObjectStore, settings: Settings, rng: random.Random) -> str:
+    """24 verified images never seen before (a seeded new set): nothing of them is cached, so
+    assembling them downloads and decodes each one, a stage long enough to land a fault in."""
+    prefix = f"datasets/faults-{uuid.uuid4().hex[:6]}"
+    seed = rng.randint(1000, 10**6)
+    while not _splits_enough(seed):  # splits follow the names, and names the seed
+        seed += 1
+    synthetic.upload(
+        store, settings.data_bucket, prefix, layout="yolo", count=24, seed=seed, verified=True
+    )
+    return prefix
+
+
+def _splits_enough(seed: int) -> bool:
+    """Whether the 24 images of ``seed`` fill every split to the request's minimum counts."""
+    names = [f"images/{synthetic.stem_for(seed, index)}.png" for index in range(24)]
+    splits = [hash_split(name, SplitRatios()) for name in names]
+    minimum = MinCounts(train=4, val=1, test=1)  # tiny_retrain_request's
+    return all(splits.count(split) >= getattr(minimum, split) for split in ("train", "val", "test"))
 
 
 def judge(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import uuid
@@ -51,8 +52,9 @@ def _upload(
     store: ObjectStore, settings: Settings, prefix: str, tmp: Path, epoch: int, **kw: Any
 ) -> CheckpointRef:
     key = checkpoint_key(prefix, epoch)
-    info = store.put_file(settings.runs_bucket, key, _ckpt_file(tmp / f"{epoch}.pt", epoch, **kw))
-    return CheckpointRef(epoch, key, info.sha256)
+    path = _ckpt_file(tmp / f"{epoch}.pt", epoch, **kw)
+    store.put_file(settings.runs_bucket, key, path)
+    return CheckpointRef(epoch, key, hashlib.sha256(path.read_bytes()).hexdigest())  # the bytes
 
 
 def _details(refs: list[CheckpointRef], batch: int | None = 8) -> list[dict[str, Any]]:
