@@ -127,7 +127,7 @@ def materialize_snapshot(
     counts = _read_complete(root, snapshot.sha256)
     if counts is not None:
         return MaterializedDataset(root, root / "data.yaml", counts, 0)
-    manifest = load_manifest(store, snapshot)
+    manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
     cache = ObjectCache(settings.cache_dir)
     missing: dict[str, Wanted] = {}
     for image in manifest.images:
