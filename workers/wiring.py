@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeGuard
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.infra.workflow_runs import WorkflowRuns
 from activities.training.progress import ProgressReporter
 
 QueueKind = Literal["cpu", "gpu"]
@@ -25,6 +26,7 @@ def workflows() -> list[type]:
         RollbackProductionWorkflow,
         ShowVersionWorkflow,
     )
+    from workflows.retention import GarbageCollectionWorkflow
     from workflows.retrain import RetrainWorkflow
 
     return [
@@ -34,6 +36,7 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        GarbageCollectionWorkflow,
     ]
 
 
@@ -42,10 +45,13 @@ def activities(
     settings: Settings,
     store: ObjectStore,
     progress: ProgressReporter | None = None,
+    *,
+    runs: WorkflowRuns | None = None,
 ) -> list[Callable[..., Any]]:
     """Activity callables for one queue kind, bound to ``settings`` and ``store``.
 
-    ``progress`` lets training report each epoch to its workflow (the ``progress`` query).
+    ``progress`` lets training report each epoch to its workflow (the ``progress`` query);
+    ``runs`` lets retention ask Temporal which workflows are running.
     """
     if kind == "cpu":
         from activities.controller import ControllerActivities
@@ -53,6 +59,7 @@ def activities(
         from activities.export import ExportActivities
         from activities.notify import NotifyActivities
         from activities.registry.activity import RegistryActivities
+        from activities.retention import RetentionActivities
         from activities.training.control import ControlActivities
 
         dataset = DatasetActivities(settings, store)
@@ -61,6 +68,7 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        retention = RetentionActivities(settings, store, runs)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -72,6 +80,7 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            retention.collect_garbage,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

@@ -21,6 +21,9 @@ SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
 
+# Retention
+COLLECT_GARBAGE = "collect_garbage"
+
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
@@ -29,6 +32,7 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+GC_WORKFLOW = "GarbageCollectionWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

@@ -53,6 +53,11 @@ class TransientStorageError(SentinelError):
     """Object storage failed after local retries; Temporal may retry the activity."""
 
 
+class TemporalLookupError(SentinelError):
+    """An activity's question to Temporal (describe a workflow) failed; another attempt may
+    succeed."""
+
+
 class ObjectTooLargeError(BadInputError):
     """An object read whole into memory (COCO JSON, verified list, manifest) is over its cap."""
 

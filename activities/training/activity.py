@@ -4,7 +4,8 @@ One attempt: validate hyperparameters (before anything slow) -> read the previou
 heartbeat details -> materialize the dataset snapshot (heartbeating its progress) -> pick a
 verified checkpoint to resume from, else the base model -> train with the hooks of
 :mod:`activities.training.callbacks` -> upload ``best.pt``, ``last.pt`` and ``results.csv`` to
-``runs/{workflow_id}/`` -> :class:`TrainResult`.
+``runs/{workflow_id}/`` -> delete the run's checkpoints and control objects (a completed
+training is never resumed) -> :class:`TrainResult`.
 
 How an attempt ends other than by success:
 
@@ -41,11 +42,21 @@ from activities.training.callbacks import (
     Signals,
     TrainingHooks,
 )
-from activities.training.checkpoints import CheckpointRef, CheckpointUploader
-from activities.training.control import POLL_INTERVAL_SECONDS, ControlPoller, run_prefix
+from activities.training.checkpoints import CheckpointRef, CheckpointUploader, checkpoint_prefix
+from activities.training.control import (
+    POLL_INTERVAL_SECONDS,
+    ControlPoller,
+    control_prefix,
+    run_prefix,
+)
 from activities.training.fit import FitPlan, build_result, fit, publish
 from activities.training.oom import halved_batch, is_out_of_memory
-from activities.training.resume import PriorState, delete_stale, select_checkpoint
+from activities.training.resume import (
+    PriorState,
+    delete_resume_points,
+    delete_stale,
+    select_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +177,9 @@ class _Attempt:
             device=device,
             attempt=self.info.attempt,
             csv_path=plan.save_dir / "results.csv",
+        )
+        delete_resume_points(
+            self.store, self.bucket, [checkpoint_prefix(self.prefix), control_prefix(self.prefix)]
         )
         shutil.rmtree(workdir.parent, ignore_errors=True)
         return result

@@ -39,6 +39,7 @@ from activities.contracts.registry import (
     ShowVersionRequest,
     ShowVersionResult,
 )
+from activities.contracts.retention import GcRequest, GcResult
 from activities.contracts.retrain import RetrainRequest
 from activities.contracts.training import (
     TrainRequest,
@@ -68,6 +69,7 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+    names.COLLECT_GARBAGE: lambda r: factories.gc_result(dry_run=r.dry_run),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -257,6 +259,11 @@ class Stubs:
         """Stub of ``rollback_production``."""
         return await self._run(names.ROLLBACK_PRODUCTION, request)
 
+    @activity.defn(name=names.COLLECT_GARBAGE)
+    async def collect_garbage(self, request: GcRequest) -> GcResult:
+        """Stub of ``collect_garbage``."""
+        return await self._run(names.COLLECT_GARBAGE, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -275,4 +282,5 @@ class Stubs:
             self.show_version,
             self.promote_version,
             self.rollback_production,
+            self.collect_garbage,
         ]

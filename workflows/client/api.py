@@ -43,6 +43,7 @@ from activities.contracts.registry import (
     ShowVersionRequest,
     ShowVersionResult,
 )
+from activities.contracts.retention import GcRequest, GcResult
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
@@ -58,6 +59,7 @@ from workflows.registry_ops import (
     RollbackProductionWorkflow,
     ShowVersionWorkflow,
 )
+from workflows.retention import GC_SCHEDULE_ID, GarbageCollectionWorkflow
 from workflows.retrain import RetrainWorkflow, workflow_id_for
 
 WorkflowT = TypeVar("WorkflowT")
@@ -245,6 +247,56 @@ class SentinelClient:
         )
         return result
 
+    # ------------------------------------------------------------------ retention
+    @staticmethod
+    def _gc_request(dry_run: bool, grace: timedelta | None) -> GcRequest:
+        hours = None if grace is None else grace.total_seconds() / 3600
+        return GcRequest(dry_run=dry_run, grace_hours=hours)
+
+    async def collect_garbage(
+        self, *, dry_run: bool = False, grace: timedelta | None = None
+    ) -> GcResult:
+        """Sweep what finished runs and dead publishes left behind (``dry_run``: only list it).
+
+        Never deletes a version that exists or an object of a running workflow; ``grace``
+        overrides the workers' ``SENTINEL_RETENTION_GRACE_HOURS`` for this sweep.
+        """
+        return await self.client.execute_workflow(
+            GarbageCollectionWorkflow.run,
+            self._gc_request(dry_run, grace),
+            id=f"gc-{uuid.uuid4().hex[:12]}",
+            task_queue=self.settings.cpu_task_queue,
+        )
+
+    async def schedule_gc(self, every: timedelta, grace: timedelta | None = None) -> str:
+        """Create the sweep's Schedule (``sentinel-gc``) or update it in place (idempotent)."""
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                GarbageCollectionWorkflow.run,
+                self._gc_request(False, grace),
+                id=f"{GC_SCHEDULE_ID}-run",
+                task_queue=self.settings.cpu_task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        await self._create_or_update_schedule(GC_SCHEDULE_ID, schedule)
+        return GC_SCHEDULE_ID
+
+    async def unschedule_gc(self) -> None:
+        """Delete the sweep's Schedule."""
+        await self.client.get_schedule_handle(GC_SCHEDULE_ID).delete()
+
+    async def _create_or_update_schedule(self, schedule_id: str, schedule: Schedule) -> None:
+        try:
+            await self.client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await self.client.get_schedule_handle(schedule_id).update(replace)
+
     # ------------------------------------------------------------------ controller
     def _schedule(self, config: ControllerConfig, every: timedelta) -> Schedule:
         config = config.model_copy(update={"request": self.with_queues(config.request)})
@@ -263,15 +315,7 @@ class SentinelClient:
     async def apply_controller(self, config: ControllerConfig, every: timedelta) -> str:
         """Create the model's check schedule, or update it in place (idempotent)."""
         schedule_id = schedule_id_for(config.request.model_name)
-        schedule = self._schedule(config, every)
-        try:
-            await self.client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await self.client.get_schedule_handle(schedule_id).update(replace)
+        await self._create_or_update_schedule(schedule_id, self._schedule(config, every))
         return schedule_id
 
     async def trigger_controller(self, model_name: str) -> None:

@@ -24,6 +24,7 @@ from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, exit_process
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
+from workflows.client.cli_registry import add_registry_verbs, run_registry
 from workflows.client.errors import RetrainAlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
@@ -36,7 +37,8 @@ console = Console()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller)."""
+    """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller,
+    registry)."""
     parser = argparse.ArgumentParser(
         prog="sentinel", description="Sentinel Training: durable YOLO retraining on Temporal."
     )
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain_verbs(groups)
     _add_models_verbs(groups)
     _add_controller_verbs(groups)
+    add_registry_verbs(groups)
     return parser
 
 
@@ -203,7 +206,12 @@ async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int
 
 async def run(args: argparse.Namespace) -> int:
     sentinel = await SentinelClient.connect()
-    handlers = {"retrain": _retrain, "models": _models, "controller": _controller}
+    handlers = {
+        "retrain": _retrain,
+        "models": _models,
+        "controller": _controller,
+        "registry": run_registry,
+    }
     return await handlers[args.group](sentinel, args)
 
 
