@@ -13,6 +13,7 @@ import logging
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache
+from activities.dataset.cache_bound import enforce_bound, objects_in_use
 from activities.dataset.formats import Candidate, Source, read_source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
 from activities.dataset.source import SourceAccess
@@ -237,8 +238,18 @@ def assemble(
     Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
     lacks, validates (fixing or skipping problems into a report), splits stably, fails with
     BadInputError when a split is below ``request.min_counts``, and stores the manifest at
-    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
+    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already. Then
+    the local cache is brought under ``SENTINEL_CACHE_MAX_GB`` (:mod:`.cache_bound`).
     """
+    with objects_in_use(settings.cache_dir):  # no eviction while objects are read
+        result = _assemble(store, settings, request, progress)
+    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    return result
+
+
+def _assemble(
+    store: ObjectStore, settings: Settings, request: AssembleRequest, progress: Progress
+) -> AssembleResult:
     source = _list_source(store, settings, request, progress)
     bucket, prefix = source.bucket, source.prefix
     report = Report(max_examples=request.max_examples)

@@ -142,25 +142,25 @@ class _Attempt:
         if self.info.attempt == 1 and not prior.had_details:
             delete_stale(self.store, self.bucket, self.prefix)
 
-        dataset = self.owner.materialize(
+        with self.owner.materialize(  # leased: the cache bound never evicts it meanwhile
             self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
-        )
-        selection = select_checkpoint(
-            self.store, self.bucket, self.prefix, prior, workdir / "resume",
-            epochs=self.hp.epochs,
-            on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
-        )  # fmt: skip
-        self.heartbeat.set_checkpoints(selection.remaining)
-        uploader = CheckpointUploader(
-            self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
-            existing=selection.remaining,
-        )  # fmt: skip
-        plan = FitPlan(
-            self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
-            checkpoint=selection.path,
-        )  # fmt: skip
-        hooks = self._fit(plan, uploader)
-        uploader.close()  # every checkpoint upload done before the final ones
+        ) as dataset:
+            selection = select_checkpoint(
+                self.store, self.bucket, self.prefix, prior, workdir / "resume",
+                epochs=self.hp.epochs,
+                on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
+            )  # fmt: skip
+            self.heartbeat.set_checkpoints(selection.remaining)
+            uploader = CheckpointUploader(
+                self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
+                existing=selection.remaining,
+            )  # fmt: skip
+            plan = FitPlan(
+                self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
+                checkpoint=selection.path,
+            )  # fmt: skip
+            hooks = self._fit(plan, uploader)
+            uploader.close()  # every checkpoint upload done before the final ones
 
         uploaded = publish(
             self.store, self.bucket, self.prefix, plan.save_dir,

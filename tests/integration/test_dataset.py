@@ -422,6 +422,8 @@ def test_materialization_is_incremental_and_deterministic(
     assert grown.downloaded == 10 and sum(grown.counts.values()) == 50
     assert grown.root != first.root and first.root.is_dir()
     assert not list(grown.root.parent.glob(".*tmp-*"))
+    for leased in (first, again, rebuilt, grown):
+        leased.release()
 
 
 def test_materialization_refuses_a_tampered_manifest(
@@ -468,6 +470,6 @@ def test_interrupted_materialization_never_looks_complete(
     assert not root.exists() and not list(root.parent.glob(".*"))
     monkeypatch.setattr(materialize, "_link", real_link)
     (root / "images").mkdir(parents=True)  # a half directory without the marker
-    done = materialize_snapshot(store, gpu, snapshot)
-    assert done.downloaded == 0 and (root / ".complete").is_file()  # objects were kept
+    with materialize_snapshot(store, gpu, snapshot) as done:
+        assert done.downloaded == 0 and (root / ".complete").is_file()  # objects were kept
     assert sum(done.counts.values()) == 12
