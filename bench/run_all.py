@@ -1,4 +1,6 @@
-"""Run every benchmark (``make bench``): dataset, recovery, overhead; one table, then the lines.
+"""Run every benchmark (``make bench``): one table of every figure, then the lines.
+
+The benchmarks: dataset, recovery, overhead, bounds.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -16,6 +18,12 @@ combined table and, last, every machine-readable line, overhead first::
     detect_seconds=<s>
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
+    assembly_peak_rss_mb_small=<MB>
+    assembly_peak_rss_mb_large=<MB>
+    assembly_rss_growth_kb_per_object=<KB>
+    assembly_max_progress_gap_seconds=<s>
+    cache_bound_seconds=<s>
+    gc_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -40,8 +48,10 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "overhead": ("Overhead", []),
     "dataset": ("Dataset assembly", ["--images", "200"]),
     "recovery": ("Training recovery", ["--epochs", "8"]),
+    "bounds": ("Bounds and retention", []),
 }
-ORDER = ("dataset", "recovery", "overhead")  # cheapest first: a broken stack shows up early
+# Cheapest first: a broken stack shows up early (bounds uploads 110,000 objects: last).
+ORDER = ("dataset", "recovery", "overhead", "bounds")
 
 
 def supports_quick(script: Path) -> bool:

@@ -15,6 +15,9 @@
 
 Readers work on keys relative to the dataset prefix and a ``fetch`` callable that returns the
 bytes of several small objects at once, so they are testable without a server.
+
+Over 300 lines on purpose: the three layouts share their rules (image suffixes, label paths,
+class names, candidates) and read best side by side.
 """
 
 from __future__ import annotations
