@@ -1,6 +1,6 @@
 """Run every benchmark (``make bench``): one table of every figure, then the lines.
 
-The benchmarks: dataset, recovery, overhead, bounds.
+The benchmarks: S3 restart, dataset, recovery, overhead, bounds.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -24,6 +24,10 @@ combined table and, last, every machine-readable line, overhead first::
     assembly_max_progress_gap_seconds=<s>
     cache_bound_seconds=<s>
     gc_seconds=<s>
+    s3_objects=<n>
+    s3_stop_seconds=<s>
+    s3_restart_seconds=<s>
+    s3_mirror_megabytes=<mb>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -48,10 +52,11 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "overhead": ("Overhead", []),
     "dataset": ("Dataset assembly", ["--images", "200"]),
     "recovery": ("Training recovery", ["--epochs", "8"]),
+    "s3_restart": ("Embedded stack restart", []),
     "bounds": ("Bounds and retention", []),
 }
 # Cheapest first: a broken stack shows up early (bounds uploads 110,000 objects: last).
-ORDER = ("dataset", "recovery", "overhead", "bounds")
+ORDER = ("s3_restart", "dataset", "recovery", "overhead", "bounds")
 
 
 def supports_quick(script: Path) -> bool:

@@ -35,14 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="check that Temporal and S3 are reachable and the buckets exist, then exit 0/1",
+        help="check that Temporal and S3 are reachable, the buckets exist and the default base "
+        "is readable, then exit 0/1",
     )
     return parser
 
 
 async def check(settings: Settings) -> None:
-    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable."""
-    await connect(settings, timeout=10)
+    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable and
+    ``SENTINEL_DEFAULT_BASE`` (when set) names a base."""
+    from activities.training.base_model import default_base
+
+    default_base(settings)
+    await connect(settings)
     store = ObjectStore.from_settings(settings, max_attempts=2)
     for bucket in settings.buckets:
         store.check_bucket(bucket)

@@ -19,8 +19,12 @@ QueueKind = Literal["cpu", "gpu"]
 
 def workflows() -> list[type]:
     """Every workflow class (registered on CPU workers)."""
+    from workflows.catalog_ops import AddWeightsWorkflow, ListWeightsWorkflow
     from workflows.controller import RetrainCheckWorkflow
+    from workflows.import_model import ImportModelWorkflow
+    from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
     from workflows.registry_ops import (
+        DownloadLinksWorkflow,
         ListVersionsWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
@@ -37,6 +41,12 @@ def workflows() -> list[type]:
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
         GarbageCollectionWorkflow,
+        ImportModelWorkflow,
+        AddWeightsWorkflow,
+        ListWeightsWorkflow,
+        ValidateDatasetWorkflow,
+        TrainingLogWorkflow,
+        DownloadLinksWorkflow,
     ]
 
 
@@ -61,6 +71,8 @@ def activities(
         from activities.registry.activity import RegistryActivities
         from activities.retention import RetentionActivities
         from activities.training.control import ControlActivities
+        from activities.training.logs import TrainingLogActivities
+        from activities.weights.activity import WeightsActivities
 
         dataset = DatasetActivities(settings, store)
         control = ControlActivities(settings, store)
@@ -69,6 +81,8 @@ def activities(
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
         retention = RetentionActivities(settings, store, runs)
+        weights = WeightsActivities(settings, store)
+        logs = TrainingLogActivities(settings, store)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -81,6 +95,12 @@ def activities(
             registry.promote_version,
             registry.rollback_production,
             retention.collect_garbage,
+            weights.inspect_weights,
+            weights.record_weights,
+            weights.list_weights,
+            dataset.validate_dataset,
+            logs.read_training_log,
+            registry.download_links,
         ]
     if kind == "gpu":
         from activities.evaluation import EvaluationActivities

@@ -22,7 +22,9 @@ with workflow.unsafe.imports_passed_through():
         CountNewRequest,
         CountNewResult,
     )
+    from workflows import patches
     from workflows.retrain import RetrainWorkflow, workflow_id_for
+    from workflows.retrain_story import retrain_details, retrain_summary
 
 
 def schedule_id_for(model_name: str) -> str:
@@ -61,6 +63,9 @@ class RetrainCheckWorkflow:
                 False, f"{counted.new_verified} new verified images < threshold {config.threshold}"
             )
         workflow_id = workflow_id_for(request.model_name)
+        story = workflow.patched(
+            patches.RETRAIN_UI_STORY
+        )  # older checks replay without the summary
         try:
             await workflow.start_child_workflow(
                 RetrainWorkflow.run,
@@ -69,6 +74,8 @@ class RetrainCheckWorkflow:
                 task_queue=request.cpu_task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=retrain_summary(request) if story else None,
+                static_details=retrain_details(request) if story else None,
             )
         except WorkflowAlreadyStartedError:
             return checked(False, f"a retrain is already running ({workflow_id})", workflow_id)

@@ -3,15 +3,19 @@
 Workflow code calls it directly (no activity), so it imports only stdlib and contracts.
 Comparisons allow ``EPS`` of floating-point noise, so a gain of exactly ``min_improvement``
 (or a score exactly at the floor) passes.
+
+:func:`decide` judges the overall numbers; :func:`protect_classes` then applies the per-class
+rule (a candidate that gains overall while one class collapses is refused, naming the class);
+:func:`apply_parity` blocks promotion on a failed ONNX parity check.
 """
 
 from __future__ import annotations
 
 import math
 
-from activities.contracts.evaluation import DifferenceCI, ModelMetrics
+from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics
 from activities.contracts.export import ParityReport
-from activities.contracts.gate import GateDecision, GatePolicy
+from activities.contracts.gate import ClassLoss, GateDecision, GatePolicy
 
 EPS = 1e-9
 
@@ -111,6 +115,76 @@ def _against_champion(
     )
 
 
+def class_losses(evaluation: EvaluateResult, policy: GatePolicy) -> list[ClassLoss]:
+    """The classes the candidate lost beyond ``policy.per_class_tolerance``, in class order.
+
+    Judged: classes with at least ``policy.min_class_instances`` test instances and an AP of
+    both models. A class is lost when its AP50-95 difference is below ``-tolerance`` and its
+    bootstrap interval (``evaluation.per_class_ci``) lies entirely below 0; without an interval
+    (an evaluation made before per-class intervals existed) the point estimate decides.
+    """
+    tolerance = policy.per_class_tolerance
+    champion = evaluation.champion
+    if tolerance is None or champion is None:
+        return []
+    losses = []
+    for name in evaluation.class_names:
+        instances = evaluation.instances_per_class.get(name, 0)
+        cand = evaluation.candidate.per_class_ap50_95.get(name)
+        champ = champion.per_class_ap50_95.get(name)
+        if instances < policy.min_class_instances or cand is None or champ is None:
+            continue
+        ci = evaluation.per_class_ci.get(name)
+        difference = ci.estimate if ci is not None else cand - champ
+        beyond_noise = ci is None or ci.high < 0
+        if difference < -tolerance - EPS and beyond_noise:
+            losses.append(
+                ClassLoss(
+                    name=name,
+                    instances=instances,
+                    candidate_ap50_95=cand,
+                    champion_ap50_95=champ,
+                    difference=difference,
+                    ci_low=ci.low if ci else None,
+                    ci_high=ci.high if ci else None,
+                    ci_level=ci.level if ci else None,
+                )
+            )
+    return losses
+
+
+def describe_loss(loss: ClassLoss, tolerance: float) -> str:
+    """One class loss in words, with its numbers (for reasons and reports)."""
+    interval = (
+        f", {loss.ci_level:.0%} CI [{_signed(loss.ci_low)}, {_signed(loss.ci_high)}]"
+        if loss.ci_low is not None and loss.ci_high is not None and loss.ci_level is not None
+        else " (no interval: point estimate)"
+    )
+    return (
+        f"class '{loss.name}' AP50-95 {_f(loss.champion_ap50_95)} -> "
+        f"{_f(loss.candidate_ap50_95)} ({_signed(loss.difference)}{interval}; "
+        f"{loss.instances} test instances) loses more than the per-class tolerance {_f(tolerance)}"
+    )
+
+
+def protect_classes(decision: GateDecision, evaluation: EvaluateResult) -> GateDecision:
+    """``decision`` refused when a class lost more than the per-class tolerance.
+
+    The policy is the decision's own. A refusal names every lost class with its numbers; an
+    already refused decision keeps its reason and gains the class losses.
+    """
+    policy = decision.policy
+    losses = class_losses(evaluation, policy)
+    if not losses or policy.per_class_tolerance is None:
+        return decision
+    text = "; ".join(describe_loss(loss, policy.per_class_tolerance) for loss in losses)
+    if decision.promote:
+        reason = f"not promoted: {text} (overall: {decision.reason})"
+    else:
+        reason = f"{decision.reason}; {text}"
+    return decision.model_copy(update={"promote": False, "reason": reason, "class_losses": losses})
+
+
 def apply_parity(decision: GateDecision, parity: ParityReport) -> GateDecision:
     """``decision`` with promotion blocked when the ONNX parity check failed.
 
@@ -120,3 +194,30 @@ def apply_parity(decision: GateDecision, parity: ParityReport) -> GateDecision:
     if parity.passed:
         return decision
     return decision.blocked(f"ONNX parity failed: {parity.reason}")
+
+
+def import_decision(candidate: ModelMetrics, champion_version: int | None) -> GateDecision:
+    """The decision on a model imported as it runs today: it becomes production.
+
+    Nothing is gated: the team already serves it, and it is the champion the next retrain must
+    beat. Only a production version that appeared meanwhile (``champion_version``, a retrain
+    that published first) keeps its place: the import is then registered, not promoted.
+    """
+    cand = candidate.map50_95
+    base = GateDecision(
+        promote=False, reason="", candidate_map50_95=cand, champion_version=champion_version
+    )
+    if champion_version is not None:
+        return base.model_copy(
+            update={
+                "reason": f"not promoted: production is v{champion_version} already; an "
+                "import becomes production only of a model that has none"
+            }
+        )
+    return base.model_copy(
+        update={
+            "promote": True,
+            "reason": f"promoted: imported as the model in production today (mAP50-95 "
+            f"{_f(cand)} on the test split); the next retrain is gated against it",
+        }
+    )

@@ -12,6 +12,8 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import names
     from activities.contracts.registry import (
+        DownloadLinksRequest,
+        DownloadLinksResult,
         ListVersionsRequest,
         ListVersionsResult,
         PromoteVersionRequest,
@@ -74,3 +76,16 @@ class RollbackProductionWorkflow:
     @workflow.run
     async def run(self, request: RollbackRequest) -> RollbackResult:
         return await _registry_activity(names.ROLLBACK_PRODUCTION, request, RollbackResult)
+
+
+@workflow.defn(name=names.DOWNLOAD_LINKS_WORKFLOW)
+class DownloadLinksWorkflow:
+    """Time-limited download links to a version's model file or report, with their digests.
+
+    The links are short-lived and read-only; whoever can read this history could start the
+    workflow themselves, so they grant nothing new (the S3 keys never leave the workers).
+    """
+
+    @workflow.run
+    async def run(self, request: DownloadLinksRequest) -> DownloadLinksResult:
+        return await _registry_activity(names.DOWNLOAD_LINKS, request, DownloadLinksResult)

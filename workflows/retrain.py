@@ -19,7 +19,10 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
+from workflows import patches
+from workflows import retrain_notify as notify
 from workflows import retrain_steps as steps
+from workflows import retrain_story as story
 from workflows.retrain_handlers import RetrainHandlers
 
 with workflow.unsafe.imports_passed_through():
@@ -32,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.registry import PublishResult
     from activities.contracts.retrain import RetrainRequest, RetrainResult
     from activities.contracts.training import TrainResult, WriteControlRequest
-    from workflows.gate import apply_parity, decide
+    from workflows.gate import apply_parity, decide, protect_classes
 
 _WORKFLOW_ID_PREFIX = "retrain-"
 
@@ -61,20 +64,24 @@ class RetrainWorkflow(RetrainHandlers):
     async def run(self, request: RetrainRequest) -> RetrainResult:
         self._request = request
         self._epochs = request.hyperparameters.epochs
+        # Runs started before the UI story (summaries, memo) replay without it.
+        self._story = workflow.patched(patches.RETRAIN_UI_STORY)
         try:
             return await self._pipeline(request)
         except (asyncio.CancelledError, FailureError) as exc:
             if is_cancelled_exception(exc):
                 # Nothing was published; production is untouched. Tell people, then end
                 # CANCELED by re-raising.
-                self._stage, self._error = "canceled", "canceled"
+                self._error = "canceled"
+                self._set_stage("canceled")
                 await self._notify("canceled", reason="canceled")
                 raise
             failure = exc.cause if isinstance(exc, ActivityError) and exc.cause else exc
             message = failure.message if isinstance(failure, FailureError) else str(failure)
             stage = self._stage
             error = f"{stage}: {message}"
-            self._stage, self._error = "failed", error
+            self._error = error
+            self._set_stage("failed")
             await self._notify("failed", reason=error)
             kind = failure.type if isinstance(failure, ApplicationError) else None
             raise ApplicationError(
@@ -85,45 +92,46 @@ class RetrainWorkflow(RetrainHandlers):
 
     async def _pipeline(self, request: RetrainRequest) -> RetrainResult:
         """The stages in order; each sets the stage the ``progress`` query shows."""
-        self._stage = "assembling"
+        self._set_stage("assembling")
         snapshot = await self._assemble(request)
 
-        self._stage = "training"
+        self._set_stage("training")
         trained = await self._train(request, snapshot)
         candidate = steps.candidate_of(trained)
+        self._training = steps.training_done(trained)
 
-        self._stage = "evaluating"
+        self._set_stage("evaluating")
         evaluation, decision = await self._evaluate(request, snapshot, candidate)
-        decision = await self._approval_step(request, decision)
+        decision = await self._approval_step(
+            request, decision, announce=lambda: self._announce_approval(evaluation, decision)
+        )
         self._decision = decision
 
-        self._stage = "exporting"
+        self._set_stage("exporting")
         exported = await self._export(request, snapshot, candidate)
         decision = apply_parity(decision, exported.parity)
         self._decision = decision
 
-        self._stage = "publishing"
+        self._set_stage("publishing")
         published = await self._publish(request, trained, evaluation, exported, decision, snapshot)
         self._version = published.version
 
-        self._stage = "notifying"
+        self._set_stage("notifying")
         duration = self._elapsed()  # the run's result counts up to here (notify excluded)
         await self._notify(
             "succeeded",
             version=published.version,
             promoted=published.promoted,
-            metrics={
-                "map50_95": evaluation.candidate.map50_95,
-                "map50": evaluation.candidate.map50,
-            },
+            metrics=notify.headline_metrics(evaluation),
             reason=published.reason
             + (
                 " (a cancel arrived during publish; the version was completed)"
                 if self._canceled_during_publish
                 else ""
             ),
+            report=notify.report_location(request.model_name, published),
         )
-        self._stage = "succeeded"
+        self._set_stage("succeeded")
         return steps.retrain_result(
             request,
             published=published,
@@ -137,6 +145,10 @@ class RetrainWorkflow(RetrainHandlers):
     def _elapsed(self) -> float:
         return workflow.time() - workflow.info().start_time.timestamp()
 
+    def _summary(self, text: str) -> str | None:
+        """An activity's summary for the Temporal UI (None on runs older than the story)."""
+        return text if self._story else None
+
     async def _assemble(self, request: RetrainRequest) -> SnapshotRef:
         assembled: AssembleResult = await workflow.execute_activity(
             names.ASSEMBLE_DATASET,
@@ -146,6 +158,7 @@ class RetrainWorkflow(RetrainHandlers):
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=steps.stage_heartbeat(request, minutes=2),
             retry_policy=steps.DATA_RETRY,
+            summary=self._summary(story.assemble_summary(request)),
         )
         self._counts = dict(assembled.counts)
         return assembled.snapshot
@@ -161,6 +174,7 @@ class RetrainWorkflow(RetrainHandlers):
             heartbeat_timeout=timedelta(seconds=request.train_heartbeat_timeout_seconds),
             retry_policy=steps.TRAIN_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=self._summary(story.train_summary(request, snapshot)),
         )
         while not train.done():
             await workflow.wait_condition(lambda: train.done() or self._stop_requested())
@@ -174,6 +188,7 @@ class RetrainWorkflow(RetrainHandlers):
                     task_queue=request.cpu_task_queue,
                     start_to_close_timeout=timedelta(minutes=1),
                     retry_policy=steps.DATA_RETRY,
+                    summary=self._summary(story.stop_early_summary(workflow.info().workflow_id)),
                 )
         trained: TrainResult = await train
         return trained
@@ -190,6 +205,7 @@ class RetrainWorkflow(RetrainHandlers):
             start_to_close_timeout=timedelta(hours=4),
             heartbeat_timeout=steps.stage_heartbeat(request, minutes=5),
             retry_policy=steps.DATA_RETRY,
+            summary=self._summary(story.evaluate_summary(request, snapshot)),
         )
         decision = decide(
             evaluation.candidate,
@@ -198,6 +214,9 @@ class RetrainWorkflow(RetrainHandlers):
             request.gate,
             champion_version=evaluation.champion_version,
         )
+        # Runs started before the per-class rule replay the decision they made.
+        if workflow.patched(patches.PER_CLASS_GATE):
+            decision = protect_classes(decision, evaluation)
         self._decision = decision
         return evaluation, decision
 
@@ -212,6 +231,7 @@ class RetrainWorkflow(RetrainHandlers):
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=steps.stage_heartbeat(request, minutes=5),
             retry_policy=steps.DATA_RETRY,
+            summary=self._summary(story.export_summary(request)),
         )
         return exported
 
@@ -243,6 +263,7 @@ class RetrainWorkflow(RetrainHandlers):
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=steps.stage_heartbeat(request, minutes=2),
             retry_policy=steps.DATA_RETRY,
+            summary=self._summary(story.publish_summary(request, decision)),
         )
         # Publishing is the point of no return: once it started, a cancel must not leave a
         # CANCELED run whose version was nevertheless written. Shield it, finish it, and end
@@ -263,27 +284,39 @@ class RetrainWorkflow(RetrainHandlers):
         version: int | None = None,
         promoted: bool = False,
         metrics: dict[str, float] | None = None,
+        report: tuple[str | None, str | None] = (None, None),
     ) -> None:
-        """Tell people how the run ended (best effort: a failed notification changes nothing)."""
+        """Tell people how the run ended (best effort: a failed notification changes nothing).
+
+        ``report``: where the evidence is and the command that writes it to a folder.
+        """
         request = self._request
         if request is None:
             return
-        try:
-            await workflow.execute_activity(
-                names.NOTIFY,
-                NotifyRequest(
-                    model_name=request.model_name,
-                    workflow_id=workflow.info().workflow_id,
-                    outcome=outcome,
-                    version=version,
-                    promoted=promoted,
-                    metrics=metrics or {},
-                    reason=reason,
-                    duration_seconds=self._elapsed(),
-                ),
-                task_queue=request.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=steps.NOTIFY_RETRY,
+        summary = NotifyRequest(
+            model_name=request.model_name,
+            workflow_id=workflow.info().workflow_id,
+            outcome=outcome,
+            version=version,
+            promoted=promoted,
+            metrics=metrics or {},
+            reason=reason,
+            duration_seconds=self._elapsed(),
+            report=report[0],
+            report_command=report[1],
+        )
+        await notify.send(
+            summary,
+            request.cpu_task_queue,
+            self._summary(story.notify_summary(outcome, version)),
+        )
+
+    async def _announce_approval(self, evaluation: EvaluateResult, decision: GateDecision) -> None:
+        """Ask people for approval, pointing at the evaluation's evidence."""
+        if workflow.patched(patches.APPROVAL_NOTICE):
+            await self._notify(
+                "awaiting_approval",
+                reason=decision.reason,
+                metrics=notify.headline_metrics(evaluation),
+                report=(notify.evidence_location(evaluation), None),
             )
-        except ActivityError:
-            workflow.logger.warning("notification failed; the run's outcome stands")

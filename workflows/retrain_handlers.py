@@ -10,9 +10,12 @@ history.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
+
+from workflows import retrain_story as story
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import names
@@ -46,6 +49,8 @@ class RetrainHandlers:
         self._error: str | None = None
         self._epochs = 0
         self._canceled_during_publish = False
+        self._story = False  # summaries and memo (workflow.patched: only for newer runs)
+        self._memo: dict[str, story.MemoValue] = {}
 
     @workflow.query(name=names.PROGRESS_QUERY)
     def progress(self) -> Progress:
@@ -66,6 +71,8 @@ class RetrainHandlers:
             approval=self._approval,
             stop_early_requested=self._stop_early,
             error=self._error,
+            attempt=self._training.attempt,
+            resumed_from_epoch=self._training.resumed_from_epoch,
         )
 
     def _eta(self, now: float) -> float | None:
@@ -85,6 +92,7 @@ class RetrainHandlers:
             self._training_started = workflow.time()
             self._training_started_epoch = max(0, update.epoch - 1)
         self._training = update
+        self._tell(memo=False)  # no command from a signal handler: details only
 
     @workflow.signal(name=names.STOP_EARLY_SIGNAL)
     def stop_early(self) -> None:
@@ -94,14 +102,22 @@ class RetrainHandlers:
     def _stop_requested(self) -> bool:
         return self._stop_early and not self._stop_sent
 
-    async def _approval_step(self, request: RetrainRequest, decision: GateDecision) -> GateDecision:
+    async def _approval_step(
+        self,
+        request: RetrainRequest,
+        decision: GateDecision,
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> GateDecision:
         """``decision``, or blocked by a rejection or a timeout, when approval is required.
 
-        Waits (a durable timer) for ``approve``/``reject`` only when the gate would promote.
+        Waits (a durable timer) for ``approve``/``reject`` only when the gate would promote;
+        ``announce`` (the pipeline's notification) runs once approval is being asked for.
         """
         if not (request.approval.required and decision.promote):
             return decision
         self._ask_for_approval()
+        if announce is not None:
+            await announce()
         try:
             await workflow.wait_condition(
                 lambda: self._approval != "pending",
@@ -123,7 +139,25 @@ class RetrainHandlers:
 
     def _ask_for_approval(self) -> None:
         """From now on ``approve`` and ``reject`` are accepted (until one of them, or a timeout)."""
-        self._stage, self._approval = "awaiting_approval", "pending"
+        self._approval = "pending"
+        self._set_stage("awaiting_approval")
+
+    def _set_stage(self, stage: Stage) -> None:
+        """Enter ``stage``: the ``progress`` query, the UI's details and the memo show it."""
+        self._stage = stage
+        self._tell(memo=True)
+
+    def _tell(self, *, memo: bool) -> None:
+        """Current details for the Temporal UI (no history event) and, on newer runs and
+        ``memo``, the memo fields that changed (one event per stage, none per epoch)."""
+        progress = self.progress()
+        workflow.set_current_details(story.current_details(progress))
+        if not (memo and self._story):
+            return
+        changed = {k: v for k, v in story.memo(progress).items() if self._memo.get(k) != v}
+        if changed:
+            self._memo.update(changed)
+            workflow.upsert_memo(changed)
 
     @workflow.update(name=names.APPROVE_UPDATE)
     async def approve(self, decision: ApprovalDecision) -> str:

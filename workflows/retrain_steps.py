@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.export import ExportRequest, ExportResult
     from activities.contracts.gate import GateDecision
     from activities.contracts.registry import PublishRequest, PublishResult
-    from activities.contracts.retrain import RetrainRequest, RetrainResult
+    from activities.contracts.retrain import RetrainRequest, RetrainResult, TrainingProgress
     from activities.contracts.training import RegistryBase, TrainRequest, TrainResult
 
 # Retries: transient trouble (network, a lost worker) is retried with backoff; our
@@ -49,6 +49,17 @@ def train_request(request: RetrainRequest, snapshot: SnapshotRef) -> TrainReques
         base=request.base,
         hyperparameters=request.hyperparameters,
         heartbeat_timeout_seconds=request.train_heartbeat_timeout_seconds,
+    )
+
+
+def training_done(trained: TrainResult) -> TrainingProgress:
+    """The training's final progress: epochs done, final metrics, attempt and resume."""
+    return TrainingProgress(
+        epoch=trained.epochs_done,
+        epochs=trained.epochs_requested,
+        metrics={"map50": trained.metrics.map50, "map50_95": trained.metrics.map50_95},
+        attempt=trained.attempt,
+        resumed_from_epoch=trained.resumed_from_epoch,
     )
 
 
@@ -111,8 +122,13 @@ def publish_request(
 ) -> PublishRequest:
     """Register this run's candidate with the final decision (ONNX parity applied)."""
     parent = None
-    if isinstance(request.base, RegistryBase) and request.base.version.isdigit():
-        parent = int(request.base.version)
+    base = request.base
+    if (
+        isinstance(base, RegistryBase)
+        and base.model == request.model_name  # another model's version is no parent
+        and base.version.removeprefix("v").isdigit()
+    ):
+        parent = int(base.version.removeprefix("v"))
     return PublishRequest(
         model=request.model_name,
         workflow_id=workflow_id,
@@ -128,6 +144,7 @@ def publish_request(
         epochs=trained.epochs_done,
         resumed_from_epoch=trained.resumed_from_epoch,
         results_csv_key=trained.results_csv_key,
+        base=trained.base,
     )
 
 

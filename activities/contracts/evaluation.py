@@ -1,7 +1,8 @@
 """Contracts of the evaluate activity: candidate vs the production champion on one test split.
 
 Weights travel by key and sha256 (:class:`WeightsRef`); the result carries only summary
-numbers (overall metrics, per-class AP, the bootstrap interval), never per-image data.
+numbers (overall metrics, per-class AP, the bootstrap intervals) and the evidence's keys and
+digests with a capped, ranked per-image comparison (:mod:`activities.contracts.evidence`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pydantic import Field, model_validator
 
 from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256, accepts_flat_options
 from activities.contracts.dataset import SnapshotRef
+from activities.contracts.evidence import Evidence
 
 
 class WeightsRef(Contract):
@@ -72,6 +74,25 @@ class EvaluationOptions(Contract):
         description="a champion with another class list is not compared (gate on the floor "
         "only) instead of failing the evaluation",
     )
+    evidence: bool = Field(
+        True,
+        description="store the candidate's plots and the per-image comparison with the "
+        "champion (pictures) for the version's report",
+    )
+    evidence_images: int = Field(
+        6,
+        ge=0,
+        le=50,
+        description="test images pictured where the candidate does worse (and "
+        "as many where it does better)",
+    )
+    evidence_conf: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="confidence from which detections count in the per-image "
+        "comparison and are drawn (Ultralytics predict default)",
+    )
 
 
 class EvaluateRequest(Contract):
@@ -109,8 +130,16 @@ class EvaluateResult(Contract):
         None, description="production version when evaluated (even if comparison was skipped)"
     )
     ci: DifferenceCI | None = None
+    per_class_ci: dict[str, DifferenceCI] = Field(
+        default_factory=dict,
+        description="per class: interval of candidate AP50-95 - champion AP50-95 (same paired "
+        "resamples as ``ci``); classes without test instances are absent",
+    )
     comparison_note: str | None = Field(None, description="why there is no comparison")
     imgsz: int
     conf: float
     iou: float
     versions: dict[str, str] = Field(default_factory=dict, description="ultralytics, torch, ...")
+    evidence: Evidence | None = Field(
+        None, description="plots and per-image comparison in the runs bucket (None: not made)"
+    )

@@ -12,12 +12,38 @@ class GatePolicy(Contract):
 
     * no champion: candidate mAP50-95 >= ``floor``;
     * champion: improvement (candidate - champion mAP50-95) >= ``min_improvement`` and, when
-      ``require_confidence``, the lower bound of the bootstrap interval > 0.
+      ``require_confidence``, the lower bound of the bootstrap interval > 0;
+    * champion, every class with at least ``min_class_instances`` test instances: refused when
+      its AP50-95 drops by more than ``per_class_tolerance`` *and* the per-class bootstrap
+      interval of the difference lies below 0 (the loss is not noise). ``per_class_tolerance``
+      None switches this rule off.
     """
 
     floor: float = Field(0.0, ge=0, le=1, description="absolute mAP50-95 without a champion")
     min_improvement: float = Field(0.0, ge=-1, le=1, description="absolute mAP50-95 gain")
     require_confidence: bool = Field(False, description="lower CI bound of the gain must be > 0")
+    per_class_tolerance: float | None = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="largest AP50-95 loss of one class accepted (None: no per-class rule)",
+    )
+    min_class_instances: int = Field(
+        10, ge=1, description="classes with fewer test instances are not judged one by one"
+    )
+
+
+class ClassLoss(Contract):
+    """A class the candidate lost beyond the tolerance: the numbers the rule judged."""
+
+    name: str
+    instances: int = Field(description="test instances of the class")
+    candidate_ap50_95: float
+    champion_ap50_95: float
+    difference: float = Field(description="candidate - champion AP50-95")
+    ci_low: float | None = Field(None, description="None: judged on the point estimate alone")
+    ci_high: float | None = None
+    ci_level: float | None = None
 
 
 class GateDecision(Contract):
@@ -35,6 +61,9 @@ class GateDecision(Contract):
     policy: GatePolicy = Field(default_factory=GatePolicy)
     blocked_by: str | None = Field(
         None, description="a later check that overruled a positive gate (e.g. ONNX parity)"
+    )
+    class_losses: list[ClassLoss] = Field(
+        default_factory=list, description="classes refused by the per-class rule"
     )
 
     def blocked(self, why: str) -> GateDecision:

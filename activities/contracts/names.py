@@ -15,11 +15,21 @@ PUBLISH = "publish"
 NOTIFY = "notify"
 WRITE_CONTROL = "write_control"
 
+# Read-only looks (the CLI's ``data validate`` and ``retrain logs``)
+VALIDATE_DATASET = "validate_dataset"
+READ_TRAINING_LOG = "read_training_log"
+
 # Registry operations
 LIST_VERSIONS = "list_versions"
 SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
+DOWNLOAD_LINKS = "download_links"
+
+# Pretrained-weights catalog and inspection
+INSPECT_WEIGHTS = "inspect_weights"
+RECORD_WEIGHTS = "record_weights"
+LIST_WEIGHTS = "list_weights"
 
 # Retention
 COLLECT_GARBAGE = "collect_garbage"
@@ -33,6 +43,12 @@ SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
 GC_WORKFLOW = "GarbageCollectionWorkflow"
+IMPORT_MODEL_WORKFLOW = "ImportModelWorkflow"
+ADD_WEIGHTS_WORKFLOW = "AddWeightsWorkflow"
+LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"
+VALIDATE_DATASET_WORKFLOW = "ValidateDatasetWorkflow"
+TRAINING_LOG_WORKFLOW = "TrainingLogWorkflow"
+DOWNLOAD_LINKS_WORKFLOW = "DownloadLinksWorkflow"
 
 # RetrainWorkflow's handlers
 PROGRESS_QUERY = "progress"

@@ -8,8 +8,8 @@ from pydantic import Field
 
 from activities.contracts.common import Contract
 
-Outcome = Literal["succeeded", "failed", "canceled"]
-"""How a retrain ended."""
+Outcome = Literal["succeeded", "failed", "canceled", "awaiting_approval"]
+"""How a retrain ended, or ``awaiting_approval``: a person must approve or reject it now."""
 
 
 class NotifyRequest(Contract):
@@ -23,6 +23,14 @@ class NotifyRequest(Contract):
     metrics: dict[str, float] = Field(default_factory=dict)
     reason: str = ""
     duration_seconds: float = 0.0
+    report: str | None = Field(
+        None,
+        description="where the evidence is: s3://bucket/key of the version's report.md once "
+        "published; while approval is awaited, s3://bucket/prefix of the evaluation's pictures",
+    )
+    report_command: str | None = Field(
+        None, description="the sentinel command that writes the report and pictures to a folder"
+    )
 
 
 class NotifyResult(Contract):

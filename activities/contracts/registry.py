@@ -2,7 +2,8 @@
 
 Layout in the models bucket (see :mod:`activities.registry`)::
 
-    models/{name}/v{N}/model.pt, model.onnx, results.csv, report.md, metadata.json
+    models/{name}/v{N}/model.pt, model.onnx, results.csv, report.md, metadata.json,
+                      evidence/*.png (plots, training curves, per-image comparisons)
     models/{name}/aliases/production.json, latest.json, history/{seq}.json
     models/{name}/claims/v{N}.json, publishes/{id}.json        (exactly-once bookkeeping)
 
@@ -12,18 +13,24 @@ A version exists when its ``metadata.json`` exists (written last).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from activities.contracts.common import Contract, ModelName, ObjectKey
+from activities.contracts.bases import BaseRecord
+from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics, WeightsRef
+from activities.contracts.evidence import ImageComparison
 from activities.contracts.export import ExportResult, ParityReport
 from activities.contracts.gate import GateDecision
 
 Scalar = str | int | float | bool | None
 AliasAction = Literal["publish", "promote", "rollback"]
+NO_PRODUCTION: Literal["none"] = "none"
+ExpectedProduction = Annotated[int, Field(ge=1)] | Literal["none"]
+"""The production version a caller saw before asking to move it: a number, or ``"none"`` when
+the model had no production version."""
 
 
 class ArtifactRecord(Contract):
@@ -32,6 +39,14 @@ class ArtifactRecord(Contract):
     key: str
     sha256: str
     size: int
+
+
+class ImportedFrom(Contract):
+    """Where an imported version came from: trained elsewhere, registered as it runs today."""
+
+    file_name: str = Field(min_length=1, max_length=255)
+    sha256: Sha256
+    task: str
 
 
 class ModelVersion(Contract):
@@ -53,6 +68,12 @@ class ModelVersion(Contract):
     champion: ModelMetrics | None = None
     champion_version: int | None = None
     ci: DifferenceCI | None = None
+    per_class_ci: dict[str, DifferenceCI] = Field(
+        default_factory=dict, description="per class: interval of the AP50-95 difference"
+    )
+    comparison: ImageComparison | None = Field(
+        None, description="the per-image comparison with the champion (pictures in evidence/)"
+    )
     test_images: int
     test_instances: int
     gate: GateDecision
@@ -60,9 +81,15 @@ class ModelVersion(Contract):
     onnx_opset: int
     onnx_dynamic: bool
     imgsz: int
-    artifacts: dict[str, ArtifactRecord] = Field(description="file name -> key, sha256, size")
+    artifacts: dict[str, ArtifactRecord] = Field(
+        description="file name (evidence/… for pictures) -> key, sha256, size"
+    )
     source_weights: WeightsRef
     versions: dict[str, str] = Field(default_factory=dict)
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="set for a version imported as it was (no training by Sentinel)"
+    )
 
 
 class PublishRequest(Contract):
@@ -85,6 +112,10 @@ class PublishRequest(Contract):
         None,
         description="training's results.csv in the candidate's bucket (verified against its "
         "recorded sha256); None: a CSV of the evaluation is written instead",
+    )
+    base: BaseRecord | None = Field(None, description="the base training started from")
+    imported: ImportedFrom | None = Field(
+        None, description="an import: the weights are registered as they are (epochs 0)"
     )
 
     @model_validator(mode="after")
@@ -114,6 +145,9 @@ class PublishResult(Contract):
         default_factory=dict,
         description="file name -> object key of every file of the version, metadata.json "
         "included (empty only in results recorded before this field existed)",
+    )
+    bucket: str | None = Field(
+        None, description="the models bucket (None in results recorded before this field)"
     )
 
 
@@ -147,6 +181,7 @@ class VersionSummary(Contract):
     gate_reason: str
     parity_passed: bool
     production: bool
+    imported: bool = False
 
 
 class ListVersionsRequest(Contract):
@@ -184,13 +219,19 @@ class ShowVersionResult(Contract):
 
 
 class PromoteVersionRequest(Contract):
-    """Point production at ``version`` (idempotent per ``request_id``)."""
+    """Point production at ``version`` (idempotent per ``request_id``), provided production is
+    still the version the caller saw (``expected_production``)."""
 
     model: ModelName
     version: int = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: ExpectedProduction | None = Field(
+        None,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None: not checked (requests from before this field)",
+    )
 
 
 class PromoteVersionResult(Contract):
@@ -204,12 +245,20 @@ class PromoteVersionResult(Contract):
 
 
 class RollbackRequest(Contract):
-    """Move production back to the version it replaced (idempotent per ``request_id``)."""
+    """Move production back to the version it replaced (idempotent per ``request_id``), one
+    step back from the version the caller saw (``expected_production``)."""
 
     model: ModelName
     reason: str = Field(min_length=1, max_length=2000)
     request_id: str = Field(min_length=1, max_length=500)
     requested_at: datetime
+    expected_production: int | None = Field(
+        None,
+        ge=1,
+        description="production as the caller saw it; another one is refused "
+        "(ProductionMovedError naming it). None (requests from before this field): the "
+        "version production was when the rollback first read it",
+    )
 
 
 class RollbackResult(Contract):
@@ -219,3 +268,38 @@ class RollbackResult(Contract):
     from_version: int
     to_version: int
     event: AliasEvent
+
+
+DownloadWhat = Literal["model.pt", "model.onnx", "report"]
+"""A model file, or the report: ``report.md`` and every picture under ``evidence/``."""
+
+
+class DownloadLinksRequest(Contract):
+    """Time-limited links to files of one version (by number, or the one an alias points to)."""
+
+    model: ModelName
+    version: int | None = Field(None, ge=1)
+    alias: Literal["production", "latest"] = "production"
+    what: DownloadWhat = "model.pt"
+    expires_seconds: int = Field(
+        900, ge=60, le=24 * 3600, description="how long the links work (recorded in history)"
+    )
+
+
+class DownloadLink(Contract):
+    """One file: where it goes (relative path), a GET link, and the digest it must have."""
+
+    name: str = Field(description="artifact name, e.g. model.onnx or evidence/PR_curve.png")
+    url: str
+    sha256: str = Field(description="from the version's metadata.json: verify the download")
+    size: int
+
+
+class DownloadLinksResult(Contract):
+    """The resolved version and one link per file; digests come from its metadata."""
+
+    model: ModelName
+    version: int
+    production: bool
+    files: list[DownloadLink]
+    expires_at: datetime

@@ -6,12 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from activities.contracts.bases import BaseModelSpec
 from activities.contracts.common import Contract, ModelName
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.evaluation import EvaluationOptions
 from activities.contracts.export import ExportOptions
 from activities.contracts.gate import GateDecision, GatePolicy
-from activities.contracts.training import ArchitectureBase, BaseModelSpec, Hyperparameters
+from activities.contracts.training import Hyperparameters
 
 __all__ = [
     "ApprovalDecision",
@@ -47,7 +48,11 @@ class RetrainRequest(Contract):
 
     model_name: ModelName
     dataset: AssembleRequest
-    base: BaseModelSpec = Field(default_factory=lambda: ArchitectureBase(name="yolov8n.yaml"))
+    base: BaseModelSpec | None = Field(
+        None,
+        description="starting weights; None: the workers' default (SENTINEL_DEFAULT_BASE, "
+        "else yolov8n.yaml)",
+    )
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
     gate: GatePolicy = Field(default_factory=GatePolicy)
@@ -66,12 +71,15 @@ class RetrainRequest(Contract):
 
 
 class TrainingProgress(Contract):
-    """Sent by the training activity to its workflow at each epoch end (signal)."""
+    """Sent by the training activity to its workflow now and then (signal): at most one per
+    10% of the epochs and per minute, so that a run's history stays about its stages; live
+    per-epoch progress is read from the training's heartbeat by the client."""
 
     epoch: int = Field(ge=0)
     epochs: int = Field(ge=1)
     metrics: dict[str, float] = Field(default_factory=dict)
     attempt: int = 1
+    resumed_from_epoch: int | None = Field(None, description="epochs in the resumed checkpoint")
 
 
 class ApprovalDecision(Contract):
@@ -97,6 +105,11 @@ class Progress(Contract):
     approval: ApprovalState = "not_required"
     stop_early_requested: bool = False
     error: str | None = None
+    attempt: int = Field(1, description="training attempt (> 1: resumed after a failure)")
+    resumed_from_epoch: int | None = None
+    live: bool = Field(
+        False, description="epoch and metrics come from the training's latest heartbeat"
+    )
 
 
 class RetrainResult(Contract):

@@ -11,11 +11,18 @@ training starts (contracts must stay importable without Ultralytics).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256
+# The base kinds live in bases.py (with their text form); re-exported where code imported them.
+from activities.contracts.bases import ArchitectureBase as ArchitectureBase
+from activities.contracts.bases import BaseModelSpec as BaseModelSpec
+from activities.contracts.bases import BaseRecord
+from activities.contracts.bases import CatalogBase as CatalogBase
+from activities.contracts.bases import RegistryBase as RegistryBase
+from activities.contracts.bases import S3Base as S3Base
+from activities.contracts.common import Contract, ModelName, ObjectKey
 from activities.contracts.dataset import SnapshotRef
 
 Optimizer = Literal[
@@ -37,7 +44,6 @@ OWNED_TRAIN_ARGS = frozenset(
 """Ultralytics train arguments that ``Hyperparameters.extra`` may not set."""
 
 _DEVICE = re.compile(r"^(cpu|\d+(,\d+)*)$")
-_ARCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$")
 
 
 class Hyperparameters(Contract):
@@ -86,55 +92,6 @@ class Hyperparameters(Contract):
         return value
 
 
-class RegistryBase(Contract):
-    """Fine-tune a version from our model registry."""
-
-    kind: Literal["registry"] = "registry"
-    model: ModelName
-    version: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="a number ('3', 'v3') or an alias ('production', 'latest')",
-    )
-
-
-class S3Base(Contract):
-    """Fine-tune a ``.pt`` stored in object storage (e.g. a pretrained-weights bucket)."""
-
-    kind: Literal["s3"] = "s3"
-    bucket: str = Field(min_length=3, max_length=63)
-    key: ObjectKey
-    sha256: Sha256 | None = Field(None, description="expected digest (else the recorded one)")
-
-    @field_validator("key")
-    @classmethod
-    def _pt(cls, value: str) -> str:
-        if not value.endswith(".pt"):
-            raise ValueError(f"base model key must name a .pt file: {value!r}")
-        return value
-
-
-class ArchitectureBase(Contract):
-    """Train from scratch from an Ultralytics architecture yaml (e.g. ``yolov8n.yaml``)."""
-
-    kind: Literal["architecture"] = "architecture"
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _yaml_name(cls, value: str) -> str:
-        if not _ARCH.match(value):
-            raise ValueError(
-                f"architecture must be a bare yaml file name like 'yolov8n.yaml': {value!r}"
-            )
-        return value
-
-
-BaseModelSpec = Annotated[RegistryBase | S3Base | ArchitectureBase, Field(discriminator="kind")]
-"""Where the starting weights come from."""
-
-
 class TrainRequest(Contract):
     """Train ``model_name`` on a dataset snapshot.
 
@@ -144,7 +101,9 @@ class TrainRequest(Contract):
 
     snapshot: SnapshotRef
     model_name: ModelName
-    base: BaseModelSpec = Field(default_factory=lambda: ArchitectureBase(name="yolov8n.yaml"))
+    base: BaseModelSpec | None = Field(
+        None, description="None: the worker's default (SENTINEL_DEFAULT_BASE, else yolov8n.yaml)"
+    )
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     heartbeat_timeout_seconds: float = Field(
         60.0, ge=1, le=3600, description="what the workflow should set; covers caching and upload"
@@ -207,6 +166,12 @@ class TrainResult(Contract):
     metrics: TrainMetrics
     history: list[EpochSummary] = Field(
         default_factory=list, description="per-epoch summary, at most HISTORY_CAP rows"
+    )
+    base: BaseRecord | None = Field(
+        None, description="the base this run started from (None in results of older workers)"
+    )
+    base_downloaded: bool = Field(
+        False, description="the base's bytes were downloaded (False: this worker's cache)"
     )
 
 

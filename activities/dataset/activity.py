@@ -6,7 +6,9 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.dataset import AssembleRequest, AssembleResult
+from activities.contracts.inspection import DatasetValidation
 from activities.dataset.assemble import assemble
+from activities.dataset.dry_run import validate
 from activities.infra.errors import translate_errors
 from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.settings import Settings
@@ -26,4 +28,12 @@ class DatasetActivities:
         """Validated, content-hashed snapshot of ``request.prefix`` (reused when unchanged)."""
         return assemble(
             self.store, self.settings, request, progress=heartbeat_progress("dataset assembly")
+        )
+
+    @activity.defn(name=names.VALIDATE_DATASET, no_thread_cancel_exception=True)
+    @translate_errors
+    def validate_dataset(self, request: AssembleRequest) -> DatasetValidation:
+        """What an assembly of ``request`` would find, without storing anything."""
+        return validate(
+            self.store, self.settings, request, progress=heartbeat_progress("dataset validation")
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache
@@ -226,6 +227,67 @@ def _verified(source: SourceAccess, read: Source, request: AssembleRequest) -> V
     return verified
 
 
+@dataclass
+class Inspection:
+    """A source prefix read, filtered to verified images and validated (nothing stored yet).
+
+    Only what a manifest or a validation summary needs is kept: the listing, the candidates
+    and the verified list are let go once the images are validated (memory bound).
+    """
+
+    source: SourceAccess
+    class_names: list[str]
+    listed: int
+    candidates: int
+    unverified: int
+    report: Report
+    images: list[ManifestImage]
+    test_prefix: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source.bucket}/{self.source.prefix}"
+
+    def usable_counts(self, request: AssembleRequest) -> dict[str, int]:
+        """Images per split; BadInputError when a retrain could not use them."""
+        return _check_usable(self.images, request, self.where, self.unverified, self.report)
+
+
+def inspect_source(
+    store: ObjectStore,
+    settings: Settings,
+    request: AssembleRequest,
+    *,
+    progress: Progress = no_progress,
+) -> Inspection:
+    """List, read the layout, keep verified images, download what the cache lacks, validate and
+    split: everything an assembly does before deciding and storing (BadInputError when the
+    prefix is empty or has no verified image).
+
+    The caller holds :func:`~activities.dataset.cache_bound.objects_in_use` meanwhile (the
+    objects read must not be evicted under it).
+    """
+    source = _list_source(store, settings, request, progress)
+    report = Report(max_examples=request.max_examples)
+    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
+    verified = _verified(source, read, request)
+    listed = len(source.objects)
+    images = _manifest_images(source, read, verified.kept, request, settings, report)
+    inspection = Inspection(
+        source=source,
+        class_names=list(read.class_names),
+        listed=listed,
+        candidates=len(read.candidates),
+        unverified=verified.unverified,
+        report=report,
+        images=images,
+        test_prefix=_test_prefix(request),
+    )
+    del read, verified.kept[:]  # from here on only the images are held, not the listing
+    source.objects.clear()
+    return inspection
+
+
 def assemble(
     store: ObjectStore,
     settings: Settings,
@@ -235,9 +297,8 @@ def assemble(
 ) -> AssembleResult:
     """Assemble ``request`` into a stored snapshot, or find the identical one.
 
-    Lists the prefix, reads its layout, keeps verified images, downloads what the local cache
-    lacks, validates (fixing or skipping problems into a report), splits stably, fails with
-    BadInputError when a split is below ``request.min_counts``, and stores the manifest at
+    :func:`inspect_source`, then fail with BadInputError when a split is below
+    ``request.min_counts`` (or no image or no box is left), and store the manifest at
     ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already. Then
     the local cache is brought under ``SENTINEL_CACHE_MAX_GB`` (:mod:`.cache_bound`).
     """
@@ -250,30 +311,22 @@ def assemble(
 def _assemble(
     store: ObjectStore, settings: Settings, request: AssembleRequest, progress: Progress
 ) -> AssembleResult:
-    source = _list_source(store, settings, request, progress)
-    bucket, prefix = source.bucket, source.prefix
-    report = Report(max_examples=request.max_examples)
-    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
-    verified = _verified(source, read, request)
-    listed = len(source.objects)
-    images = _manifest_images(source, read, verified.kept, request, settings, report)
-    class_names = read.class_names
-    del read, verified.kept[:]  # from here on only the images are held, not the listing
-    source.objects.clear()
-    counts = _check_usable(images, request, f"{bucket}/{prefix}", verified.unverified, report)
+    inspection = inspect_source(store, settings, request, progress=progress)
+    source, report, images = inspection.source, inspection.report, inspection.images
+    counts = inspection.usable_counts(request)
     manifest = Manifest(
         dataset=request.dataset,
-        bucket=bucket,
-        prefix=prefix,
+        bucket=source.bucket,
+        prefix=source.prefix,
         format=request.format,
-        class_names=class_names,
+        class_names=inspection.class_names,
         split_ratios=request.split_ratios.model_dump(),
-        test_prefix=_test_prefix(request),
+        test_prefix=inspection.test_prefix,
         images=images,
         counts=counts,
         report=ManifestReport(
-            listed=listed,
-            unverified=verified.unverified,
+            listed=inspection.listed,
+            unverified=inspection.unverified,
             counts=report.summary(),
             examples=report.examples,
         ),
@@ -290,8 +343,8 @@ def _assemble(
     return AssembleResult(
         snapshot=snapshot,
         counts=counts,
-        class_names=class_names,
+        class_names=inspection.class_names,
         report=report.summary(),
-        unverified=verified.unverified,
+        unverified=inspection.unverified,
         reused=reused,
     )

@@ -3,7 +3,10 @@
 Both models are validated on the same materialized snapshot with the same imgsz, conf, iou and
 batch in the same process (same library versions); the champion is the version the registry's
 production alias points to, loaded with its sha256 verified. The paired bootstrap
-(:mod:`.bootstrap`) gives the interval of the mAP50-95 difference.
+(:mod:`.bootstrap`) gives the intervals of the mAP50-95 difference and of each class's AP50-95
+difference. With ``options.evidence`` the candidate's plots and the per-image comparison
+pictures are stored under ``runs/{workflow_id}/evaluation/{run_id}-{attempt}/`` in the runs
+bucket (:mod:`.evidence`); publish copies them into the version.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, EvaluateResult
+from activities.contracts.evidence import Evidence
 from activities.evaluation.common import fetch_weights, scratch_dir
+from activities.evaluation.evidence import EvidenceTarget
 from activities.infra.errors import BadInputError, translate_errors
 from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
@@ -72,11 +77,12 @@ def _champion(registry: Registry, request: EvaluateRequest) -> _Champion:
 
 @dataclass(frozen=True)
 class _Scores:
-    """The validation runs of both models and the bootstrap interval of their difference."""
+    """The validation runs of both models and the bootstrap intervals of their differences."""
 
     candidate: ValRun
     champion: ValRun | None
     ci: DifferenceCI | None
+    per_class_ci: dict[str, DifferenceCI]
 
 
 def _score(
@@ -87,9 +93,13 @@ def _score(
     candidate_path: Path,
     workdir: Path,
     progress: Progress,
+    plots_dir: Path | None = None,
 ) -> _Scores:
-    """Validate the candidate (and the compared champion) with the same settings."""
-    from activities.evaluation.bootstrap import difference_ci
+    """Validate the candidate (and the compared champion) with the same settings.
+
+    ``plots_dir``: keep the candidate's plots there and record both models' boxes (evidence).
+    """
+    from activities.evaluation.bootstrap import paired_bootstrap
     from activities.evaluation.validate import run_val
 
     options = request.options
@@ -106,8 +116,13 @@ def _score(
         batch=request.batch,
         device=request.device,
         workdir=workdir,
+        boxes_conf=options.evidence_conf if plots_dir is not None else None,
     )
-    cand = val(candidate_path, on_batch=lambda done, total: progress("candidate", done, total))
+    cand = val(
+        candidate_path,
+        on_batch=lambda done, total: progress("candidate", done, total),
+        plots_dir=plots_dir,
+    )
     cand_names = [cand.names[i] for i in sorted(cand.names)]
     expected = list(request.snapshot.class_names)
     if cand_names != expected:
@@ -115,9 +130,9 @@ def _score(
             class_mismatch("the candidate", cand_names, expected, request.snapshot.key)
         )
     if champ_path is None:
-        return _Scores(cand, None, None)
+        return _Scores(cand, None, None, {})
     champ = val(champ_path, on_batch=lambda done, total: progress("champion", done, total))
-    ci = difference_ci(
+    intervals = paired_bootstrap(
         cand.stats,
         champ.stats,
         resamples=options.bootstrap_resamples,
@@ -125,7 +140,8 @@ def _score(
         level=options.ci_level,
         on_round=lambda done, total: progress("bootstrap", done, total),
     )
-    return _Scores(cand, champ, ci)
+    per_class = {cand.names[cls]: ci for cls, ci in intervals.per_class.items()}
+    return _Scores(cand, champ, intervals.overall, per_class)
 
 
 def evaluate(
@@ -134,8 +150,12 @@ def evaluate(
     request: EvaluateRequest,
     *,
     progress: Progress = no_progress,
+    evidence_prefix: str | None = None,
 ) -> EvaluateResult:
-    """Evaluate the candidate (and the production champion, if any) on the test split."""
+    """Evaluate the candidate (and the production champion, if any) on the test split.
+
+    ``evidence_prefix``: where in the runs bucket the evidence goes (None: no evidence).
+    """
     from activities.infra.yolo_env import bootstrap_offline
 
     bootstrap_offline()
@@ -148,14 +168,20 @@ def evaluate(
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
     registry = Registry(store, settings.models_bucket)
     champion = _champion(registry, request)
+    with_evidence = evidence_prefix is not None and request.options.evidence
     with (
         materialize_snapshot(store, settings, snapshot, on_progress=progress) as dataset,
         scratch_dir(settings, "evaluate-") as tmp,
     ):
         candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
+        plots_dir = tmp / "plots" if with_evidence else None
         scores = _score(
-            registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress
-        )
+            registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress,
+            plots_dir,
+        )  # fmt: skip
+        evidence = None
+        if plots_dir is not None and evidence_prefix is not None:
+            evidence = _evidence(store, settings, request, scores, champion, tmp, evidence_prefix)
     cand = scores.candidate
     return EvaluateResult(
         model=request.model,
@@ -167,12 +193,46 @@ def evaluate(
         champion=scores.champion.metrics if scores.champion else None,
         champion_version=champion.version,
         ci=scores.ci,
+        per_class_ci=scores.per_class_ci,
         comparison_note=champion.note,
         imgsz=request.imgsz,
         conf=request.options.conf,
         iou=request.options.iou,
         versions=library_versions(),
+        evidence=evidence,
     )
+
+
+def _evidence(
+    store: ObjectStore,
+    settings: Settings,
+    request: EvaluateRequest,
+    scores: _Scores,
+    champion: _Champion,
+    workdir: Path,
+    prefix: str,
+) -> Evidence:
+    from activities.evaluation.evidence import build_evidence
+
+    return build_evidence(
+        store,
+        EvidenceTarget(settings.runs_bucket, prefix),
+        candidate=scores.candidate,
+        champion=scores.champion,
+        champion_version=champion.version,
+        plots_dir=workdir / "plots",
+        workdir=workdir / "pictures",
+        options=request.options,
+    )
+
+
+def evidence_prefix_of(workflow_id: str, run_id: str, attempt: int) -> str:
+    """Where an activity attempt stores its evidence: its own prefix, never overwritten.
+
+    A second attempt (or a run of the same workflow id) writes elsewhere, so the digests an
+    attempt returned always describe the objects under its keys.
+    """
+    return f"runs/{workflow_id}/evaluation/{run_id}-{attempt}/"
 
 
 class EvaluationActivities:
@@ -186,4 +246,13 @@ class EvaluationActivities:
     @translate_errors
     def evaluate(self, request: EvaluateRequest) -> EvaluateResult:
         """Candidate and production champion on the same test split, with a bootstrap CI."""
-        return evaluate(self.store, self.settings, request, progress=heartbeat_progress())
+        info = activity.info()
+        return evaluate(
+            self.store,
+            self.settings,
+            request,
+            progress=heartbeat_progress(),
+            evidence_prefix=evidence_prefix_of(
+                info.workflow_id or "no-workflow", info.workflow_run_id or "run", info.attempt
+            ),
+        )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from activities.contracts.evaluation import WeightsRef
 from activities.infra.settings import Settings
-from activities.infra.storage import ObjectStore, sha256_file
+from activities.infra.storage import ObjectStore
+from activities.infra.weights_cache import cached_weights
 
 
 def fetch_weights(store: ObjectStore, settings: Settings, ref: WeightsRef, suffix: str) -> Path:
@@ -19,11 +20,10 @@ def fetch_weights(store: ObjectStore, settings: Settings, ref: WeightsRef, suffi
     A cached file is re-hashed before reuse; a download is verified against ``ref.sha256``
     (IntegrityError, non-retryable, on mismatch).
     """
-    path = settings.cache_dir / "weights" / f"{ref.sha256}{suffix}"
-    if path.is_file() and sha256_file(path) == ref.sha256:
-        return path
-    store.get_file(ref.bucket, ref.key, path, expected_sha256=ref.sha256)
-    return path
+    cached = cached_weights(
+        store, settings, bucket=ref.bucket, key=ref.key, sha256=ref.sha256, suffix=suffix
+    )
+    return cached.path
 
 
 @contextmanager

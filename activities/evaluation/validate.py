@@ -3,7 +3,9 @@
 ``DetectionValidator`` accumulates, per image, the detections' true-positive matrix (10 IoU
 thresholds), confidences and classes and the targets' classes, and throws them away once the
 totals are computed. :class:`RecordingValidator` keeps a copy keyed by image file, which is
-what a bootstrap over test images needs (:mod:`activities.evaluation.bootstrap`).
+what a bootstrap over test images needs (:mod:`activities.evaluation.bootstrap`); on request
+it also keeps the boxes (detections above a confidence, and the ground truth, in the image's
+pixels) that the evidence pictures draw, and the Ultralytics plots of the run.
 
 Call :func:`activities.infra.yolo_env.bootstrap_offline` before using this module.
 """
@@ -35,6 +37,10 @@ class ImageStats:
     conf: list[np.ndarray] = field(default_factory=list)
     pred_cls: list[np.ndarray] = field(default_factory=list)
     target_cls: list[np.ndarray] = field(default_factory=list)
+    # Only when boxes are recorded (``run_val(boxes_conf=...)``), else empty:
+    paths: list[str] = field(default_factory=list)  # the image file
+    boxes: list[np.ndarray] = field(default_factory=list)  # (k, 6) x1 y1 x2 y2 conf cls
+    truth: list[np.ndarray] = field(default_factory=list)  # (m, 5) cls x1 y1 x2 y2
 
     def aligned_to(self, files: list[str]) -> ImageStats:
         """These statistics in the image order of ``files`` (same image set required)."""
@@ -42,12 +48,19 @@ class ImageStats:
         if set(where) != set(files):
             raise ValueError("the two validation runs saw different images")
         order = [where[name] for name in files]
+
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in order] if values else []
+
         return ImageStats(
             files=list(files),
-            tp=[self.tp[i] for i in order],
-            conf=[self.conf[i] for i in order],
-            pred_cls=[self.pred_cls[i] for i in order],
-            target_cls=[self.target_cls[i] for i in order],
+            tp=pick(self.tp),
+            conf=pick(self.conf),
+            pred_cls=pick(self.pred_cls),
+            target_cls=pick(self.target_cls),
+            paths=pick(self.paths),
+            boxes=pick(self.boxes),
+            truth=pick(self.truth),
         )
 
 
@@ -74,8 +87,17 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def _recording_validator() -> type:
+PLOTS = {
+    "confusion_matrix_normalized.png": "confusion_matrix_normalized.png",
+    "BoxPR_curve.png": "PR_curve.png",
+    "BoxF1_curve.png": "F1_curve.png",
+}
+"""Ultralytics plot file -> the name it is kept under (``run_val(plots_dir=...)``)."""
+
+
+def _recording_validator(boxes_conf: float | None) -> type:
     from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.utils import ops
 
     class RecordingValidator(DetectionValidator):
         """DetectionValidator that keeps per-image statistics in ``self.recorded``."""
@@ -94,6 +116,49 @@ def _recording_validator() -> type:
                 self.recorded.conf.append(np.asarray(stats["conf"][i], dtype=float))
                 self.recorded.pred_cls.append(np.asarray(stats["pred_cls"][i], dtype=float))
                 self.recorded.target_cls.append(np.asarray(stats["target_cls"][i], dtype=float))
+                if boxes_conf is not None:
+                    self._record_boxes(offset, preds[offset], batch, boxes_conf)
+
+        def _record_boxes(
+            self, si: int, pred: dict[str, Any], batch: dict[str, Any], conf: float
+        ) -> None:
+            """Detections at or above ``conf`` and the ground truth, in the image's pixels."""
+            pbatch = self._prepare_batch(si, batch)
+            keep = pred["conf"] >= conf
+            kept = self.scale_preds({k: v[keep] for k, v in pred.items()}, pbatch)
+            boxes = np.concatenate(
+                [
+                    kept["bboxes"].cpu().numpy().reshape(-1, 4),
+                    kept["conf"].cpu().numpy().reshape(-1, 1),
+                    kept["cls"].cpu().numpy().reshape(-1, 1),
+                ],
+                axis=1,
+            )
+            truth = np.zeros((0, 5))
+            if pbatch["cls"].shape[0]:
+                xyxy = ops.scale_boxes(
+                    pbatch["imgsz"],
+                    pbatch["bboxes"].clone(),
+                    pbatch["ori_shape"],
+                    ratio_pad=pbatch["ratio_pad"],
+                )
+                truth = np.concatenate(
+                    [
+                        pbatch["cls"].cpu().numpy().reshape(-1, 1),
+                        xyxy.cpu().numpy().reshape(-1, 4),
+                    ],
+                    axis=1,
+                )
+            self.recorded.paths.append(str(batch["im_file"][si]))
+            self.recorded.boxes.append(boxes.astype(float))
+            self.recorded.truth.append(truth.astype(float))
+
+        # Ultralytics' sample mosaics (val_batch*.jpg) are not evidence we keep: skip them.
+        def plot_val_samples(self, batch: dict[str, Any], ni: int) -> None:
+            return None
+
+        def plot_predictions(self, batch: dict[str, Any], preds: Any, ni: int) -> None:
+            return None
 
     return RecordingValidator
 
@@ -126,12 +191,18 @@ def run_val(
     rect: bool = True,
     workdir: Path | None = None,
     on_batch: OnBatch | None = None,
+    plots_dir: Path | None = None,
+    boxes_conf: float | None = None,
 ) -> ValRun:
-    """Validate ``weights`` (``.pt`` or ``.onnx``) on ``split`` of ``data_yaml``."""
+    """Validate ``weights`` (``.pt`` or ``.onnx``) on ``split`` of ``data_yaml``.
+
+    ``plots_dir``: keep the Ultralytics plots named in :data:`PLOTS` there. ``boxes_conf``:
+    also record each image's detections at or above it and its ground-truth boxes.
+    """
     from ultralytics import YOLO
 
     model = YOLO(str(weights), task="detect")
-    validator_cls = _recording_validator()
+    validator_cls = _recording_validator(boxes_conf)
     captured: dict[str, Any] = {}
 
     def on_val_start(validator: Any) -> None:
@@ -154,7 +225,7 @@ def run_val(
             batch=batch,
             device=device,
             rect=rect,
-            plots=False,
+            plots=plots_dir is not None,
             save_json=False,
             verbose=False,
             project=str(project),
@@ -162,9 +233,19 @@ def run_val(
             exist_ok=True,
             validator=validator_cls,
         )
+        if plots_dir is not None:
+            _keep_plots(Path(captured["validator"].save_dir), plots_dir)
     finally:
         shutil.rmtree(project, ignore_errors=True)
     return _val_run(result, captured["validator"].recorded)
+
+
+def _keep_plots(save_dir: Path, plots_dir: Path) -> None:
+    """Move the plots of :data:`PLOTS` that Ultralytics wrote from ``save_dir``."""
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for produced, kept in PLOTS.items():
+        if (save_dir / produced).is_file():
+            shutil.move(save_dir / produced, plots_dir / kept)
 
 
 def _val_run(result: Any, recorded: ImageStats) -> ValRun:

@@ -27,13 +27,15 @@ def _tls_config(settings: Settings) -> TLSConfig | bool:
     return True
 
 
-async def connect(settings: Settings, *, timeout: float = 10.0) -> Client:
+async def connect(settings: Settings, *, timeout: float | None = None) -> Client:
     """A client for the configured Temporal, using the pydantic data converter.
 
-    Retries briefly (a dev server may still be starting), then raises
-    :class:`TemporalUnavailableError` naming the address and the setting to fix.
+    Retries for ``timeout`` seconds (default: ``temporal_connect_timeout_seconds``; a dev
+    server may still be starting), then raises :class:`TemporalUnavailableError` naming the
+    address and the setting to fix.
     """
-    deadline = asyncio.get_running_loop().time() + timeout
+    wait = settings.temporal_connect_timeout_seconds if timeout is None else timeout
+    deadline = asyncio.get_running_loop().time() + wait
     last: Exception | None = None
     while True:
         try:

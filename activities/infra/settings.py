@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     temporal_tls_cert_file: Path | None = Field(None, description="mTLS client cert (PEM) file")
     temporal_tls_key_file: Path | None = Field(None, description="mTLS client key (PEM) file")
     temporal_api_key_file: Path | None = Field(None, description="File holding a Temporal API key")
+    temporal_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long to keep trying to reach Temporal, then fail"
+    )
     cpu_task_queue: str = Field("sentinel-cpu", description="Queue for data/export/publish work")
     gpu_task_queue: str = Field("sentinel-gpu", description="Queue for training and evaluation")
 
@@ -45,9 +48,20 @@ class Settings(BaseSettings):
     s3_secret_key_file: Path | None = Field(None, description="File holding the S3 secret key")
     s3_secure: bool = Field(False, description="Use HTTPS to reach S3")
     s3_region: str | None = Field(None, description="S3 region (optional)")
+    s3_public_url: str | None = Field(
+        None, description="S3 URL users reach, for download links (default: the endpoint)"
+    )
     data_bucket: str = Field("sentinel-data", description="Bucket with datasets/ and snapshots/")
     runs_bucket: str = Field("sentinel-runs", description="Bucket with runs/ (checkpoints)")
-    models_bucket: str = Field("sentinel-models", description="Bucket with the model registry")
+    models_bucket: str = Field(
+        "sentinel-models", description="Bucket with the model registry and weights catalog"
+    )
+
+    # Training
+    default_base: str | None = Field(
+        None,
+        description="Base of requests naming none, e.g. weights:yolo11n.pt (unset: yolov8n.yaml)",
+    )
 
     # Local
     cache_dir: Path = Field(

@@ -1,11 +1,22 @@
-"""Temporal activities of the model registry (CPU queue): publish, list, show, promote, rollback."""
+"""Temporal activities of the model registry (CPU queue): publish, list, show, promote,
+rollback, and download links (for ``sentinel models pull`` and ``report``).
+
+Each of them first repairs a stale ``production.json`` from the alias history
+(:func:`~activities.registry.aliases.repair_production_mirror`): the mirror never stays
+behind the truth for longer than the next registry operation.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
 from activities.contracts import names
 from activities.contracts.registry import (
+    DownloadLink,
+    DownloadLinksRequest,
+    DownloadLinksResult,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -20,10 +31,12 @@ from activities.contracts.registry import (
 )
 from activities.infra.errors import NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
+from activities.infra.links import LinkSigner
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
+from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
 
 
@@ -35,12 +48,14 @@ class RegistryActivities:
         self.store = store
         self.registry = Registry(store, settings.models_bucket)
         self.publisher = Publisher(self.registry)
+        self.signer = LinkSigner.from_settings(settings, store)
 
     @activity.defn(name=names.PUBLISH)
     @translate_errors
     def publish(self, request: PublishRequest) -> PublishResult:
         """Register the run's candidate as a new version (exactly once per run)."""
         self.store.check_bucket(self.settings.models_bucket)
+        aliases.repair_production_mirror(self.registry, request.model)
         return self.publisher.publish(request, progress=heartbeat_progress())
 
     @activity.defn(name=names.LIST_VERSIONS)
@@ -48,6 +63,7 @@ class RegistryActivities:
     def list_versions(self, request: ListVersionsRequest) -> ListVersionsResult:
         """The newest versions of a model (only versions with metadata exist)."""
         scan = self.registry.scan(request.model)
+        aliases.repair_production_mirror(self.registry, request.model, scan)
         production = self.registry.production_version(request.model, scan)
         newest = sorted(scan.versions, reverse=True)[: request.limit]
         summaries = []
@@ -63,6 +79,7 @@ class RegistryActivities:
                     gate_reason=meta.gate.reason,
                     parity_passed=meta.parity.passed,
                     production=version == production,
+                    imported=meta.imported is not None,
                 )
             )
         return ListVersionsResult(
@@ -73,30 +90,73 @@ class RegistryActivities:
             total=len(scan.versions),
         )
 
+    def _resolve(self, model: str, version: int | None, alias: str) -> tuple[int, bool, bool]:
+        """``(version, is production, is latest)``: ``version``, else where ``alias`` points.
+
+        Repairs a stale ``production.json`` on the way, as every registry operation does.
+        """
+        scan = self.registry.scan(model)
+        aliases.repair_production_mirror(self.registry, model, scan)
+        production = self.registry.production_version(model, scan)
+        latest = max(scan.versions, default=None)
+        if version is None:
+            version = production if alias == "production" else latest
+            if version is None:
+                raise NotFoundError(f"model {model!r} has no {alias} version")
+        return version, version == production, version == latest
+
     @activity.defn(name=names.SHOW_VERSION)
     @translate_errors
     def show_version(self, request: ShowVersionRequest) -> ShowVersionResult:
         """The metadata of one version (by number, or the one an alias points to)."""
-        scan = self.registry.scan(request.model)
-        production = self.registry.production_version(request.model, scan)
-        latest = max(scan.versions, default=None)
-        version = request.version
-        if version is None:
-            version = production if request.alias == "production" else latest
-            if version is None:
-                raise NotFoundError(f"model {request.model!r} has no {request.alias} version")
+        version, production, latest = self._resolve(request.model, request.version, request.alias)
         meta = self.registry.metadata(request.model, version)
         return ShowVersionResult(
             metadata=meta,
-            production=version == production,
-            latest=version == latest,
+            production=production,
+            latest=latest,
             report_key=layout.artifact_key(request.model, version, "report.md"),
+        )
+
+    @activity.defn(name=names.DOWNLOAD_LINKS)
+    @translate_errors
+    def download_links(self, request: DownloadLinksRequest) -> DownloadLinksResult:
+        """Time-limited GET links to a version's model file or report (with its pictures).
+
+        Each link carries the sha256 that the version's ``metadata.json`` records, so the
+        client verifies what it downloads; nothing here needs the client's S3 credentials.
+        """
+        version, production, _ = self._resolve(request.model, request.version, request.alias)
+        meta = self.registry.metadata(request.model, version)
+        if request.what == "report":
+            wanted = [
+                "report.md",
+                *sorted(n for n in meta.artifacts if n.startswith(f"{EVIDENCE_DIR}/")),
+            ]
+        else:
+            wanted = [request.what]
+        expires = timedelta(seconds=request.expires_seconds)
+        files = []
+        for name in wanted:
+            record = meta.artifacts.get(name)
+            if record is None:
+                raise NotFoundError(f"{request.model} v{version} has no {name}")
+            url = self.signer.link(self.settings.models_bucket, record.key, expires)
+            files.append(DownloadLink(name=name, url=url, sha256=record.sha256, size=record.size))
+        return DownloadLinksResult(
+            model=request.model,
+            version=version,
+            production=production,
+            files=files,
+            expires_at=datetime.now(UTC) + expires,
         )
 
     @activity.defn(name=names.PROMOTE_VERSION)
     @translate_errors
     def promote_version(self, request: PromoteVersionRequest) -> PromoteVersionResult:
-        """Point production at a given version (recorded in the alias history)."""
+        """Point production at a given version (recorded in the alias history), only from the
+        production version the caller saw (ProductionMovedError naming the current one)."""
+        aliases.repair_production_mirror(self.registry, request.model)
         previous, event = aliases.promote(
             self.registry,
             request.model,
@@ -104,6 +164,7 @@ class RegistryActivities:
             reason=request.reason,
             request_id=request.request_id,
             at=request.requested_at,
+            expect_current=aliases.expectation_of(request.expected_production),
         )
         return PromoteVersionResult(
             model=request.model,
@@ -116,13 +177,15 @@ class RegistryActivities:
     @activity.defn(name=names.ROLLBACK_PRODUCTION)
     @translate_errors
     def rollback_production(self, request: RollbackRequest) -> RollbackResult:
-        """Move production back to the version its current one replaced (recorded)."""
+        """Move production one step back from the version the caller saw (recorded)."""
+        aliases.repair_production_mirror(self.registry, request.model)
         event = aliases.rollback(
             self.registry,
             request.model,
             reason=request.reason,
             request_id=request.request_id,
             at=request.requested_at,
+            expect_current=aliases.expectation_of(request.expected_production),
         )
         assert event.previous_version is not None
         return RollbackResult(

@@ -25,6 +25,17 @@ def metadata_key(model: str, version: int) -> str:
     return artifact_key(model, version, METADATA)
 
 
+# The order results list a version's files in (the demo and the CLI print them so).
+LISTING_ORDER = ("model.pt", "model.onnx", METADATA, "results.csv", "report.md")
+
+
+def artifact_keys(data_keys: dict[str, str], *, metadata_key: str) -> dict[str, str]:
+    """File name -> key for every file of a version, metadata included, in listing order."""
+    keys = {**data_keys, METADATA: metadata_key}
+    ordered = {name: keys[name] for name in LISTING_ORDER if name in keys}
+    return {**ordered, **keys}
+
+
 def version_label(version: int | None, missing: str = "none") -> str:
     """``v3`` in messages, or ``missing`` where there is no version."""
     return missing if version is None else f"v{version}"

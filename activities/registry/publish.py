@@ -10,8 +10,10 @@ Protocol (every step is idempotent; a crash anywhere leaves a state the retry co
    N+1. The claim is read back after a short settle (defence against a store that ignores
    the condition). Then the index (1.) is created; if an earlier attempt of the same run won
    that race, its version is used and our claim is left unused.
-3. **Data first.** model.pt, model.onnx, results.csv and report.md are uploaded under
-   ``v{N}/`` (rewriting an unfinished attempt's objects with the same bytes).
+3. **Data first.** model.pt, model.onnx, results.csv, the evidence pictures (``evidence/``:
+   the evaluation's, each verified by the digest it returned, and ``results.png`` drawn from
+   training's curves) and report.md are uploaded under ``v{N}/`` (rewriting an unfinished
+   attempt's objects).
 4. **Metadata last**, created with If-None-Match: from this moment the version exists.
 5. **Aliases**: production moves only when the gate promotes (the workflow's decision, ONNX
    parity included: :func:`workflows.gate.apply_parity`) and production is still the champion
@@ -40,11 +42,19 @@ from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.registry import aliases, layout
 from activities.registry.core import Registry, dump
+from activities.registry.evidence import (
+    TRAINING_CURVES,
+    artifact_name,
+    draw_training_curves,
+    fetch_evidence,
+)
 from activities.registry.report import evaluation_csv, render_report
+from activities.registry.version import version_metadata
 
 log = logging.getLogger(__name__)
 
 MAX_CLAIM_ATTEMPTS = 1000
+CONTENT_TYPES = {".png": "image/png", ".md": "text/markdown", ".csv": "text/csv"}
 
 
 class Publisher:
@@ -168,8 +178,29 @@ class Publisher:
         return gate
 
     def _upload(self, key: str, path: Path) -> ArtifactRecord:
-        info = self.store.put_file(self.bucket, key, path)
+        content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+        info = self.store.put_file(self.bucket, key, path, content_type=content_type)
         return ArtifactRecord(key=key, sha256=info.sha256 or "", size=info.size)
+
+    def _stage_files(self, request: PublishRequest, work: Path, step: Progress) -> dict[str, Path]:
+        """Every data file of the version in ``work``, each verified: ``{name: local file}``."""
+        sources = {"model.pt": request.candidate, "model.onnx": request.export.onnx}
+        staged: dict[str, Path] = {}
+        for done, (name, ref) in enumerate(sources.items(), start=1):
+            staged[name] = work / name
+            self.store.get_file(ref.bucket, ref.key, staged[name], expected_sha256=ref.sha256)
+            step("download", done, len(sources))
+        staged["results.csv"] = work / "results.csv"
+        if request.results_csv_key is not None:  # verified against its recorded sha256
+            bucket = request.candidate.bucket
+            self.store.get_file(bucket, request.results_csv_key, staged["results.csv"])
+            curves = draw_training_curves(staged["results.csv"], work)
+            if curves is not None:
+                staged[artifact_name(TRAINING_CURVES)] = curves
+        else:
+            staged["results.csv"].write_text(evaluation_csv(request))
+        staged.update(fetch_evidence(self.store, request.evaluation.evidence, work / "evidence"))
+        return staged
 
     def write_version(
         self, request: PublishRequest, version: int, progress: Progress | None = None
@@ -180,53 +211,16 @@ class Publisher:
         artifacts: dict[str, ArtifactRecord] = {}
         with tempfile.TemporaryDirectory(prefix="sentinel-publish-") as tmp:
             work = Path(tmp)
-            sources = {"model.pt": request.candidate, "model.onnx": request.export.onnx}
-            for done, (name, ref) in enumerate(sources.items(), start=1):
-                self.store.get_file(ref.bucket, ref.key, work / name, expected_sha256=ref.sha256)
-                step("download", done, len(sources))
-            if request.results_csv_key is not None:  # verified against its recorded sha256
-                bucket = request.candidate.bucket
-                self.store.get_file(bucket, request.results_csv_key, work / "results.csv")
-            else:
-                (work / "results.csv").write_text(evaluation_csv(request))
-            for done, name in enumerate(("model.pt", "model.onnx", "results.csv"), start=1):
-                artifacts[name] = self._upload(
-                    layout.artifact_key(model, version, name), work / name
-                )
-                step("upload", done, 3)
+            staged = self._stage_files(request, work, step)
+            for done, (name, path) in enumerate(staged.items(), start=1):
+                artifacts[name] = self._upload(layout.artifact_key(model, version, name), path)
+                step("upload", done, len(staged))
             gate = self._final_gate(request)
             (work / "report.md").write_text(render_report(request, version, gate, artifacts))
             artifacts["report.md"] = self._upload(
                 layout.artifact_key(model, version, "report.md"), work / "report.md"
             )
-        ev = request.evaluation
-        meta = ModelVersion(
-            model=model,
-            version=version,
-            parent_version=request.parent_version,
-            created_at=request.created_at,
-            workflow_id=request.workflow_id,
-            run_id=request.run_id,
-            snapshot=request.snapshot,
-            class_names=request.snapshot.class_names,
-            hyperparameters=request.hyperparameters,
-            epochs=request.epochs,
-            resumed_from_epoch=request.resumed_from_epoch,
-            candidate=ev.candidate,
-            champion=ev.champion,
-            champion_version=ev.champion_version,
-            ci=ev.ci,
-            test_images=ev.images,
-            test_instances=ev.instances,
-            gate=gate,
-            parity=request.export.parity,
-            onnx_opset=request.export.opset,
-            onnx_dynamic=request.export.dynamic,
-            imgsz=request.export.imgsz,
-            artifacts=artifacts,
-            source_weights=request.candidate,
-            versions={**ev.versions, **request.export.versions},
-        )
+        meta = version_metadata(request, version, gate, artifacts)
         self.write_metadata(meta)
         return meta
 
@@ -288,8 +282,9 @@ class Publisher:
             production_version=self.registry.production_version(model),
             latest_version=latest,
             metadata_key=layout.metadata_key(model, version),
-            artifacts={
-                **{name: record.key for name, record in meta.artifacts.items()},
-                layout.METADATA: layout.metadata_key(model, version),
-            },
+            bucket=self.bucket,
+            artifacts=layout.artifact_keys(
+                {name: record.key for name, record in meta.artifacts.items()},
+                metadata_key=layout.metadata_key(model, version),
+            ),
         )

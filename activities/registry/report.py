@@ -1,6 +1,7 @@
 """The human-readable files of a version: ``report.md`` and (without training's) ``results.csv``.
 
-Both are pure functions of the publish request, so a retried publish writes identical bytes.
+Both are pure functions of the publish request (and of the files stored), so a retried
+publish writes identical bytes. The evidence sections: :mod:`.report_evidence`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,11 @@ from __future__ import annotations
 from activities.contracts.evaluation import ModelMetrics
 from activities.contracts.gate import GateDecision
 from activities.contracts.registry import ArtifactRecord, PublishRequest
+from activities.registry.report_evidence import (
+    comparison_section,
+    per_class_section,
+    plots_section,
+)
 
 _ROWS = (
     ("mAP50-95", "map50_95"),
@@ -41,21 +47,25 @@ def render_report(
     gate: GateDecision,
     artifacts: dict[str, ArtifactRecord],
 ) -> str:
-    """``report.md``: candidate vs champion, gate decision, parity, dataset counts, artifacts."""
-    resumed = request.resumed_from_epoch
+    """``report.md``: decision, candidate vs champion, per class, plots, image by image,
+    parity, dataset counts, artifacts (pictures linked relatively: ``evidence/…``)."""
+    ev = request.evaluation
+    champion = f"champion v{ev.champion_version}" if ev.champion_version else "the champion"
     lines = [
         f"# {request.model} v{version}",
         "",
         f"- created: {request.created_at.isoformat()} by workflow `{request.workflow_id}` "
         f"(run `{request.run_id}`)",
-        f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
-        + (f" (resumed from epoch {resumed})" if resumed is not None else ""),
+        *_origin_lines(request),
         "",
         f"## Decision: {'PROMOTED' if gate.promote else 'not promoted'}",
         "",
         gate.reason,
         "",
         *_comparison_section(request),
+        *per_class_section(request, gate),
+        *plots_section(artifacts),
+        *comparison_section(ev.evidence.comparison if ev.evidence else None, champion, artifacts),
         *_export_and_dataset_sections(request),
         "## Artifacts",
         "",
@@ -66,6 +76,25 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _origin_lines(request: PublishRequest) -> list[str]:
+    """Where the weights came from: an import (no training section), or training."""
+    if request.imported is not None:
+        source = request.imported
+        return [
+            f"- imported: `{source.file_name}` (sha256 `{source.sha256[:16]}…`, task "
+            f"{source.task}), registered as it runs today; not trained by Sentinel"
+        ]
+    resumed = request.resumed_from_epoch
+    lines = [
+        f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
+        + (f" (resumed from epoch {resumed})" if resumed is not None else "")
+    ]
+    if request.base is not None:
+        digest = f" (sha256 `{request.base.sha256[:16]}…`)" if request.base.sha256 else ""
+        lines.append(f"- base: `{request.base.spec}`{digest}")
+    return lines
 
 
 def _comparison_section(request: PublishRequest) -> list[str]:

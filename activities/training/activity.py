@@ -35,6 +35,7 @@ from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.training import args as train_args
+from activities.training.base_model import prepare_base
 from activities.training.callbacks import (
     Heartbeat,
     Interrupted,
@@ -56,6 +57,13 @@ from activities.training.resume import (
     delete_resume_points,
     delete_stale,
     select_checkpoint,
+)
+from activities.training.runlog import (
+    UPLOAD_INTERVAL_SECONDS,
+    RunLog,
+    delete_stale_logs,
+    epoch_line,
+    start_line,
 )
 
 log = logging.getLogger(__name__)
@@ -94,12 +102,14 @@ class TrainingActivities:
         materialize: Materialize | None = None,
         extra_callbacks: dict[str, Callable[[Any], None]] | None = None,
         control_poll_seconds: float = POLL_INTERVAL_SECONDS,
+        log_upload_seconds: float = UPLOAD_INTERVAL_SECONDS,
     ) -> None:
         self.settings = settings
         self.store = store
         self.materialize = materialize or _default_materialize
         self.extra_callbacks = extra_callbacks or {}
         self.control_poll_seconds = control_poll_seconds
+        self.log_upload_seconds = log_upload_seconds
 
     @activity.defn(name=names.TRAIN, no_thread_cancel_exception=True)
     @translate_errors
@@ -127,9 +137,35 @@ class _Attempt:
         self.signals = _activity_signals()
 
     def run(self) -> TrainResult:
+        """The attempt, its log kept beside the checkpoints (``logs/attempt-N.log``)."""
+        prior = PriorState.from_details(self.info.heartbeat_details)
+        if self.info.attempt == 1 and not prior.had_details:
+            # A first attempt: what is under the run prefix is an earlier run's (same id).
+            delete_stale(self.store, self.bucket, self.prefix)
+            delete_stale_logs(self.store, self.bucket, self.prefix)
+        self.log = RunLog(
+            self.store, self.bucket, self.prefix, self.info.attempt,
+            upload_interval=self.owner.log_upload_seconds,
+        ).start()  # fmt: skip
+        self.log.write(start_line(self.request, self.info.workflow_id, self.info.attempt))
+        ending = "attempt failed"
+        try:
+            result = self._run(prior)
+            ending = (
+                f"finished: {result.epochs_done}/{result.epochs_requested} epochs "
+                f"({result.stop_reason}), mAP50-95 {result.metrics.map50_95:.4f}, "
+                f"best.pt sha256 {result.best_sha256[:12]}"
+            )
+            return result
+        except BaseException as exc:
+            ending = f"attempt ended: {type(exc).__name__}: {str(exc)[:300]}"
+            raise
+        finally:
+            self.log.close(ending)
+
+    def _run(self, prior: PriorState) -> TrainResult:
         extra = train_args.validate(self.hp)  # bad input fails before anything slow
         device = train_args.resolve_device(self.hp.device)
-        prior = PriorState.from_details(self.info.heartbeat_details)
         batch = prior.batch or self.hp.batch
         self.heartbeat = Heartbeat(
             activity.heartbeat,
@@ -139,8 +175,10 @@ class _Attempt:
         )
         self.heartbeat.beat("start", force=True)
         workdir = self._workdir()
-        if self.info.attempt == 1 and not prior.had_details:
-            delete_stale(self.store, self.bucket, self.prefix)
+        # The base is resolved and its bytes verified before the dataset or any training:
+        # weights that do not match the digest vouching for them fail the run here.
+        self.heartbeat.beat("base", force=True)
+        base = prepare_base(self.request.base, self.store, self.settings)
 
         with self.owner.materialize(  # leased: the cache bound never evicts it meanwhile
             self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
@@ -151,17 +189,30 @@ class _Attempt:
                 on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
             )  # fmt: skip
             self.heartbeat.set_checkpoints(selection.remaining)
+            resumed = selection.ref.epoch if selection.ref else None
+            self.heartbeat.update_summary(
+                epoch=resumed or 0, epochs=self.hp.epochs, resumed_from_epoch=resumed
+            )
+            self.log.write(
+                f"resuming from epoch {resumed} ({selection.ref.key})" if selection.ref
+                else "starting from the base model"
+            )  # fmt: skip
             uploader = CheckpointUploader(
                 self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
                 existing=selection.remaining,
             )  # fmt: skip
             plan = FitPlan(
                 self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
-                checkpoint=selection.path,
+                base=base, checkpoint=selection.path,
             )  # fmt: skip
             hooks = self._fit(plan, uploader)
             uploader.close()  # every checkpoint upload done before the final ones
+        return self._finish(plan, hooks, selection.ref, workdir)
 
+    def _finish(
+        self, plan: FitPlan, hooks: TrainingHooks, resumed: CheckpointRef | None, workdir: Path
+    ) -> TrainResult:
+        """Upload the final files and describe the run; the attempt's directory goes."""
         uploaded = publish(
             self.store, self.bucket, self.prefix, plan.save_dir,
             before_upload=lambda name: self.heartbeat.beat("upload", force=True, file=name),
@@ -172,11 +223,12 @@ class _Attempt:
             uploaded=uploaded,
             state=hooks.state,
             epochs=self.hp.epochs,
-            resumed=selection.ref,
-            batch=hooks.state.batch or batch,
-            device=device,
+            resumed=resumed,
+            batch=hooks.state.batch or plan.batch,
+            device=plan.device,
             attempt=self.info.attempt,
             csv_path=plan.save_dir / "results.csv",
+            base=plan.base,
         )
         delete_resume_points(
             self.store, self.bucket, [checkpoint_prefix(self.prefix), control_prefix(self.prefix)]
@@ -201,13 +253,11 @@ class _Attempt:
             epochs=self.hp.epochs,
             min_batch=self.request.min_batch,
             keepalive=keepalive,
+            on_epoch=self._epoch_done,
         )
         try:
             keepalive.start()
-            fit(
-                plan, hooks, store=self.store, settings=self.settings,
-                extra_callbacks=self.owner.extra_callbacks,
-            )  # fmt: skip
+            fit(plan, hooks, extra_callbacks=self.owner.extra_callbacks)
         except Interrupted as exc:
             self._finish_checkpoints(uploader)
             raise self._interrupted(exc, hooks) from None
@@ -231,6 +281,12 @@ class _Attempt:
         workdir.mkdir(parents=True, exist_ok=True)
         return workdir
 
+    def _epoch_done(
+        self, epoch: int, epochs: int, metrics: dict[str, float], seconds_per_epoch: float
+    ) -> None:
+        shown = {k: v for k, v in metrics.items() if k not in ("map50", "map50_95")}
+        self.log.write(epoch_line(epoch, epochs, shown, seconds_per_epoch))
+
     def _dataset_progress(self, stage: str, done: int, total: int) -> None:
         """``materialize_snapshot`` progress: heartbeats it and honours a cancel."""
         if self.signals.is_cancelled():
@@ -239,6 +295,7 @@ class _Attempt:
 
     def _uploaded(self, ref: CheckpointRef, refs: list[CheckpointRef]) -> None:
         """From the uploader thread: name the checkpoint only now that it is stored."""
+        self.log.write(f"checkpoint of epoch {ref.epoch} stored: {ref.key}")
         self.heartbeat.set_checkpoints(refs)
         self.heartbeat.beat("checkpoint", force=True, uploaded_epoch=ref.epoch)
 

@@ -1,26 +1,59 @@
 """The starting weights of a training run, as something ``YOLO(...)`` accepts.
 
 - ``architecture``: an Ultralytics yaml shipped with the package (train from scratch);
-- ``s3``: a ``.pt`` downloaded from object storage and verified (expected or recorded sha256);
-- ``registry``: a version (number or alias) of our model registry, downloaded and verified by
-  ``activities.registry.load_registry_model``.
+- ``weights``: an entry of the pretrained-weights catalog, vouched for by its record's sha256;
+- ``s3``: a ``.pt`` in object storage, vouched for by the digest the request carries;
+- ``registry``: a version (number or alias) of our registry, vouched for by its metadata.
+
+A request without a base gets the deployment's (``SENTINEL_DEFAULT_BASE``, else
+``yolov8n.yaml``). Files come from the worker's weights cache
+(:mod:`activities.infra.weights_cache`): downloaded once per digest, and their bytes checked
+against the vouching digest before anything unpickles them.
 """
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activities.contracts.training import ArchitectureBase, RegistryBase, S3Base
-from activities.infra.errors import BadInputError
+from activities.contracts.bases import (
+    DEFAULT_ARCHITECTURE,
+    ArchitectureBase,
+    BaseModelSpec,
+    BaseRecord,
+    CatalogBase,
+    S3Base,
+    base_text,
+    parse_base,
+)
+from activities.contracts.weights import TRAINABLE_TASK
+from activities.infra.errors import BadInputError, ConfigurationError
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.infra.weights_cache import CachedWeights, cached_weights
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class PreparedBase:
+    """What ``YOLO(...)`` loads (a verified local path or a yaml name), and its record."""
+
+    source: str
+    record: BaseRecord
+    downloaded: bool = False
 
 
-def _architecture(spec: ArchitectureBase) -> str:
+def default_base(settings: Settings) -> BaseModelSpec:
+    """The deployment's base for requests that name none (ConfigurationError if unreadable)."""
+    if not settings.default_base:
+        return ArchitectureBase(name=DEFAULT_ARCHITECTURE)
+    try:
+        return parse_base(settings.default_base)
+    except ValueError as exc:
+        raise ConfigurationError(f"SENTINEL_DEFAULT_BASE is not a base: {exc}") from None
+
+
+def _architecture(spec: ArchitectureBase) -> PreparedBase:
     from ultralytics.nn.tasks import yaml_model_load
 
     try:
@@ -29,45 +62,57 @@ def _architecture(spec: ArchitectureBase) -> str:
         raise BadInputError(
             f"unknown architecture {spec.name!r}: not an Ultralytics model yaml ({exc})"
         ) from None
-    return spec.name
+    return PreparedBase(spec.name, BaseRecord(spec=spec.name))
 
 
-def _s3(spec: S3Base, store: ObjectStore, dest_dir: Path) -> str:
-    dest = dest_dir / Path(spec.key).name
-    store.get_file(spec.bucket, spec.key, dest, expected_sha256=spec.sha256)
-    return str(dest)
+def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings) -> CachedWeights:
+    from activities.weights import Catalog
 
-
-def _registry(spec: RegistryBase, store: ObjectStore, settings: Settings, dest_dir: Path) -> str:
-    from activities.registry import load_registry_model
-
-    dest = dest_dir / f"{spec.model}-{spec.version}.pt"
-    return str(load_registry_model(store, settings, spec.model, spec.version, dest))
+    record = Catalog(store, settings.models_bucket).require(spec.name)
+    if record.task != TRAINABLE_TASK:  # refused before a byte is downloaded
+        raise BadInputError(
+            f"catalog weights {spec.name!r} are a {record.task} model: Sentinel trains "
+            f"{TRAINABLE_TASK} models (pick {TRAINABLE_TASK} weights, see 'sentinel weights list')"
+        )
+    return cached_weights(
+        store, settings, bucket=record.bucket, key=record.key, sha256=record.sha256
+    )
 
 
 def prepare_base(
-    spec: RegistryBase | S3Base | ArchitectureBase,
-    store: ObjectStore,
-    settings: Settings,
-    dest_dir: Path,
-) -> str:
-    """A local ``.pt`` path or an architecture yaml name for ``YOLO(...)``."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    spec: BaseModelSpec | None, store: ObjectStore, settings: Settings
+) -> PreparedBase:
+    """The verified starting point of ``spec`` (None: the deployment's default base)."""
+    spec = spec or default_base(settings)
     if isinstance(spec, ArchitectureBase):
         return _architecture(spec)
-    if isinstance(spec, S3Base):
-        return _s3(spec, store, dest_dir)
-    return _registry(spec, store, settings, dest_dir)
+    if isinstance(spec, CatalogBase):
+        cached = _catalog(spec, store, settings)
+    elif isinstance(spec, S3Base):
+        cached = cached_weights(
+            store, settings, bucket=spec.bucket, key=spec.key, sha256=spec.sha256
+        )
+    else:
+        from activities.registry import cached_registry_model
+
+        _, cached = cached_registry_model(store, settings, spec.model, spec.version)
+    record = BaseRecord(spec=base_text(spec), sha256=cached.sha256)
+    return PreparedBase(str(cached.path), record, downloaded=cached.downloaded)
 
 
-def load_model(source: str) -> Any:  # an ultralytics.YOLO (ultralytics is not type-checked)
-    """``YOLO(source)``; a file that is not an Ultralytics detection checkpoint is bad input."""
+def load_model(source: str, label: str | None = None) -> Any:  # an ultralytics.YOLO
+    """``YOLO(source)``; a file that is not an Ultralytics detection checkpoint is bad input.
+
+    ``label`` names the model in errors (default: the file name). The return type is ``Any``:
+    Ultralytics is not type-checked.
+    """
     from ultralytics import YOLO
 
+    name = label or Path(source).name
     try:
         model = YOLO(source)
     except Exception as exc:  # torch/pickle/yaml errors of many kinds
-        raise BadInputError(f"base model {Path(source).name!r} cannot be loaded: {exc}") from None
-    if model.task != "detect":
-        raise BadInputError(f"base model {Path(source).name!r} is a {model.task} model, not detect")
+        raise BadInputError(f"base model {name!r} cannot be loaded: {exc}") from None
+    if model.task != TRAINABLE_TASK:
+        raise BadInputError(f"base model {name!r} is a {model.task} model, not {TRAINABLE_TASK}")
     return model

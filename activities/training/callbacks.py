@@ -34,6 +34,24 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_MIN_INTERVAL = 1.0
 
+EpochListener = Callable[[int, int, dict[str, float], float], None]
+"""Told ``(epochs done, epochs, metrics, seconds per epoch)`` after each training epoch."""
+
+
+def epoch_metrics(trainer: Any) -> dict[str, float]:
+    """The epoch's training losses and validation metrics, plus ``map50``/``map50_95``."""
+    raw: dict[str, Any] = {}
+    try:
+        raw.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
+    except Exception:  # no loss yet (or an Ultralytics without it): metrics alone
+        log.debug("no training losses on this trainer", exc_info=True)
+    raw.update(getattr(trainer, "metrics", None) or {})
+    metrics = {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+    for name, key in (("map50", "metrics/mAP50(B)"), ("map50_95", "metrics/mAP50-95(B)")):
+        if key in metrics:
+            metrics[name] = metrics[key]
+    return metrics
+
 
 class Interrupted(Exception):
     """Raised from a callback to leave the training loop at a batch boundary."""
@@ -75,6 +93,7 @@ class Heartbeat:
         self.min_interval = min_interval
         self._phase = "start"
         self._progress: dict[str, Any] = {}
+        self._summary: dict[str, Any] = {"attempt": attempt}
         self._last = float("-inf")
 
     def set_checkpoints(self, refs: list[CheckpointRef]) -> None:
@@ -84,6 +103,12 @@ class Heartbeat:
     def set_batch(self, batch: int) -> None:
         with self._lock:
             self.batch = batch
+
+    def update_summary(self, **fields: Any) -> None:
+        """The run's story so far (epoch, metrics, pace, resume), kept in every heartbeat:
+        clients read it from the pending activity (``describe``) for live progress."""
+        with self._lock:
+            self._summary.update(fields)
 
     def details(self) -> dict[str, Any]:
         with self._lock:
@@ -97,6 +122,7 @@ class Heartbeat:
                 "batch": self.batch,
                 "checkpoints": [ref.to_dict() for ref in self._checkpoints],
                 "progress": dict(self._progress),
+                "summary": dict(self._summary),
             }
 
     def beat(self, phase: str | None = None, *, force: bool = False, **progress: Any) -> None:
@@ -160,6 +186,8 @@ class RunState:
     final_metrics: dict[str, float] = field(default_factory=dict)
     batch: int = 0
     training_started: bool = False
+    started_at: float = 0.0
+    """``time.monotonic()`` when this attempt's training loop began (after setup)."""
 
 
 class TrainingHooks:
@@ -175,8 +203,10 @@ class TrainingHooks:
         epochs: int,
         min_batch: int,
         keepalive: SetupKeepalive | None = None,
+        on_epoch: EpochListener | None = None,
     ) -> None:
         self.heartbeat = heartbeat
+        self.on_epoch = on_epoch
         self.keepalive = keepalive
         self.uploader = uploader
         self.poller = poller
@@ -211,6 +241,7 @@ class TrainingHooks:
         self.state.epochs_done = trainer.start_epoch
         self.state.batch = trainer.batch_size
         self.state.training_started = True
+        self.state.started_at = time.monotonic()
         self.heartbeat.set_batch(trainer.batch_size)
         self.heartbeat.beat("train", force=True, epoch=trainer.start_epoch, epochs=trainer.epochs)
         self._check_interrupt()
@@ -250,14 +281,24 @@ class TrainingHooks:
         self._in_epoch = False
         self.state.epochs_done = trainer.epoch + 1
         self.state.batch = trainer.batch_size
-        metrics = trainer.metrics or {}
+        metrics = epoch_metrics(trainer)
+        done_here = self.state.epochs_done - self.state.start_epoch
+        pace = (time.monotonic() - self.state.started_at) / max(1, done_here)
+        self.heartbeat.update_summary(
+            epoch=self.state.epochs_done,
+            epochs=int(trainer.epochs),
+            metrics=metrics,
+            seconds_per_epoch=round(pace, 3),
+        )
         self.heartbeat.beat(
             "train",
             force=True,
             epoch=self.state.epochs_done,
             epochs=trainer.epochs,
-            map50=float(metrics.get("metrics/mAP50(B)", 0.0)),
+            map50=metrics.get("map50", 0.0),
         )
+        if self.on_epoch is not None:
+            self.on_epoch(self.state.epochs_done, int(trainer.epochs), metrics, pace)
         if not trainer.stop and self.state.epochs_done < trainer.epochs and self.poller.requested():
             log.info("stop early requested: ending after epoch %d", self.state.epochs_done)
             self.state.stop_requested = True

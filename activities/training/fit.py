@@ -12,11 +12,10 @@ from typing import Any
 from temporalio.exceptions import CancelledError
 
 from activities.contracts.training import StopReason, TrainRequest, TrainResult
-from activities.infra.settings import Settings
 from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.training import args as train_args
 from activities.training import results
-from activities.training.base_model import load_model, prepare_base
+from activities.training.base_model import PreparedBase, load_model
 from activities.training.callbacks import Interrupted, RunState, TrainingHooks
 from activities.training.checkpoints import CheckpointRef
 from activities.training.oom import is_out_of_memory
@@ -34,6 +33,7 @@ class FitPlan:
     save_dir: Path
     batch: int
     device: str
+    base: PreparedBase
     checkpoint: Path | None = None
 
 
@@ -41,11 +41,9 @@ def fit(
     plan: FitPlan,
     hooks: TrainingHooks,
     *,
-    store: ObjectStore,
-    settings: Settings,
     extra_callbacks: dict[str, Callable[[Any], None]],
 ) -> None:
-    """Resume ``plan.checkpoint`` when given, else train from the base model.
+    """Resume ``plan.checkpoint`` when given, else train from the (verified) base model.
 
     A verified checkpoint that Ultralytics still refuses *before* training starts is logged
     and the run starts over from the base model (no crash loop across retries).
@@ -81,8 +79,7 @@ def fit(
                 raise
             log.exception("resuming %s failed before training: starting over", plan.checkpoint)
             shutil.rmtree(plan.save_dir, ignore_errors=True)
-    source = prepare_base(plan.request.base, store, settings, plan.save_dir.parent / "base")
-    model = load_model(source)
+    model = load_model(plan.base.source, plan.base.record.spec)
     install(model)
     model.train(
         **train_args.train_args(
@@ -132,6 +129,7 @@ def build_result(
     device: str,
     attempt: int,
     csv_path: Path,
+    base: PreparedBase,
 ) -> TrainResult:
     rows = results.read_rows(csv_path)
     stopped = state.epochs_done < epochs
@@ -156,4 +154,6 @@ def build_result(
         attempt=attempt,
         metrics=results.final_metrics(state.final_metrics, rows),
         history=results.history(rows),
+        base=base.record,
+        base_downloaded=base.downloaded,
     )

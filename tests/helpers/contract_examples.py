@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from activities.contracts.bases import BaseRecord, CatalogBase
 from activities.contracts.dataset import (
     AssembleRequest,
     AssembleResult,
@@ -89,10 +90,12 @@ EXAMPLES.extend(
         RegistryBase(model="parts", version="v3"),
         S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt", sha256="12" * 32),
         ArchitectureBase(name="yolov8s.yaml"),
+        CatalogBase(name="yolo11n.pt"),
+        BaseRecord(spec="weights:yolo11n.pt", sha256="12" * 32),
         TrainRequest(
             snapshot=_SNAPSHOT,
             model_name="parts",
-            base=S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt"),
+            base=S3Base(bucket="sentinel-models", key="pretrained/yolov8n.pt", sha256="12" * 32),
             hyperparameters=_HYPERPARAMETERS,
             heartbeat_timeout_seconds=30,
             min_batch=2,
@@ -117,6 +120,8 @@ EXAMPLES.extend(
             attempt=2,
             metrics=_METRICS,
             history=[EpochSummary(epoch=12, map50=0.9)],
+            base=BaseRecord(spec="registry:parts@3", sha256="78" * 32),
+            base_downloaded=True,
         ),
         WriteControlRequest(run_id="retrain-parts", reason="good enough"),
         WriteControlResult(bucket="sentinel-runs", key="runs/retrain-parts/control/stop_early"),
@@ -193,8 +198,13 @@ EXAMPLES.extend(
             approval="pending",
             decision=GateDecision(promote=True, reason="promoted", candidate_map50_95=0.6),
             stop_early_requested=True,
+            attempt=2,
+            resumed_from_epoch=1,
+            live=True,
         ),
-        TrainingProgress(epoch=2, epochs=5, metrics={"map50": 0.4}, attempt=2),
+        TrainingProgress(
+            epoch=2, epochs=5, metrics={"map50": 0.4}, attempt=2, resumed_from_epoch=1
+        ),
         ApprovalDecision(by="alice", comment="ship it"),
         ApprovalPolicy(required=True),
         EvaluationOptions(),
@@ -227,6 +237,50 @@ EXAMPLES.extend(
             models_seen=1,
             skipped_running=["retrain-shapes"],
             watermarks=["shapes v7"],
+        ),
+    ]
+)
+
+# Pretrained-weights catalog and model import (issue 15)
+from tests.helpers.weights_examples import EXAMPLES as _WEIGHTS_EXAMPLES  # noqa: E402
+
+EXAMPLES.extend(_WEIGHTS_EXAMPLES)
+
+# Read-only looks: dataset validation, training logs (issue 17)
+from activities.contracts.inspection import (  # noqa: E402
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
+
+EXAMPLES.extend(
+    [
+        DatasetValidation(
+            dataset="shapes",
+            bucket="sentinel-data",
+            prefix="datasets/shapes",
+            format="yolo",
+            listed=41,
+            images=20,
+            unverified=2,
+            usable=17,
+            class_names=["circle", "square"],
+            findings={"duplicate_image": 1},
+            examples={"duplicate_image": ["datasets/shapes/images/b.png: same content as a.png"]},
+            split_counts={"train": 13, "val": 2, "test": 2},
+            class_counts={"train": {"circle": 20, "square": 11}},
+            can_train=False,
+            problem="too few images",
+        ),
+        TrainingLogRequest(workflow_id="retrain-shapes", attempt=2, max_bytes=1000),
+        TrainingLogResult(
+            workflow_id="retrain-shapes",
+            attempts=[1, 2],
+            attempt=2,
+            key="runs/retrain-shapes/logs/attempt-2.log",
+            size=2000,
+            truncated=True,
+            text="epoch 3/5 ...",
         ),
     ]
 )

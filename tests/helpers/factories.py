@@ -24,12 +24,21 @@ from activities.contracts.evaluation import (
     ModelMetrics,
     WeightsRef,
 )
+from activities.contracts.evidence import (
+    Evidence,
+    EvidenceFile,
+    ImageComparison,
+    ImageDifference,
+    ImageScore,
+)
 from activities.contracts.export import ExportOptions, ExportResult, ParityReport
 from activities.contracts.gate import GateDecision
 from activities.contracts.notify import NotifyResult
 from activities.contracts.registry import (
     AliasEvent,
     ArtifactRecord,
+    DownloadLink,
+    DownloadLinksResult,
     ListVersionsResult,
     ModelVersion,
     PromoteVersionResult,
@@ -197,6 +206,91 @@ def evaluation(
     )
 
 
+def with_class_loss(
+    result: EvaluateResult,
+    name: str = "square",
+    *,
+    candidate: float = 0.1,
+    champion: float = 0.7,
+    ci: tuple[float, float] = (-0.7, -0.5),
+) -> EvaluateResult:
+    """``result`` (with a champion) where class ``name`` scores ``candidate`` vs ``champion``,
+    its bootstrap interval ``ci``; the other classes keep their numbers, interval around 0."""
+    assert result.champion is not None, "a class loss needs a champion"
+    cand = result.candidate.per_class_ap50_95 | {name: candidate}
+    champ = result.champion.per_class_ap50_95 | {name: champion}
+    intervals = {
+        other: DifferenceCI(estimate=0.0, low=-0.05, high=0.05, level=0.95, resamples=100, seed=0)
+        for other in result.class_names
+    }
+    intervals[name] = DifferenceCI(
+        estimate=candidate - champion, low=ci[0], high=ci[1], level=0.95, resamples=100, seed=0
+    )
+    return result.model_copy(
+        update={
+            "candidate": result.candidate.model_copy(update={"per_class_ap50_95": cand}),
+            "champion": result.champion.model_copy(update={"per_class_ap50_95": champ}),
+            "per_class_ci": intervals,
+        }
+    )
+
+
+def evidence(prefix: str = "runs/retrain-parts/evaluation/run-1-1/") -> Evidence:
+    """Evidence of an evaluation against a champion: two plots and one picture each way."""
+
+    def file(name: str, byte: str) -> EvidenceFile:
+        return EvidenceFile(
+            name=name, key=f"{prefix}{name}", sha256=byte * 32, size=100, title=f"{name} title"
+        )
+
+    def entry(image: str, cand: float, champ: float, picture: str) -> ImageDifference:
+        return ImageDifference(
+            image=image,
+            candidate=ImageScore(score=cand, matched=1, missed=1, spurious=0),
+            champion=ImageScore(score=champ, matched=2, missed=0, spurious=1),
+            difference=cand - champ,
+            picture=picture,
+        )
+
+    return Evidence(
+        bucket="sentinel-runs",
+        prefix=prefix,
+        files=[
+            file("PR_curve.png", "a1"),
+            file("confusion_matrix_normalized.png", "a2"),
+            file("worse-01.png", "a3"),
+            file("better-01.png", "a4"),
+        ],
+        comparison=ImageComparison(
+            conf=0.25,
+            images=16,
+            worse=3,
+            better=2,
+            unchanged=11,
+            worst=[entry("syn_s1_000003.png", 0.2, 0.9, "worse-01.png")],
+            best=[entry("syn_s1_000007.png", 0.95, 0.5, "better-01.png")],
+        ),
+    )
+
+
+def download_links_result(model: str = "parts", version: int = 3) -> DownloadLinksResult:
+    """Links to ``model.pt`` of ``version`` (in production)."""
+    return DownloadLinksResult(
+        model=model,
+        version=version,
+        production=True,
+        files=[
+            DownloadLink(
+                name="model.pt",
+                url=f"http://localhost:9000/sentinel-models/models/{model}/v{version}/model.pt",
+                sha256="33" * 32,
+                size=9,
+            )
+        ],
+        expires_at=AT,
+    )
+
+
 def export_result(onnx: WeightsRef, pt: WeightsRef, passed: bool = True) -> ExportResult:
     """An export of ``pt`` to ``onnx`` whose parity check passed (or not)."""
     return ExportResult(
@@ -307,6 +401,7 @@ def publish_result(
         latest_version=version,
         metadata_key=f"{folder}/metadata.json",
         artifacts={name: f"{folder}/{name}" for name in ARTIFACT_NAMES},
+        bucket="sentinel-models",
     )
 
 

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, EvaluationOptions
 from activities.contracts.export import ExportOptions, ExportRequest
-from activities.contracts.gate import GatePolicy
+from activities.contracts.gate import ClassLoss, GatePolicy
 from activities.contracts.registry import (
     ArtifactRecord,
+    DownloadLinksRequest,
     LatestAlias,
     ListVersionsRequest,
     ListVersionsResult,
@@ -27,7 +28,9 @@ from tests.helpers.factories import (
     AT,
     SNAPSHOT,
     alias_event,
+    download_links_result,
     evaluation,
+    evidence,
     export_result,
     gate,
     metrics,
@@ -38,11 +41,22 @@ from tests.helpers.factories import (
     rollback_result,
     version_summary,
     weights,
+    with_class_loss,
 )
 
 _PT = weights("runs/retrain-parts/weights/best.pt")
 _ONNX = weights("runs/retrain-parts/export/model-1111.onnx", "22" * 32)
 _META = model_version("parts", 3)
+_LOSS = ClassLoss(
+    name="square",
+    instances=13,
+    candidate_ap50_95=0.1,
+    champion_ap50_95=0.7,
+    difference=-0.6,
+    ci_low=-0.7,
+    ci_high=-0.5,
+    ci_level=0.95,
+)
 
 EXAMPLES: list[BaseModel] = [
     _PT,
@@ -65,8 +79,11 @@ EXAMPLES: list[BaseModel] = [
         ),
     ),
     evaluation(0.6, 0.5, 2),
+    with_class_loss(evaluation(0.6, 0.5, 2)).model_copy(update={"evidence": evidence()}),
     GatePolicy(floor=0.2, min_improvement=0.01, require_confidence=True),
+    GatePolicy(per_class_tolerance=None, min_class_instances=3),
     gate(),
+    gate(False).model_copy(update={"class_losses": [_LOSS]}),
     ExportRequest(
         weights=_PT,
         snapshot=SNAPSHOT,
@@ -112,9 +129,40 @@ EXAMPLES: list[BaseModel] = [
         metadata=_META, production=True, latest=False, report_key="models/parts/v3/report.md"
     ),
     PromoteVersionRequest(
-        model="parts", version=3, reason="hotfix", request_id="cli-1", requested_at=AT
+        model="parts",
+        version=3,
+        reason="hotfix",
+        request_id="cli-1",
+        requested_at=AT,
+        expected_production=2,
+    ),
+    PromoteVersionRequest(
+        model="parts",
+        version=1,
+        reason="first",
+        request_id="cli-0",
+        requested_at=AT,
+        expected_production="none",
     ),
     promote_version_result("parts", 3),
-    RollbackRequest(model="parts", reason="regression", request_id="cli-2", requested_at=AT),
+    RollbackRequest(
+        model="parts",
+        reason="regression",
+        request_id="cli-2",
+        requested_at=AT,
+        expected_production=3,
+    ),
     rollback_result("parts", 3),
+    DownloadLinksRequest(model="parts", version=None, alias="latest", what="report"),
+    download_links_result("parts", 3),
+    *download_links_result("parts", 3).files,
+    _LOSS,
+    *evidence().files[:1],
+    evidence(),
+    evidence().comparison,
+    evidence().comparison.worst[0],
+    evidence().comparison.worst[0].candidate,
+    model_version("parts", 3).model_copy(
+        update={"comparison": evidence().comparison, "per_class_ci": {}}
+    ),
 ]

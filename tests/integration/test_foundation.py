@@ -160,7 +160,13 @@ def _worker_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_worker_check_reports_each_problem_in_one_line(settings: Settings) -> None:
     ok = _worker_check({})
     assert ok.returncode == 0, ok.stderr
-    no_temporal = _worker_check({"SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
+    # The connect timeout setting bounds the wait (1 s here instead of the default 10 s).
+    no_temporal = _worker_check(
+        {
+            "SENTINEL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+            "SENTINEL_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "1",
+        }
+    )
     assert no_temporal.returncode == 1
     assert no_temporal.stderr.strip().count("\n") == 0
     assert "cannot reach Temporal" in no_temporal.stderr

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -36,9 +37,9 @@ from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.conftest import Queues
-from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
+from tests.helpers.factories import AT, SNAPSHOT
+from tests.helpers.registry_setup import stored_publish_request
 from tests.helpers.stage_workflows import PublishWorkflow
-from workflows.gate import apply_parity
 
 
 def _model() -> str:
@@ -54,45 +55,8 @@ def registry(store: ObjectStore, settings: Settings) -> Registry:
 def make_request(store: ObjectStore, settings: Settings) -> Callable[..., PublishRequest]:
     """A publish request whose weights and ONNX file really exist in the runs bucket."""
 
-    def make(
-        model: str,
-        workflow_id: str | None = None,
-        *,
-        promote: bool = True,
-        champion_version: int | None = None,
-        parity_passed: bool = True,
-        payload: bytes | None = None,
-        results_csv: bool = False,
-    ) -> PublishRequest:
-        workflow_id = workflow_id or f"retrain-{model}-{uuid.uuid4().hex[:6]}"
-        payload = payload or f"weights of {workflow_id}".encode()
-        prefix = f"runs/{workflow_id}"
-        pt = store.put_bytes(settings.runs_bucket, f"{prefix}/weights/best.pt", payload)
-        onnx = store.put_bytes(settings.runs_bucket, f"{prefix}/export/m.onnx", b"onnx" + payload)
-        csv_key = None
-        if results_csv:
-            csv_key = f"{prefix}/results.csv"
-            store.put_bytes(settings.runs_bucket, csv_key, b"epoch,mAP50-95\n1,0.5\n")
-        pt_ref = weights(pt.key, pt.sha256 or "", settings.runs_bucket)
-        onnx_ref = weights(onnx.key, onnx.sha256 or "", settings.runs_bucket)
-        champion = 0.5 if champion_version is not None else None
-        exported = export_result(onnx_ref, pt_ref, passed=parity_passed)
-        return PublishRequest(
-            model=model,
-            workflow_id=workflow_id,
-            run_id=f"run-{uuid.uuid4().hex[:8]}",
-            created_at=AT,
-            candidate=pt_ref,
-            export=exported,
-            evaluation=evaluation(0.6 if promote else 0.4, champion, champion_version).model_copy(
-                update={"model": model}
-            ),
-            gate=apply_parity(gate(promote), exported.parity),  # as RetrainWorkflow decides
-            snapshot=SNAPSHOT,
-            hyperparameters={"epochs": 3, "lr0": 0.01},
-            epochs=3,
-            results_csv_key=csv_key,
-        )
+    def make(model: str, workflow_id: str | None = None, **options: Any) -> PublishRequest:
+        return stored_publish_request(store, settings, model, workflow_id, **options)
 
     return make
 

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -86,10 +87,12 @@ async def test_v1_is_published_and_promoted_then_v2_is_gated_against_it(
             await sentinel.start_retrain(request)
         assert await sentinel.start_retrain(request, attach=True) == workflow_id
         epochs_seen: set[int] = set()
+        live_seen: set[bool] = set()
 
         async def training_ended() -> bool:
             progress = await sentinel.progress(model)
             epochs_seen.add(progress.epoch)
+            live_seen.add(progress.live)
             return progress.stage != "training"
 
         await eventually(training_ended, timeout=240, interval=0.2, message="end of training")
@@ -103,6 +106,10 @@ async def test_v1_is_published_and_promoted_then_v2_is_gated_against_it(
         v2 = await sentinel.result(model)
         versions = await sentinel.list_versions(model)  # runs on the workers
     assert max(epochs_seen) >= 1, "progress query never showed a training epoch"
+    # Epochs travel in the training's heartbeat, read by the client; the history holds none.
+    assert True in live_seen, "progress never merged the training heartbeat"
+    signaled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    assert not [e for e in history.events if e.event_type == signaled]
     assert v1.version == 1 and v1.promoted and v1.production_version == 1
     assert v1.epochs_done == 3 and v1.champion_version is None
     for key in v1.artifacts.values():

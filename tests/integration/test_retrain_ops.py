@@ -1,35 +1,31 @@
-"""Around the pipeline: CLI entry point, controller schedule, recorded-history replay.
+"""Around the pipeline: CLI entry point, controller schedule (recorded histories are replayed
+in ``tests/histories/test_replay.py``).
 
 A Temporal server killed and restarted mid-training is covered by tests/faults.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from activities.contracts.controller import CheckResult, ControllerConfig
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import tiny_retrain_request
-from tests.helpers.stack import REPO_ROOT, Queues, RunWorkers, sentinel_for
+from tests.helpers.stack import Queues, RunWorkers, sentinel_for
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.controller import RetrainCheckWorkflow
-from workflows.retrain import RetrainWorkflow
 
 pytestmark = pytest.mark.timeout(420)
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +35,6 @@ def prefix(settings: Settings, store: ObjectStore) -> str:
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=5, verified=True
     )
     return prefix
-
-
-async def sentinel_cli(queues: Queues, *args: str) -> tuple[int, str, str]:
-    """Run the ``sentinel`` console script as a user would."""
-    env = {
-        **os.environ,
-        "SENTINEL_CPU_TASK_QUEUE": queues.cpu,
-        "SENTINEL_GPU_TASK_QUEUE": queues.gpu,
-        "COLUMNS": "160",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "sentinel"),
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_cli_verbs_through_the_entry_point(
@@ -84,7 +59,12 @@ async def test_cli_verbs_through_the_entry_point(
         code, out, _ = await sentinel_cli(queues, "models", "show", model)
         assert code == 0 and json.loads(out)["version"] == 1
         code, out, _ = await sentinel_cli(queues, "retrain", "list", "--limit", "50")
-        assert code == 0 and f"retrain-{model}" in out
+        row = next(line for line in out.splitlines() if f"retrain-{model}" in line)
+        assert code == 0 and "succeeded" in row and "1/1" in row and "v1" in row, out
+        code, out, err = await sentinel_cli(queues, "retrain", "logs", model)
+        assert code == 0 and f"runs/retrain-{model}/logs/attempt-1.log" in err, err
+        assert f"attempt 1 of retrain-{model}" in out and "epoch 1/1" in out, out
+        assert "finished: 1/1 epochs (completed)" in out, out
     code, _, err = await sentinel_cli(
         queues, "retrain", "start", "--model", "Bad Name!", "--prefix", prefix
     )
@@ -106,9 +86,12 @@ async def test_every_verb_has_help() -> None:
             "approve",
             "reject",
             "list",
+            "logs",
         ],
-        "models": ["list", "show", "promote", "rollback"],
+        "data": ["validate"],
+        "models": ["list", "show", "promote", "rollback", "import"],
         "controller": ["apply", "trigger", "pause", "unpause"],
+        "weights": ["add", "list"],
     }
     for group, names in verbs.items():
         for verb in names:
@@ -123,10 +106,13 @@ async def test_cli_reports_unreachable_temporal(queues: Queues) -> None:
         env_address,
         os.environ["SENTINEL_TEMPORAL_ADDRESS"],
     )
+    # Give up after 1 s instead of the default 10 s: the path under test is the same.
+    os.environ["SENTINEL_TEMPORAL_CONNECT_TIMEOUT_SECONDS"] = "1"
     try:
         code, _, err = await sentinel_cli(queues, "retrain", "progress", "anything")
     finally:
         os.environ["SENTINEL_TEMPORAL_ADDRESS"] = saved
+        del os.environ["SENTINEL_TEMPORAL_CONNECT_TIMEOUT_SECONDS"]
     assert code == 4 and err.startswith(f"error: cannot reach Temporal at {env_address}")
 
 
@@ -187,15 +173,3 @@ async def test_controller_starts_a_retrain_only_past_the_threshold(
         described = await client.get_schedule_handle(schedule_id).describe()
         assert described.schedule.state.paused
         await client.get_schedule_handle(schedule_id).delete()
-
-
-async def test_recorded_histories_replay_deterministically() -> None:
-    """Histories recorded from earlier versions must replay on the current workflow code."""
-    from temporalio.client import WorkflowHistory
-
-    files = sorted(HISTORIES.glob("*.json"))
-    assert files, f"no recorded histories in {HISTORIES}"
-    replayer = Replayer(workflows=[RetrainWorkflow], data_converter=pydantic_data_converter)
-    for path in files:
-        history = WorkflowHistory.from_json(path.stem, path.read_text())
-        await replayer.replay_workflow(history)

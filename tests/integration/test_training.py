@@ -132,6 +132,12 @@ async def test_normal_run_returns_metrics_and_loadable_weights(
     assert len(csv.strip().splitlines()) == 1 + 3
     # A completed training is never resumed: its checkpoints are gone (retention).
     assert _checkpoints(store, settings, handle.id) == []
+    # The attempt's log stays (logs/ is not a resume point): one line per epoch, with losses
+    # and metrics.
+    log = store.get_bytes(settings.runs_bucket, f"runs/{handle.id}/logs/attempt-1.log").decode()
+    assert f"attempt 1 of {handle.id}: train shapes" in log and "starting from the base" in log
+    assert all(f"epoch {n}/3  box_loss" in log for n in (1, 2, 3)) and "mAP50-95" in log, log
+    assert log.rstrip().endswith(f"best.pt sha256 {result.best_sha256[:12]}"), log
 
 
 def _checkpoints(store: ObjectStore, settings: Settings, workflow_id: str) -> list[str]:
@@ -245,7 +251,11 @@ async def test_invalid_hyperparameters_fail_fast_and_final(
     assert cause.type == "BadInputError" and cause.non_retryable
     assert message in cause.message
     assert elapsed < 15
-    assert list(store.list(settings.runs_bucket, f"runs/{handle.id}/")) == []
+    # Nothing but the attempt's log (no checkpoint, no control), which names the refusal.
+    left = [o.key for o in store.list(settings.runs_bucket, f"runs/{handle.id}/")]
+    log_key = f"runs/{handle.id}/logs/attempt-1.log"
+    assert left == [log_key], left
+    assert message in store.get_bytes(settings.runs_bucket, log_key).decode()
 
 
 async def wait_for_details(
@@ -298,6 +308,9 @@ async def test_sigkilled_worker_is_resumed_from_its_checkpoint_by_another(
     csv = store.get_bytes(settings.runs_bucket, result.results_csv_key).decode().splitlines()
     assert [int(float(line.split(",")[0])) for line in csv[1:]] == list(range(1, epochs + 1))
     assert "Resuming training" in second.log()
+    log = store.get_bytes(settings.runs_bucket, f"runs/{handle.id}/logs/attempt-2.log").decode()
+    assert f"resuming from epoch {result.resumed_from_epoch}" in log, log
+    assert f"finished: {epochs}/{epochs} epochs (completed)" in log, log
 
 
 async def test_corrupted_checkpoint_falls_back_to_the_previous_one(

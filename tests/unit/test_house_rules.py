@@ -63,6 +63,16 @@ def _append(path: Path, line: str) -> None:
             "from activities.dataset import assemble  # noqa",
             "The client side (API, CLI) uses infrastructure and workflows",
         ),
+        (  # only workflows/client/uploads.py may use the storage layer on the client side
+            "workflows/client/api_weights.py",
+            "from activities.infra.storage import ObjectStore  # noqa",
+            "The client side (API, CLI) uses infrastructure and workflows",
+        ),
+        (
+            "workflows/import_model.py",
+            "from activities.weights import Catalog  # noqa",
+            "Workflow definitions import only contracts",
+        ),
         (
             "activities/infra/storage.py",
             "from activities.registry import core  # noqa",

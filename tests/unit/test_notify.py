@@ -65,3 +65,31 @@ def test_unreachable_webhook_is_reported_not_raised() -> None:
 def test_no_webhook_configured() -> None:
     result = ActivityEnvironment().run(NotifyActivities(Settings(webhook_url=None)).notify, SUMMARY)
     assert not result.delivered and result.detail == "no webhook configured"
+
+
+def test_approval_and_report_locations_are_posted(webhook: tuple[str, list[dict]]) -> None:
+    url, received = webhook
+    asking = SUMMARY.model_copy(
+        update={
+            "outcome": "awaiting_approval",
+            "version": None,
+            "report": "s3://sentinel-runs/runs/retrain-shapes/evaluation/r-1/",
+        }
+    )
+    published = SUMMARY.model_copy(
+        update={
+            "report": "s3://sentinel-models/models/shapes/v3/report.md",
+            "report_command": "sentinel models report shapes --version 3 --out shapes-v3",
+        }
+    )
+    activities = NotifyActivities(Settings(webhook_url=url))
+    for summary in (asking, published):
+        assert ActivityEnvironment().run(activities.notify, summary).delivered
+    assert [(r["outcome"], r["report"], r["report_command"]) for r in received] == [
+        ("awaiting_approval", "s3://sentinel-runs/runs/retrain-shapes/evaluation/r-1/", None),
+        (
+            "succeeded",
+            "s3://sentinel-models/models/shapes/v3/report.md",
+            "sentinel models report shapes --version 3 --out shapes-v3",
+        ),
+    ]

@@ -11,6 +11,7 @@ from activities.contracts.dataset import SnapshotRef
 from activities.contracts.training import (
     ArchitectureBase,
     BaseModelSpec,
+    CatalogBase,
     Hyperparameters,
     RegistryBase,
     S3Base,
@@ -126,29 +127,35 @@ def test_base_model_specs_are_a_tagged_union() -> None:
     )
     assert isinstance(adapter.validate_python({"kind": "registry", "model": "m", "version": "v1"}),
                       RegistryBase)  # fmt: skip
-    s3 = adapter.validate_python({"kind": "s3", "bucket": "weights", "key": "w/yolov8n.pt"})
-    assert isinstance(s3, S3Base) and s3.sha256 is None
+    s3 = adapter.validate_python(
+        {"kind": "s3", "bucket": "weights", "key": "w/yolov8n.pt", "sha256": "ab" * 32}
+    )
+    assert isinstance(s3, S3Base) and s3.sha256 == "ab" * 32
+    catalog = adapter.validate_python({"kind": "weights", "name": "yolo11n.pt"})
+    assert catalog == CatalogBase(name="yolo11n.pt")
     for bad in (
-        {"kind": "s3", "bucket": "weights", "key": "w/model.onnx"},
+        {"kind": "s3", "bucket": "weights", "key": "w/yolov8n.pt"},  # no digest: refused
+        {"kind": "s3", "bucket": "weights", "key": "w/model.onnx", "sha256": "ab" * 32},
         {"kind": "s3", "bucket": "weights", "key": "../x.pt"},
         {"kind": "architecture", "name": "../../etc/x.yaml"},
         {"kind": "url", "name": "http://x"},
     ):
         with pytest.raises(ValidationError):
             adapter.validate_python(bad)
-    assert TrainRequest(snapshot=SNAPSHOT, model_name="m").base == ArchitectureBase(
-        name="yolov8n.yaml"
-    )
+    assert TrainRequest(snapshot=SNAPSHOT, model_name="m").base is None  # the worker's default
 
 
-def test_unknown_architecture_is_bad_input(tmp_path: Path) -> None:
+def test_unknown_architecture_is_bad_input() -> None:
     from activities.training.base_model import prepare_base
 
-    assert prepare_base(ArchitectureBase(name="yolov8n.yaml"), None, None, tmp_path) == (  # type: ignore[arg-type]
-        "yolov8n.yaml"
+    prepared = prepare_base(ArchitectureBase(name="yolov8n.yaml"), None, None)  # type: ignore[arg-type]
+    assert (prepared.source, prepared.record.spec, prepared.record.sha256) == (
+        "yolov8n.yaml",
+        "yolov8n.yaml",
+        None,
     )
     with pytest.raises(BadInputError, match=r"unknown architecture 'yolov99z\.yaml'"):
-        prepare_base(ArchitectureBase(name="yolov99z.yaml"), None, None, tmp_path)  # type: ignore[arg-type]
+        prepare_base(ArchitectureBase(name="yolov99z.yaml"), None, None)  # type: ignore[arg-type]
 
 
 def test_min_batch_cannot_exceed_batch() -> None:

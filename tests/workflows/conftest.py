@@ -15,40 +15,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from tests.workflows.harness import Harness
-from tests.workflows.stubs import HEARTBEAT_EVERY, Stubs
-from workers import wiring
+from tests.workflows.harness import Harness, stub_workers
+from tests.workflows.stubs import Stubs
 
 
 @pytest.fixture
 async def harness(temporal_client: Client) -> AsyncIterator[Harness]:
     """Stub workers on fresh queues for one test."""
     tag = uuid.uuid4().hex[:10]
-    stubs = Stubs()
-    harness = Harness(temporal_client, stubs, f"wf-cpu-{tag}", f"wf-gpu-{tag}")
-    throttle = timedelta(seconds=HEARTBEAT_EVERY)
-    common: dict[str, Any] = {
-        "max_heartbeat_throttle_interval": throttle,
-        "default_heartbeat_throttle_interval": throttle,
-    }
-    cpu = Worker(
-        temporal_client,
-        task_queue=harness.cpu,
-        workflows=wiring.workflows(),
-        activities=stubs.cpu_activities(),
-        **common,
-    )
-    gpu = Worker(
-        temporal_client, task_queue=harness.gpu, activities=stubs.gpu_activities(), **common
-    )
-    async with cpu, gpu:
+    harness = Harness(temporal_client, Stubs(), f"wf-cpu-{tag}", f"wf-gpu-{tag}")
+    async with stub_workers(harness):
         try:
             yield harness
         finally:

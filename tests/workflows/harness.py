@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.worker import Worker
 
 from activities.contracts import names
 from activities.contracts.retrain import Progress, RetrainRequest, RetrainResult
 from tests.helpers.factories import stub_retrain_request
 from tests.helpers.polling import eventually
-from tests.workflows.stubs import Stubs
+from tests.workflows.stubs import HEARTBEAT_EVERY, Stubs
+from workers import wiring
 from workflows.retrain import RetrainWorkflow, workflow_id_for
 
 
@@ -66,3 +70,31 @@ class Harness:
             description = await handle.describe()
             if description.status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("test finished")
+
+
+@asynccontextmanager
+async def stub_workers(harness: Harness, **options: Any) -> AsyncIterator[None]:
+    """The harness's workers while the block runs: on its CPU queue every workflow the product
+    registers and the CPU stubs, on its GPU queue the GPU stubs (``workers/wiring.py`` decides
+    both). ``options``: more ``Worker`` arguments for both."""
+    throttle = timedelta(seconds=HEARTBEAT_EVERY)
+    common: dict[str, Any] = {
+        "max_heartbeat_throttle_interval": throttle,
+        "default_heartbeat_throttle_interval": throttle,
+        **options,
+    }
+    cpu = Worker(
+        harness.client,
+        task_queue=harness.cpu,
+        workflows=wiring.workflows(),
+        activities=harness.stubs.cpu_activities(),
+        **common,
+    )
+    gpu = Worker(
+        harness.client,
+        task_queue=harness.gpu,
+        activities=harness.stubs.gpu_activities(),
+        **common,
+    )
+    async with cpu, gpu:
+        yield

@@ -26,8 +26,15 @@ from activities.contracts.dataset import AssembleRequest, AssembleResult
 from activities.contracts.evaluation import EvaluateRequest, EvaluateResult
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.contracts.gate import GateDecision
+from activities.contracts.inspection import (
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
 from activities.contracts.notify import NotifyRequest, NotifyResult
 from activities.contracts.registry import (
+    DownloadLinksRequest,
+    DownloadLinksResult,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -47,8 +54,16 @@ from activities.contracts.training import (
     WriteControlRequest,
     WriteControlResult,
 )
-from tests.helpers import factories
-from workflows.gate import decide
+from activities.contracts.weights import (
+    AddWeightsResult,
+    InspectWeightsRequest,
+    InspectWeightsResult,
+    ListWeightsRequest,
+    ListWeightsResult,
+    RecordWeightsRequest,
+)
+from tests.helpers import factories, weights_factories
+from workflows.gate import decide, protect_classes
 
 HEARTBEAT_EVERY = 0.1
 """Seconds between heartbeats of a held stub: how fast a cancel reaches it (the stub workers
@@ -70,6 +85,10 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
     names.COLLECT_GARBAGE: lambda r: factories.gc_result(dry_run=r.dry_run),
+    names.INSPECT_WEIGHTS: lambda r: weights_factories.inspected(),
+    names.RECORD_WEIGHTS: lambda r: weights_factories.add_weights_result(r.entry, r.inspected),
+    names.LIST_WEIGHTS: lambda r: weights_factories.list_weights_result(),
+    names.DOWNLOAD_LINKS: lambda r: factories.download_links_result(r.model, r.version or 3),
 }
 """Each stub's result as a function of its request (a real activity's happy path)."""
 
@@ -82,17 +101,21 @@ PIPELINE = [  # the activities of a completed run, in order
     names.PUBLISH,
     names.NOTIFY,
 ]
+APPROVAL_PIPELINE = [*PIPELINE[:3], names.NOTIFY, *PIPELINE[3:]]
+"""A completed run that asked for approval: people are notified when it starts waiting."""
 
 
 def gate_of(request: RetrainRequest, evaluation: EvaluateResult) -> GateDecision:
-    """The gate's decision on ``evaluation`` under the request's policy (before approval)."""
-    return decide(
+    """The gate's decision on ``evaluation`` under the request's policy (before approval):
+    the overall rule, then the per-class rule, as RetrainWorkflow applies them."""
+    decision = decide(
         evaluation.candidate,
         evaluation.champion,
         evaluation.ci,
         request.gate,
         champion_version=evaluation.champion_version,
     )
+    return protect_classes(decision, evaluation)
 
 
 def stub_evaluation(
@@ -127,6 +150,7 @@ class Stubs:
         self.results: dict[str, Callable[[Any], Any]] = dict(DEFAULT_RESULTS)
         self._failures: dict[str, ApplicationError] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._details: dict[str, Any] = {}
         self._started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._cancelled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -143,6 +167,10 @@ class Stubs:
         """Make activity ``name`` wait (heartbeating) until the returned event is set."""
         release = self._holds[name] = asyncio.Event()
         return release
+
+    def heartbeat_with(self, name: str, details: Any) -> None:
+        """Make a held activity ``name`` heartbeat ``details`` from now on (as real ones do)."""
+        self._details[name] = details
 
     async def started(self, name: str, timeout: float = 15.0) -> None:
         """Wait until activity ``name`` has been called."""
@@ -192,7 +220,8 @@ class Stubs:
         # Heartbeats carry a cancel to an activity: beat until released, or cancelled.
         try:
             while not release.is_set():
-                activity.heartbeat()
+                details = self._details.get(name)
+                activity.heartbeat(*([details] if details is not None else []))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(release.wait(), HEARTBEAT_EVERY)
         except asyncio.CancelledError:
@@ -264,6 +293,34 @@ class Stubs:
         """Stub of ``collect_garbage``."""
         return await self._run(names.COLLECT_GARBAGE, request)
 
+    @activity.defn(name=names.INSPECT_WEIGHTS)
+    async def inspect_weights(self, request: InspectWeightsRequest) -> InspectWeightsResult:
+        """Stub of ``inspect_weights``."""
+        return await self._run(names.INSPECT_WEIGHTS, request)
+
+    @activity.defn(name=names.RECORD_WEIGHTS)
+    async def record_weights(self, request: RecordWeightsRequest) -> AddWeightsResult:
+        """Stub of ``record_weights``."""
+        return await self._run(names.RECORD_WEIGHTS, request)
+
+    @activity.defn(name=names.LIST_WEIGHTS)
+    async def list_weights(self, request: ListWeightsRequest) -> ListWeightsResult:
+        """Stub of ``list_weights``."""
+        return await self._run(names.LIST_WEIGHTS, request)
+
+    @activity.defn(name=names.VALIDATE_DATASET)
+    async def validate_dataset(self, request: AssembleRequest) -> DatasetValidation:
+        return await self._run(names.VALIDATE_DATASET, request)
+
+    @activity.defn(name=names.READ_TRAINING_LOG)
+    async def read_training_log(self, request: TrainingLogRequest) -> TrainingLogResult:
+        return await self._run(names.READ_TRAINING_LOG, request)
+
+    @activity.defn(name=names.DOWNLOAD_LINKS)
+    async def download_links(self, request: DownloadLinksRequest) -> DownloadLinksResult:
+        """Stub of ``download_links``."""
+        return await self._run(names.DOWNLOAD_LINKS, request)
+
     # ------------------------------------------------------------------ wiring
     def gpu_activities(self) -> list[Callable[..., Any]]:
         """The GPU queue's activities (as ``workers/wiring.py`` places them)."""
@@ -283,4 +340,10 @@ class Stubs:
             self.promote_version,
             self.rollback_production,
             self.collect_garbage,
+            self.inspect_weights,
+            self.record_weights,
+            self.list_weights,
+            self.validate_dataset,
+            self.read_training_log,
+            self.download_links,
         ]

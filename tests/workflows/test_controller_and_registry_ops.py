@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 from activities.contracts import names
 from activities.contracts.controller import CheckResult, ControllerConfig, CountNewRequest
 from activities.contracts.registry import (
+    DownloadLinksRequest,
     ListVersionsRequest,
     PromoteVersionRequest,
     RollbackRequest,
@@ -22,6 +23,7 @@ from tests.workflows.harness import Harness
 from tests.workflows.stubs import PIPELINE
 from workflows.controller import RetrainCheckWorkflow
 from workflows.registry_ops import (
+    DownloadLinksWorkflow,
     ListVersionsWorkflow,
     PromoteVersionWorkflow,
     RollbackProductionWorkflow,
@@ -128,6 +130,12 @@ REGISTRY_OPS = [
             model="parts", reason="regression", request_id="cli-2", requested_at=factories.AT
         ),
         factories.rollback_result("parts", 3),
+    ),
+    (
+        DownloadLinksWorkflow.run,
+        names.DOWNLOAD_LINKS,
+        DownloadLinksRequest(model="parts", version=None, alias="latest", what="model.onnx"),
+        factories.download_links_result("parts", 3),
     ),
 ]
 

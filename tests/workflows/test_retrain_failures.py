@@ -86,9 +86,14 @@ async def test_cancel_before_publishing_ends_canceled_with_nothing_published(
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     if held:
         await stubs.cancelled(held)  # the running stage itself was told to stop
-    assert stubs.order() == called_up_to(held)
+    if stage == "awaiting_approval":  # people were asked for approval, then told it ended
+        assert stubs.order() == [*called_up_to(None), names.NOTIFY]
+        asked, notify = stubs.requests_of(names.NOTIFY)
+        assert asked.outcome == "awaiting_approval"
+    else:
+        assert stubs.order() == called_up_to(held)
+        notify = stubs.only_request(names.NOTIFY)
     assert stubs.calls_of(names.PUBLISH) == []
-    notify = stubs.only_request(names.NOTIFY)
     assert (notify.outcome, notify.reason, notify.version) == ("canceled", "canceled", None)
     final = await harness.progress(handle)
     assert (final.stage, final.error) == ("canceled", "canceled")

@@ -13,7 +13,7 @@ from activities.contracts.retrain import ApprovalDecision, ApprovalPolicy, Retra
 from activities.contracts.training import RegistryBase, TrainRequest
 from tests.helpers import factories
 from tests.workflows.harness import Harness
-from tests.workflows.stubs import PIPELINE, gate_of, stub_evaluation
+from tests.workflows.stubs import APPROVAL_PIPELINE, PIPELINE, gate_of, stub_evaluation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,7 +214,11 @@ async def test_approval_approved_by_update_promotes(harness: Harness) -> None:
     waiting = await harness.reach_stage(handle, "awaiting_approval")
     gate = gate_of(request, stub_evaluation(request, 0.6))
     assert (waiting.approval, waiting.decision) == ("pending", gate)
-    assert stubs.order() == PIPELINE[:3]  # nothing exported before the decision
+    await stubs.started(names.NOTIFY)
+    # Nothing exported before the decision; people were asked, with the decision's reason.
+    assert stubs.order() == APPROVAL_PIPELINE[:4]
+    asked = stubs.only_request(names.NOTIFY)
+    assert (asked.outcome, asked.reason, asked.version) == ("awaiting_approval", gate.reason, None)
     answer = await handle.execute_update(
         names.APPROVE_UPDATE, ApprovalDecision(by="alice", comment="ok"), result_type=str
     )
@@ -229,7 +233,7 @@ async def test_approval_approved_by_update_promotes(harness: Harness) -> None:
     release_export.set()
     result = await handle.result()
 
-    assert stubs.order() == PIPELINE
+    assert stubs.order() == APPROVAL_PIPELINE
     assert stubs.only_request(names.PUBLISH).gate == gate
     assert (result.promoted, result.reason, result.production_version) == (True, gate.reason, 1)
     assert (await harness.progress(handle)).approval == "approved"
@@ -255,11 +259,11 @@ async def test_approval_rejected_by_update_registers_without_promoting(
 
     gate = gate_of(request, stub_evaluation(request, 0.6))
     expected = f"not promoted: {why} (gate alone: {gate.reason})"
-    assert stubs.order() == PIPELINE  # still exported and registered
+    assert stubs.order() == APPROVAL_PIPELINE  # still exported and registered
     assert stubs.only_request(names.PUBLISH).gate == gate.blocked(why)
     assert (result.version, result.promoted, result.reason) == (1, False, expected)
     assert result.production_version is None
-    notify = stubs.only_request(names.NOTIFY)
+    notify = stubs.requests_of(names.NOTIFY)[-1]
     assert (notify.outcome, notify.promoted, notify.reason) == ("succeeded", False, expected)
     assert (await harness.progress(handle)).approval == "rejected"
 
@@ -280,8 +284,8 @@ async def test_approval_timeout_applies_the_timeout_action(
     else:
         why = "approval timed out after 1s"
         decision, expected = gate.blocked(why), f"not promoted: {why} (gate alone: {gate.reason})"
-    assert stubs.order() == PIPELINE
+    assert stubs.order() == APPROVAL_PIPELINE
     assert stubs.only_request(names.PUBLISH).gate == decision
     assert (result.promoted, result.reason) == (on_timeout == "approve", expected)
-    assert stubs.only_request(names.NOTIFY).reason == expected
+    assert stubs.requests_of(names.NOTIFY)[-1].reason == expected
     assert (await harness.progress(handle)).approval == "timed_out"

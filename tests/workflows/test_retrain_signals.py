@@ -1,5 +1,6 @@
 """What reaches a running RetrainWorkflow during training: ``training_progress`` signals (the
-``progress`` query reflects them) and ``stop_early`` (one ``write_control``, the run goes on)."""
+``progress`` query reflects them, until training's result says how it ended) and
+``stop_early`` (one ``write_control``, the run goes on)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,10 @@ async def test_progress_query_reflects_training_progress_signals(harness: Harnes
     release.set()
     await handle.result()
     final = await harness.progress(handle)
-    assert (final.stage, final.epoch, final.eta_seconds) == ("succeeded", 3, None)
-    assert final.metrics == {"map50_95": 0.25}
+    trained = factories.train_result(handle.id, epochs=5)  # what the train stub returned
+    assert (final.stage, final.epoch, final.eta_seconds) == ("succeeded", 5, None)
+    assert final.metrics == {"map50": trained.metrics.map50, "map50_95": trained.metrics.map50_95}
+    assert (final.attempt, final.resumed_from_epoch) == (1, None)
 
 
 async def _showing(

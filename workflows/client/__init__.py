@@ -7,6 +7,7 @@ but never a stage's code: everything happens through workflows.
 """
 
 from workflows.client.api import RunSummary, SentinelClient
+from workflows.client.downloads import Download, DownloadedFile, DownloadError
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
@@ -15,6 +16,9 @@ from workflows.client.errors import (
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "Download",
+    "DownloadError",
+    "DownloadedFile",
     "RequestTooLargeError",
     "RetrainAlreadyRunningError",
     "RunSummary",

@@ -12,7 +12,6 @@ registry, retention, controller); each method is a few lines over a workflow.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -36,7 +35,14 @@ from temporalio.types import MethodAsyncSingleParam
 
 from activities.contracts import names
 from activities.contracts.controller import ControllerConfig
+from activities.contracts.dataset import AssembleRequest
+from activities.contracts.inspection import (
+    DatasetValidation,
+    TrainingLogRequest,
+    TrainingLogResult,
+)
 from activities.contracts.registry import (
+    ExpectedProduction,
     ListVersionsRequest,
     ListVersionsResult,
     PromoteVersionRequest,
@@ -50,12 +56,16 @@ from activities.contracts.retention import GcRequest, GcResult
 from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequest, RetrainResult
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
+from workflows.client.api_weights import WeightsOps
+from workflows.client.downloads import RegistryDownloads
 from workflows.client.errors import (
     MAX_REQUEST_BYTES,
     RequestTooLargeError,
     RetrainAlreadyRunningError,
 )
+from workflows.client.live import RunSummary, list_runs, live_progress
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
+from workflows.inspection import TrainingLogWorkflow, ValidateDatasetWorkflow
 from workflows.registry_ops import (
     ListVersionsWorkflow,
     PromoteVersionWorkflow,
@@ -64,6 +74,9 @@ from workflows.registry_ops import (
 )
 from workflows.retention import GC_SCHEDULE_ID, GarbageCollectionWorkflow
 from workflows.retrain import RetrainWorkflow, workflow_id_for
+from workflows.retrain_story import retrain_details, retrain_summary
+
+__all__ = ["RunSummary", "SentinelClient", "VersionAlias"]
 
 WorkflowT = TypeVar("WorkflowT")
 RequestT = TypeVar("RequestT")
@@ -73,19 +86,10 @@ VersionAlias = Literal["production", "latest"]
 """The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """One retrain run as listed by :meth:`SentinelClient.list_runs`."""
-
-    workflow_id: str
-    run_id: str
-    status: str
-    started_at: datetime | None
-    closed_at: datetime | None
-
-
-class SentinelClient:
-    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions."""
+class SentinelClient(WeightsOps, RegistryDownloads):
+    """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
+    import a model, add and list pretrained weights (:class:`WeightsOps`); pull model files and
+    reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`)."""
 
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
@@ -126,6 +130,8 @@ class SentinelClient:
                 task_queue=self.settings.cpu_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=retrain_summary(request),
+                static_details=retrain_details(request),
             )
         except WorkflowAlreadyStartedError as exc:
             if attach:
@@ -138,11 +144,9 @@ class SentinelClient:
         return self.client.get_workflow_handle_for(RetrainWorkflow.run, workflow_id_for(model_name))
 
     async def progress(self, model_name: str) -> Progress:
-        """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query)."""
-        progress: Progress = await self.handle(model_name).query(
-            names.PROGRESS_QUERY, result_type=Progress
-        )
-        return progress
+        """Stage, epoch, metrics, counts, ETA of the latest retrain (a cheap query; while
+        training, epoch, metrics and ETA come from the training's latest heartbeat)."""
+        return await live_progress(self.client, self.handle(model_name))
 
     async def status(self, model_name: str) -> WorkflowExecutionStatus | None:
         description = await self.handle(model_name).describe()
@@ -175,20 +179,23 @@ class SentinelClient:
         await self.handle(model_name).cancel()
 
     async def list_runs(self, limit: int = 20) -> list[RunSummary]:
-        """Recent retrains, newest first."""
-        runs: list[RunSummary] = []
-        query = f"WorkflowType = '{names.RETRAIN_WORKFLOW}'"
-        async for execution in self.client.list_workflows(query, limit=limit):
-            runs.append(
-                RunSummary(
-                    workflow_id=execution.id,
-                    run_id=execution.run_id,
-                    status=execution.status.name if execution.status else "UNKNOWN",
-                    started_at=execution.start_time,
-                    closed_at=execution.close_time,
-                )
-            )
-        return runs
+        """Recent retrains, newest first, with stage, epoch and version."""
+        return await list_runs(self.client, limit)
+
+    async def training_log(
+        self, model_name: str, attempt: int | None = None, max_bytes: int = 256 * 1024
+    ) -> TrainingLogResult:
+        """The latest retrain's training log (one attempt, default the latest; its tail)."""
+        request = TrainingLogRequest(
+            workflow_id=workflow_id_for(model_name), attempt=attempt, max_bytes=max_bytes
+        )
+        return await self._registry_op(TrainingLogWorkflow.run, request, f"logs-{model_name}")
+
+    async def validate_dataset(self, request: AssembleRequest) -> DatasetValidation:
+        """What an assembly of ``request`` would find; stores nothing (``can_train`` says)."""
+        return await self._registry_op(
+            ValidateDatasetWorkflow.run, request, f"validate-{request.dataset}"
+        )
 
     # ------------------------------------------------------------------ registry
     async def _registry_op(
@@ -217,7 +224,26 @@ class SentinelClient:
         request = ShowVersionRequest(model=model_name, version=version, alias=alias)
         return await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
 
-    async def promote(self, model_name: str, version: int, reason: str) -> PromoteVersionResult:
+    async def production_version(self, model_name: str) -> int | None:
+        """The version production points to now (None: no production version yet)."""
+        listing = await self.list_versions(model_name, limit=1)
+        return listing.production_version
+
+    async def promote(
+        self,
+        model_name: str,
+        version: int,
+        reason: str,
+        *,
+        expect_production: ExpectedProduction,
+    ) -> PromoteVersionResult:
+        """Point production at ``version``, only from ``expect_production``.
+
+        ``expect_production`` is the production version the decision was made on (``"none"``:
+        there was none; :meth:`production_version` reads it). When production is something
+        else by the time of the move, nothing moves and the run fails with a
+        ``ProductionMovedError`` naming the current version.
+        """
         request_id = f"promote-{model_name}-{uuid.uuid4().hex[:12]}"
         request = PromoteVersionRequest(
             model=model_name,
@@ -225,6 +251,7 @@ class SentinelClient:
             reason=reason,
             request_id=request_id,
             requested_at=datetime.now(UTC),
+            expected_production=expect_production,
         )
         result = await self.client.execute_workflow(
             PromoteVersionWorkflow.run,
@@ -234,13 +261,21 @@ class SentinelClient:
         )
         return result
 
-    async def rollback(self, model_name: str, reason: str) -> RollbackResult:
+    async def rollback(
+        self, model_name: str, reason: str, *, expect_production: int
+    ) -> RollbackResult:
+        """Move production one step back from ``expect_production`` (the version seen).
+
+        Two rollbacks from the same version move production back once: the second fails
+        with a ``ProductionMovedError`` naming the version the first one left.
+        """
         request_id = f"rollback-{model_name}-{uuid.uuid4().hex[:12]}"
         request = RollbackRequest(
             model=model_name,
             reason=reason,
             request_id=request_id,
             requested_at=datetime.now(UTC),
+            expected_production=expect_production,
         )
         result = await self.client.execute_workflow(
             RollbackProductionWorkflow.run,

@@ -1,7 +1,10 @@
 """``sentinel``: the command line over :mod:`workflows.client.api`.
 
-Exit codes: 0 success, 1 the run failed or an operation was refused, 2 bad usage or input,
-3 the run was canceled or terminated, 4 Temporal unreachable.
+Exit codes: 0 success, 1 the run failed or an operation was refused, 2 bad usage or input
+(``data validate``: the data cannot train), 3 the run was canceled or terminated, 4 Temporal
+unreachable. Input is checked before any connection is tried; an unreachable Temporal is
+reported after ``CLI_CONNECT_TIMEOUT_SECONDS`` unless
+``SENTINEL_TEMPORAL_CONNECT_TIMEOUT_SECONDS`` says otherwise.
 """
 
 from __future__ import annotations
@@ -13,19 +16,29 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
-from rich.table import Table
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import CancelledError, TerminatedError
+from temporalio.exceptions import (
+    ActivityError,
+    CancelledError,
+    ChildWorkflowError,
+    TerminatedError,
+)
 from temporalio.service import RPCError
 
+from activities.contracts.common import ModelName
 from activities.contracts.controller import ControllerConfig
-from activities.infra.connection import TemporalUnavailableError, exit_process
+from activities.infra.connection import TemporalUnavailableError, connect, exit_process
+from activities.infra.errors import BadInputError, SentinelError
+from activities.infra.settings import Settings
+from workflows.client import cli_data, cli_runs
 from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
+from workflows.client.cli_models import add_models_verbs, run_models
 from workflows.client.cli_registry import add_registry_verbs, run_registry
-from workflows.client.errors import RetrainAlreadyRunningError
+from workflows.client.cli_weights import add_weights_group, weights_command
+from workflows.client.errors import AlreadyRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
 from workflows.retrain import model_name_of
 
@@ -33,6 +46,8 @@ if TYPE_CHECKING:
     from workflows.client.cli_args import Groups
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+CLI_CONNECT_TIMEOUT_SECONDS = 3.0
+"""How long the CLI tries to reach Temporal when the setting is not set (workers: 10 s)."""
 console = Console()
 
 
@@ -44,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(dest="group", required=True)
     _add_retrain_verbs(groups)
-    _add_models_verbs(groups)
+    add_models_verbs(groups)
     _add_controller_verbs(groups)
+    add_weights_group(groups)
+    cli_data.add_data_verbs(groups)
     add_registry_verbs(groups)
     return parser
 
@@ -75,25 +92,7 @@ def _add_retrain_verbs(groups: Groups) -> None:
         verb.add_argument("model")
         verb.add_argument("--by", default="cli", help="who decides (recorded)")
         verb.add_argument("--comment", default="", help="why (recorded)")
-    runs = verbs.add_parser("list", help="recent retrains with their status")
-    runs.add_argument("--limit", type=int, default=20)
-
-
-def _add_models_verbs(groups: Groups) -> None:
-    models = groups.add_parser("models", help="the versioned model registry")
-    mverbs = models.add_subparsers(dest="verb", required=True)
-    mverbs.add_parser("list", help="versions of a model, newest first").add_argument("model")
-    show = mverbs.add_parser("show", help="metadata of a version (default: production)")
-    show.add_argument("model")
-    show.add_argument("--version", type=int)
-    show.add_argument("--alias", default="production", choices=["production", "latest"])
-    promote = mverbs.add_parser("promote", help="point production at a version")
-    promote.add_argument("model")
-    promote.add_argument("version", type=int)
-    promote.add_argument("--reason", required=True)
-    rollback = mverbs.add_parser("rollback", help="production back to the previous version")
-    rollback.add_argument("model")
-    rollback.add_argument("--reason", required=True)
+    cli_runs.add_run_verbs(verbs)  # list, logs
 
 
 def _add_controller_verbs(groups: Groups) -> None:
@@ -120,8 +119,10 @@ def _add_controller_verbs(groups: Groups) -> None:
 
 async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     verb = args.verb
+    if verb in cli_runs.VERBS:
+        return await cli_runs.run_runs(sentinel, args)
     if verb == "start":
-        workflow_id = await sentinel.start_retrain(request_from_args(args), attach=args.attach)
+        workflow_id = await sentinel.start_retrain(args.prepared, attach=args.attach)
         console.print(f"started {workflow_id}")
         return await follow_run(sentinel, model_name_of(workflow_id)) if args.follow else 0
     if verb == "follow":
@@ -139,57 +140,12 @@ async def _retrain(sentinel: SentinelClient, args: argparse.Namespace) -> int:
         console.print(await action(args.model, args.by, args.comment))
     elif verb == "result":
         print_result(await sentinel.result(args.model))
-    elif verb == "list":
-        table = Table("workflow", "status", "started", "closed")
-        for run in await sentinel.list_runs(args.limit):
-            table.add_row(
-                run.workflow_id, run.status, str(run.started_at or ""), str(run.closed_at or "")
-            )
-        console.print(table)
-    return EXIT_OK
-
-
-async def _models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
-    if args.verb == "list":
-        listing = await sentinel.list_versions(args.model)
-        table = Table(
-            "version",
-            "created",
-            "mAP50-95",
-            "gate",
-            "parity",
-            "production",
-            title=f"{args.model}: {listing.total} versions",
-        )
-        for v in listing.versions:
-            table.add_row(
-                f"v{v.version}",
-                v.created_at.isoformat(timespec="seconds"),
-                f"{v.map50_95:.4f}",
-                "promote" if v.gate_promote else "keep",
-                "ok" if v.parity_passed else "FAILED",
-                "*" if v.production else "",
-            )
-        console.print(table)
-    elif args.verb == "show":
-        shown = await sentinel.show_version(args.model, args.version, args.alias)
-        console.print_json(shown.metadata.model_dump_json())
-    elif args.verb == "promote":
-        result = await sentinel.promote(args.model, args.version, args.reason)
-        console.print(
-            f"production: v{result.previous_version} -> v{result.version}"
-            if result.changed
-            else f"v{result.version} is already production"
-        )
-    elif args.verb == "rollback":
-        rolled = await sentinel.rollback(args.model, args.reason)
-        console.print(f"production: v{rolled.from_version} -> v{rolled.to_version}")
     return EXIT_OK
 
 
 async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     if args.verb == "apply":
-        config = ControllerConfig(request=request_from_args(args), threshold=args.threshold)
+        config = ControllerConfig(request=args.prepared, threshold=args.threshold)
         schedule_id = await sentinel.apply_controller(config, args.every)
         console.print(f"schedule {schedule_id}: every {args.every}, threshold {args.threshold}")
     elif args.verb == "trigger":
@@ -204,15 +160,53 @@ async def _controller(sentinel: SentinelClient, args: argparse.Namespace) -> int
     return EXIT_OK
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """Check the input and build the verb's request (``args.prepared``) before connecting:
+    bad input is reported as such, whether or not Temporal is reachable."""
+    args.prepared = None
+    if args.group == "data":
+        args.prepared = cli_data.request_of(args)
+    elif args.verb in ("start", "apply"):
+        args.prepared = request_from_args(args)
+    elif getattr(args, "model", None) is not None:
+        try:
+            TypeAdapter(ModelName).validate_python(args.model)
+        except ValidationError as exc:
+            raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+    if args.verb == "logs":
+        cli_runs.check_logs_args(args)
+    if getattr(args, "limit", 1) < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+
+
+async def connect_client() -> SentinelClient:
+    """A client from the ``SENTINEL_*`` settings, giving up after a few seconds by default."""
+    settings = Settings()
+    explicit = "temporal_connect_timeout_seconds" in settings.model_fields_set
+    timeout = None if explicit else CLI_CONNECT_TIMEOUT_SECONDS
+    return SentinelClient(await connect(settings, timeout=timeout), settings)
+
+
 async def run(args: argparse.Namespace) -> int:
-    sentinel = await SentinelClient.connect()
+    prepare(args)
+    sentinel = await connect_client()
     handlers = {
         "retrain": _retrain,
-        "models": _models,
+        "models": run_models,
         "controller": _controller,
+        "weights": weights_command,
+        "data": cli_data.run_data,
         "registry": run_registry,
     }
     return await handlers[args.group](sentinel, args)
+
+
+def failure_message(cause: BaseException | None) -> str:
+    """What a failed run says: through "activity task failed" wrappers to the error inside
+    (a registry refusal names the current production version there)."""
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return str(getattr(cause, "message", cause))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,14 +232,17 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RetrainAlreadyRunningError as exc:
+    except SentinelError as exc:  # raised here, e.g. by an upload: missing S3 credentials
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, BadInputError) else EXIT_FAILED
+    except AlreadyRunningError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowFailureError as exc:
         if isinstance(exc.cause, CancelledError | TerminatedError):
             print(f"run {type(exc.cause).__name__.removesuffix('Error').lower()}", file=sys.stderr)
             return EXIT_CANCELED
-        print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)
+        print(f"error: {failure_message(exc.cause)}", file=sys.stderr)
         return EXIT_FAILED
     except WorkflowUpdateFailedError as exc:
         print(f"error: {getattr(exc.cause, 'message', exc.cause)}", file=sys.stderr)

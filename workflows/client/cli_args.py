@@ -7,13 +7,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from activities.contracts.bases import BASE_EXAMPLES, parse_base
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.retrain import ApprovalPolicy, RetrainRequest
-from activities.contracts.training import ArchitectureBase, Hyperparameters, RegistryBase
+from activities.contracts.training import Hyperparameters
 
 if TYPE_CHECKING:
     # What ``ArgumentParser.add_subparsers()`` returns; generic only in typeshed.
     Groups = argparse._SubParsersAction[argparse.ArgumentParser]
+    Verbs = Groups  # the verbs of one group: the same type
+
+
+BASE_HELP = (
+    "starting weights: an architecture yaml to train from scratch (e.g. "
+    f"{BASE_EXAMPLES[0]}), a catalog entry ({BASE_EXAMPLES[1]}, see 'sentinel weights "
+    f"list'), a registry version ({BASE_EXAMPLES[2]}, {BASE_EXAMPLES[3]}), or a .pt in S3 "
+    f"with its digest ({BASE_EXAMPLES[4]}). Default: the workers' SENTINEL_DEFAULT_BASE, "
+    "else yolov8n.yaml"
+)
 
 
 def duration(text: str) -> timedelta:
@@ -31,16 +42,16 @@ def request_from_args(args: argparse.Namespace) -> RetrainRequest:
     """A RetrainRequest from ``--request FILE`` (JSON) or from the flags."""
     if args.request:
         request = RetrainRequest.model_validate_json(Path(args.request).read_text())
-        return (
-            request if args.model is None else request.model_copy(update={"model_name": args.model})
-        )
+        update: dict[str, object] = {}
+        if args.model is not None:
+            update["model_name"] = args.model
+        if args.base is not None:
+            update["base"] = parse_base(args.base, model=args.model or request.model_name)
+        # validated again: model_copy alone would not check the updated fields
+        return RetrainRequest.model_validate({**request.model_dump(), **update})
     if not (args.model and args.prefix):
         raise ValueError("give --request FILE, or --model and --prefix")
-    base = (
-        RegistryBase(model=args.model, version=args.base.removeprefix("registry:"))
-        if args.base.startswith("registry:")
-        else ArchitectureBase(name=args.base)
-    )
+    base = parse_base(args.base, model=args.model) if args.base is not None else None
     return RetrainRequest(
         model_name=args.model,
         dataset=AssembleRequest(
@@ -61,9 +72,7 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="dataset prefix in the data bucket")
     parser.add_argument("--dataset", help="dataset name for snapshots (default: model name)")
     parser.add_argument("--format", default="yolo", choices=["yolo", "coco", "roboflow"])
-    parser.add_argument(
-        "--base", default="yolov8n.yaml", help="architecture yaml, or registry:VERSION to fine-tune"
-    )
+    parser.add_argument("--base", default=None, help=BASE_HELP)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=16)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-class RetrainAlreadyRunningError(RuntimeError):
+class AlreadyRunningError(RuntimeError):
+    """A one-per-model operation (retrain, import) is running; the message names it."""
+
+
+class RetrainAlreadyRunningError(AlreadyRunningError):
     """A retrain for this model is running; the message names it."""
 
     def __init__(self, model_name: str, workflow_id: str, run_id: str | None) -> None:
@@ -14,6 +18,17 @@ class RetrainAlreadyRunningError(RuntimeError):
         )
         self.workflow_id = workflow_id
         self.run_id = run_id
+
+
+class ImportAlreadyRunningError(AlreadyRunningError):
+    """An import of this model is running; the message names it."""
+
+    def __init__(self, model_name: str, workflow_id: str) -> None:
+        super().__init__(
+            f"an import of {model_name!r} is already running (workflow {workflow_id}): wait "
+            "for it, or cancel it in the Temporal UI"
+        )
+        self.workflow_id = workflow_id
 
 
 MAX_REQUEST_BYTES = 256 * 1024

@@ -11,7 +11,6 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError
 
-from activities.contracts import names
 from activities.contracts.retrain import Progress as RunProgress
 from activities.contracts.retrain import RetrainResult
 from workflows.client.api import SentinelClient
@@ -36,7 +35,10 @@ def print_progress(progress: RunProgress) -> None:
     """One table with everything the ``progress`` query returned."""
     table = Table(show_header=False, title=f"retrain of {progress.model_name}")
     table.add_row("stage", progress.stage)
-    table.add_row("epoch", f"{progress.epoch}/{progress.epochs}")
+    attempt = f" (attempt {progress.attempt})" if progress.attempt > 1 else ""
+    resumed = progress.resumed_from_epoch
+    attempt += f", resumed from epoch {resumed}" if attempt and resumed else ""
+    table.add_row("epoch", f"{progress.epoch}/{progress.epochs}{attempt}")
     table.add_row("metrics", _metrics_text(progress.metrics) or "-")
     table.add_row("dataset", ", ".join(f"{k} {v}" for k, v in progress.dataset_counts.items()))
     table.add_row("elapsed", f"{progress.elapsed_seconds:.0f}s")
@@ -89,8 +91,8 @@ async def follow_run(sentinel: SentinelClient, model_name: str, poll_seconds: fl
             status = (await handle.describe()).status
             if status in _ENDED:
                 break
-            try:
-                progress = await handle.query(names.PROGRESS_QUERY, result_type=RunProgress)
+            try:  # the query, with the training's heartbeat merged in (every epoch shows)
+                progress = await sentinel.progress(model_name)
             except RPCError:
                 await asyncio.sleep(poll_seconds)  # no worker picked it up yet
                 continue

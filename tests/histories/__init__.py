@@ -1,0 +1,1 @@
+"""Recorded workflow histories, the script that records them and the replay test."""
