@@ -149,6 +149,7 @@ def run_condition(
     gpu = settings.model_copy(update={"cache_dir": work / f"cache-{name}-node2"})
     node2_s, remote = timed(materialize_snapshot, store, gpu, result.snapshot)
     full_s = assemble_s + materialize_s
+    local.release(), remote.release()
     print(
         f"[{name}] naive sequential: {objects} objects in {naive_s:.2f}s | assembly "
         f"{assemble_s:.2f}s + materialization {materialize_s:.2f}s "
@@ -166,6 +167,7 @@ def run_incremental(name: str, settings: Settings, work: Path, request: Assemble
     assemble_s, result = timed(assemble, store, cpu, request)
     materialize_s, local = timed(materialize_snapshot, store, cpu, result.snapshot)
     total = assemble_s + materialize_s
+    local.release()
     print(
         f"[{name}] incremental: assembly {assemble_s:.2f}s + materialization "
         f"{materialize_s:.2f}s (downloaded {local.downloaded}) = {total:.2f}s | images "

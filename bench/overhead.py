@@ -95,8 +95,8 @@ def prepare(job: Job, settings: Settings, store: ObjectStore) -> tuple[str, Snap
         verified=True, size=job.imgsz,
     )  # fmt: skip
     snapshot = assemble(store, settings, assemble_request(job, prefix)).snapshot
-    local = materialize_snapshot(store, settings, snapshot)
-    print(f"[{job.name}] snapshot {snapshot.key}: {local.counts}", flush=True)
+    with materialize_snapshot(store, settings, snapshot) as local:
+        print(f"[{job.name}] snapshot {snapshot.key}: {local.counts}", flush=True)
     return prefix, snapshot, local.data_yaml
 
 

@@ -1,6 +1,6 @@
-"""Run every benchmark (``make bench``): S3 restart, dataset, recovery, predict, overhead; one
-table, then
-the lines.
+"""Run every benchmark (``make bench``): one table of every figure, then the lines.
+
+The benchmarks: S3 restart, dataset, recovery, predict, overhead, bounds.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -18,6 +18,12 @@ combined table and, last, every machine-readable line, overhead first::
     detect_seconds=<s>
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
+    assembly_peak_rss_mb_small=<MB>
+    assembly_peak_rss_mb_large=<MB>
+    assembly_rss_growth_kb_per_object=<KB>
+    assembly_max_progress_gap_seconds=<s>
+    cache_bound_seconds=<s>
+    gc_seconds=<s>
     s3_objects=<n>
     s3_stop_seconds=<s>
     s3_restart_seconds=<s>
@@ -53,9 +59,10 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "recovery": ("Training recovery", ["--epochs", "8"]),
     "s3_restart": ("Embedded stack restart", []),
     "predict": ("Batch prediction", ["--images", "200"]),
+    "bounds": ("Bounds and retention", []),
 }
-# cheapest first: a broken stack shows up early
-ORDER = ("s3_restart", "dataset", "recovery", "predict", "overhead")
+# Cheapest first: a broken stack shows up early (bounds uploads 110,000 objects: last).
+ORDER = ("s3_restart", "dataset", "recovery", "predict", "overhead", "bounds")
 
 
 def supports_quick(script: Path) -> bool:

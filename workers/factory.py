@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.infra.workflow_runs import WorkflowRuns
 from activities.training.progress import ProgressReporter
 from workers import wiring
 from workers.wiring import QueueKind
@@ -38,8 +39,9 @@ def build_worker(
     store = store or ObjectStore.from_settings(settings)
     concurrency = settings.cpu_concurrency if kind == "cpu" else settings.gpu_concurrency
     # Sync activities run in threads; signals they send go through this (running) loop.
-    reporter = ProgressReporter(client, asyncio.get_running_loop())
-    acts = wiring.activities(kind, settings, store, reporter)
+    loop = asyncio.get_running_loop()
+    reporter = ProgressReporter(client, loop)
+    acts = wiring.activities(kind, settings, store, reporter, runs=WorkflowRuns(client, loop))
     throttle = timedelta(seconds=settings.heartbeat_throttle_seconds)
     return Worker(
         client,

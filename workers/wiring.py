@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeGuard
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.infra.workflow_runs import WorkflowRuns
 from activities.training.progress import ProgressReporter
 
 QueueKind = Literal["cpu", "gpu"]
@@ -32,6 +33,7 @@ def workflows() -> list[type]:
         RollbackProductionWorkflow,
         ShowVersionWorkflow,
     )
+    from workflows.retention import GarbageCollectionWorkflow
     from workflows.retrain import RetrainWorkflow
 
     return [
@@ -41,6 +43,7 @@ def workflows() -> list[type]:
         ShowVersionWorkflow,
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
+        GarbageCollectionWorkflow,
         ImportModelWorkflow,
         AddWeightsWorkflow,
         ListWeightsWorkflow,
@@ -56,10 +59,13 @@ def activities(
     settings: Settings,
     store: ObjectStore,
     progress: ProgressReporter | None = None,
+    *,
+    runs: WorkflowRuns | None = None,
 ) -> list[Callable[..., Any]]:
     """Activity callables for one queue kind, bound to ``settings`` and ``store``.
 
-    ``progress`` lets training report each epoch to its workflow (the ``progress`` query).
+    ``progress`` lets training report each epoch to its workflow (the ``progress`` query);
+    ``runs`` lets retention ask Temporal which workflows are running.
     """
     if kind == "cpu":
         from activities.controller import ControllerActivities
@@ -68,6 +74,7 @@ def activities(
         from activities.notify import NotifyActivities
         from activities.predict import PredictActivities
         from activities.registry.activity import RegistryActivities
+        from activities.retention import RetentionActivities
         from activities.training.control import ControlActivities
         from activities.training.logs import TrainingLogActivities
         from activities.weights.activity import WeightsActivities
@@ -78,6 +85,7 @@ def activities(
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
         registry = RegistryActivities(settings, store)
+        retention = RetentionActivities(settings, store, runs)
         weights = WeightsActivities(settings, store)
         logs = TrainingLogActivities(settings, store)
         predict = PredictActivities(settings, store)
@@ -92,6 +100,7 @@ def activities(
             registry.show_version,
             registry.promote_version,
             registry.rollback_production,
+            retention.collect_garbage,
             weights.inspect_weights,
             weights.record_weights,
             weights.list_weights,

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, model_validator
 from activities.contracts.common import Contract, ObjectKey
 
 DatasetFormat = Literal["yolo", "coco", "roboflow"]
+BadLabelPolicy = Literal["skip_image", "drop_lines"]
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
 
@@ -95,6 +96,12 @@ class AssembleRequest(Contract):
     test_prefix: ObjectKey | None = Field(None, description="pinned golden test set, relative")
     min_counts: MinCounts = Field(default_factory=MinCounts)
     max_examples: int = Field(5, ge=0, le=100, description="report examples kept per kind")
+    bad_labels: BadLabelPolicy = Field(
+        "skip_image",
+        description="an image with an invalid annotation (an object left unlabelled): "
+        "'skip_image' leaves it out of the snapshot (default); 'drop_lines' keeps its valid "
+        "boxes (the unlabelled object is then trained on as background)",
+    )
 
     @model_validator(mode="after")
     def _check_class_names(self) -> AssembleRequest:

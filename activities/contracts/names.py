@@ -37,6 +37,9 @@ PREDICT_SHARD = "predict_shard"
 """Served on both queues: the GPU queue runs ``model.pt``, the CPU queue ``model.onnx``."""
 FINISH_PREDICTION = "finish_prediction"
 
+# Retention
+COLLECT_GARBAGE = "collect_garbage"
+
 # Workflows
 RETRAIN_WORKFLOW = "RetrainWorkflow"
 CONTROLLER_WORKFLOW = "RetrainCheckWorkflow"
@@ -45,6 +48,7 @@ LIST_VERSIONS_WORKFLOW = "ListVersionsWorkflow"
 SHOW_VERSION_WORKFLOW = "ShowVersionWorkflow"
 PROMOTE_VERSION_WORKFLOW = "PromoteVersionWorkflow"
 ROLLBACK_PRODUCTION_WORKFLOW = "RollbackProductionWorkflow"
+GC_WORKFLOW = "GarbageCollectionWorkflow"
 IMPORT_MODEL_WORKFLOW = "ImportModelWorkflow"
 ADD_WEIGHTS_WORKFLOW = "AddWeightsWorkflow"
 LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"

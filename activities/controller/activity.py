@@ -36,12 +36,19 @@ class ControllerActivities:
         if dataset.format == "coco":
 
             def fetch(rels: list[str]) -> dict[str, bytes]:
-                return {rel: self.store.get_bytes(bucket, f"{prefix}/{rel}") for rel in rels}
+                cap = self.settings.max_document_bytes
+                return {
+                    rel: self.store.get_bytes(bucket, f"{prefix}/{rel}", max_bytes=cap)
+                    for rel in rels
+                }
 
             found = read_source("coco", objects, fetch, dataset.class_names, Report()).candidates
         else:  # from the listing alone: no label downloads for a count
             found = [Candidate(rel) for rel in objects if is_image(rel)]
-        verified = verified_candidates(self.store, bucket, prefix, found, dataset.verified_key)
+        verified = verified_candidates(
+            self.store, bucket, prefix, found, dataset.verified_key,
+            max_bytes=self.settings.max_document_bytes,
+        )  # fmt: skip
         return {f"{prefix}/{c.rel}" for c in verified.kept}
 
     @activity.defn(name=names.COUNT_NEW_VERIFIED)
@@ -57,7 +64,10 @@ class ControllerActivities:
         trained: set[str] = set()
         if version is not None:
             snapshot = registry.metadata(request.model, version).snapshot
-            trained = {image.key for image in load_manifest(self.store, snapshot).images}
+            manifest = load_manifest(
+                self.store, snapshot, max_bytes=self.settings.max_document_bytes
+            )
+            trained = {image.key for image in manifest.images}
         return CountNewResult(
             verified=len(verified),
             new_verified=len(verified - trained),

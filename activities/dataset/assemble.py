@@ -13,133 +13,131 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
-from activities.dataset.cache import ObjectCache, Wanted
+from activities.dataset.cache import ObjectCache
+from activities.dataset.cache_bound import enforce_bound, objects_in_use
 from activities.dataset.formats import Candidate, Source, read_source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
+from activities.dataset.source import SourceAccess
 from activities.dataset.split import assign_split
 from activities.dataset.validation import (
     MIN_IMAGE_SIDE,
     ImageCheck,
+    Labels,
     Report,
     check_image,
-    clean_label_lines,
-    coco_to_yolo,
 )
 from activities.dataset.verified import Verified, list_source, verified_candidates
-from activities.infra.errors import BadInputError, NotFoundError, TransientStorageError
+from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
-from activities.infra.storage import ObjectInfo, ObjectStore
+from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-CHECK_NAMESPACE = f"image-check/v1/min{MIN_IMAGE_SIDE}"
 
-
-@dataclass
-class _Source:
-    """The listed prefix and cached access to its objects."""
-
-    store: ObjectStore
-    cache: ObjectCache
-    bucket: str
-    prefix: str
-    objects: dict[str, ObjectInfo]
-    progress: Progress
-    downloaded: int = 0
-
-    def key(self, rel: str) -> str:
-        return f"{self.prefix}/{rel}"
-
-    def shas(self, rels: Iterable[str], stage: str) -> dict[str, str]:
-        """Relative key -> sha256 of each object, downloading those not cached yet."""
-        unique = list(dict.fromkeys(rels))
-        start = len(self.prefix) + 1
-        cached = self.cache.lookup(
-            self.store, self.bucket, [(self.key(r), self.objects[r].etag) for r in unique]
-        )
-        found = {key[start:]: sha for key, sha in cached.items()}
-        missing = [Wanted(self.key(r), self.objects[r].etag) for r in unique if r not in found]
-        try:
-            fetched = self.cache.fetch(
-                self.store, self.bucket, missing, progress=self.progress, stage=stage
-            )
-        except NotFoundError as exc:  # deleted since the listing: a new attempt lists again
-            raise TransientStorageError(f"source changed during assembly: {exc}") from exc
-        self.downloaded += len(missing)
-        found.update({key[start:]: sha for key, sha in fetched.items()})
-        return found
-
-    def fetch(self, rels: list[str]) -> dict[str, bytes]:
-        """Bytes of small objects (labels, data.yaml, COCO JSON) by relative key."""
-        return {
-            rel: self.cache.path(sha).read_bytes() for rel, sha in self.shas(rels, "labels").items()
-        }
+def _check_namespace(max_pixels: int) -> str:
+    """Where image checks are remembered: a check is a function of the content and the caps."""
+    return f"image-check/v2/min{MIN_IMAGE_SIDE}/max{max_pixels}"
 
 
 def _labels_for(
     candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report
-) -> list[str]:
+) -> Labels:
+    labels = Labels(key, report)
     if candidate.coco_boxes is not None:
         width, height = candidate.coco_size or (check.width, check.height)
-        lines: list[str] = []
+        for kind, where, why in candidate.coco_dropped:
+            labels.drop(kind, where, why, why)
         for cls, bbox, where in candidate.coco_boxes:
-            if cls is None:
-                report.add("class_out_of_range", key, f"{where}: category not among the classes")
-                continue
-            line = coco_to_yolo(cls, bbox, width, height, key, where, report)
-            if line is not None:
-                lines.append(line)
-        return lines
-    return clean_label_lines(candidate.label_lines or [], nc, key, report)
+            labels.add_coco_box(cls, bbox, width, height, where)
+        return labels
+    for number, raw in enumerate(candidate.label_lines or [], start=1):
+        labels.add_yolo_line(raw, nc, f"line {number}")
+    return labels
 
 
-def _image_checks(source: _Source, shas: set[str]) -> dict[str, ImageCheck]:
+def _image_checks(source: SourceAccess, shas: set[str], max_pixels: int) -> dict[str, ImageCheck]:
     """Decode each image once per content: results are remembered in the cache index."""
-    known = source.cache.load_facts(CHECK_NAMESPACE, shas)
+    namespace = _check_namespace(max_pixels)
+    known = source.cache.load_facts(namespace, shas)
     checks = {sha: ImageCheck(**json.loads(value)) for sha, value in known.items()}
     todo = sorted(shas - set(checks))
     for done, sha in enumerate(todo, start=1):
-        checks[sha] = check_image(source.cache.path(sha))
+        checks[sha] = check_image(source.cache.path(sha), max_pixels)
         if done % 50 == 0 or done == len(todo):
             source.progress("decoded", done, len(todo))
     source.cache.save_facts(
-        CHECK_NAMESPACE, {sha: json.dumps(dataclasses.asdict(checks[sha])) for sha in todo}
+        namespace, {sha: json.dumps(dataclasses.asdict(checks[sha])) for sha in todo}
     )
     return checks
 
 
 def _list_source(
     store: ObjectStore, settings: Settings, request: AssembleRequest, progress: Progress
-) -> _Source:
+) -> SourceAccess:
     """Check the buckets, list the source prefix (BadInputError when it is empty)."""
     bucket = request.bucket or settings.data_bucket
     prefix = request.prefix.strip("/")
     store.check_bucket(bucket)
     if settings.data_bucket != bucket:
         store.check_bucket(settings.data_bucket)
-    objects = list_source(store, bucket, prefix)
+    objects = list_source(store, bucket, prefix, progress)
     progress("listed", len(objects), len(objects))
     if not objects:
         raise BadInputError(f"prefix {prefix!r} in bucket {bucket!r} is empty")
-    return _Source(store, ObjectCache(settings.cache_dir), bucket, prefix, objects, progress)
+    cache = ObjectCache(settings.cache_dir)
+    return SourceAccess(
+        store, cache, bucket, prefix, objects, progress, settings.max_document_bytes
+    )
+
+
+def _within_byte_cap(
+    source: SourceAccess, kept: list[Candidate], max_bytes: int, report: Report
+) -> list[Candidate]:
+    """``kept`` without the images listed over ``max_bytes`` (reported, never downloaded)."""
+    fitting: list[Candidate] = []
+    for candidate in kept:
+        size = source.objects[candidate.rel].size
+        if size > max_bytes:
+            detail = f"{size} bytes > {max_bytes} bytes (SENTINEL_MAX_IMAGE_MB)"
+            report.add("image_too_large", source.key(candidate.rel), detail)
+        else:
+            fitting.append(candidate)
+    return fitting
+
+
+def _judged_labels(
+    candidate: Candidate, check: ImageCheck, nc: int, key: str, request: AssembleRequest,
+    report: Report,
+) -> list[str] | None:  # fmt: skip
+    """The image's label lines, or None when it must be left out (see ``validation``)."""
+    labels = _labels_for(candidate, check, nc, key, report)
+    if labels.incomplete and (request.bad_labels == "skip_image" or not labels.kept):
+        report.add("image_with_bad_labels", key, labels.describe_dropped())
+        return None
+    if labels.incomplete:
+        report.add("kept_with_bad_labels", key, labels.describe_dropped())
+    elif not labels.kept:
+        report.add("image_without_label", key, "kept as a background image")
+    return labels.kept
 
 
 def _manifest_images(
-    source: _Source,
+    source: SourceAccess,
     read: Source,
     kept: list[Candidate],
     request: AssembleRequest,
-    test_prefix: str | None,
+    settings: Settings,
     report: Report,
 ) -> list[ManifestImage]:
     """Validate ``kept`` (problems go to ``report``), drop duplicates, split stably."""
+    kept = _within_byte_cap(source, kept, settings.max_image_bytes, report)
     shas = source.shas([c.rel for c in kept], "downloaded")
-    checks = _image_checks(source, set(shas.values()))
+    checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
+    test_prefix = _test_prefix(request)
     first_of: dict[str, str] = {}
     images: list[ManifestImage] = []
     for done, candidate in enumerate(sorted(kept, key=lambda c: c.rel), start=1):
@@ -153,10 +151,10 @@ def _manifest_images(
         if sha in first_of:
             report.add("duplicate_image", key, f"same content as {first_of[sha]}")
             continue
+        labels = _judged_labels(candidate, check, len(read.class_names), key, request, report)
+        if labels is None:
+            continue  # left out: its content stays free for a duplicate with good labels
         first_of[sha] = key
-        labels = _labels_for(candidate, check, len(read.class_names), key, report)
-        if not labels:
-            report.add("image_without_label", key, "kept as a background image")
         split = assign_split(
             candidate.rel,
             request.split_ratios,
@@ -177,6 +175,13 @@ def _manifest_images(
     return images
 
 
+def _test_prefix(request: AssembleRequest) -> str | None:
+    test_prefix = request.test_prefix
+    if test_prefix and not test_prefix.endswith("/"):
+        test_prefix += "/"
+    return test_prefix
+
+
 def _check_usable(
     images: list[ManifestImage],
     request: AssembleRequest,
@@ -195,7 +200,12 @@ def _check_usable(
             f"too few images in {where} after validation: {'; '.join(short)} "
             f"({len(images)} usable, {unverified} unverified; {report.describe()})"
         )
-    if images and not any(image.labels for image in images):
+    if not images:
+        raise BadInputError(
+            f"no usable images in {where} after validation ({unverified} unverified; "
+            f"{report.describe()})"
+        )
+    if not any(image.labels for image in images):
         # Backgrounds alone teach a detector nothing; almost always a class-map mistake.
         raise BadInputError(
             f"no labelled boxes left in {where} after validation: all "
@@ -204,12 +214,13 @@ def _check_usable(
     return counts
 
 
-def _verified(source: _Source, read: Source, request: AssembleRequest) -> Verified:
+def _verified(source: SourceAccess, read: Source, request: AssembleRequest) -> Verified:
     """The verified candidates (BadInputError when there are none)."""
     bucket, prefix = source.bucket, source.prefix
     verified = verified_candidates(
-        source.store, bucket, prefix, read.candidates, request.verified_key
-    )
+        source.store, bucket, prefix, read.candidates, request.verified_key,
+        max_bytes=source.max_document_bytes,
+    )  # fmt: skip
     if not verified.kept:
         raise BadInputError(
             f"no verified images under {bucket}/{prefix}: {len(read.candidates)} images, "
@@ -221,11 +232,17 @@ def _verified(source: _Source, read: Source, request: AssembleRequest) -> Verifi
 
 @dataclass
 class Inspection:
-    """A source prefix read, filtered to verified images and validated (nothing stored yet)."""
+    """A source prefix read, filtered to verified images and validated (nothing stored yet).
 
-    source: _Source
-    read: Source
-    verified: Verified
+    Only what a manifest or a validation summary needs is kept: the listing, the candidates
+    and the verified list are let go once the images are validated (memory bound).
+    """
+
+    source: SourceAccess
+    class_names: list[str]
+    listed: int
+    candidates: int
+    unverified: int
     report: Report
     images: list[ManifestImage]
     test_prefix: str | None
@@ -236,8 +253,7 @@ class Inspection:
 
     def usable_counts(self, request: AssembleRequest) -> dict[str, int]:
         """Images per split; BadInputError when a retrain could not use them."""
-        unverified = self.verified.unverified
-        return _check_usable(self.images, request, self.where, unverified, self.report)
+        return _check_usable(self.images, request, self.where, self.unverified, self.report)
 
 
 def inspect_source(
@@ -249,16 +265,30 @@ def inspect_source(
 ) -> Inspection:
     """List, read the layout, keep verified images, download what the cache lacks, validate and
     split: everything an assembly does before deciding and storing (BadInputError when the
-    prefix is empty or has no verified image)."""
+    prefix is empty or has no verified image).
+
+    The caller holds :func:`~activities.dataset.cache_bound.objects_in_use` meanwhile (the
+    objects read must not be evicted under it).
+    """
     source = _list_source(store, settings, request, progress)
     report = Report(max_examples=request.max_examples)
     read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
     verified = _verified(source, read, request)
-    test_prefix = request.test_prefix
-    if test_prefix and not test_prefix.endswith("/"):
-        test_prefix += "/"
-    images = _manifest_images(source, read, verified.kept, request, test_prefix, report)
-    return Inspection(source, read, verified, report, images, test_prefix)
+    listed = len(source.objects)
+    images = _manifest_images(source, read, verified.kept, request, settings, report)
+    inspection = Inspection(
+        source=source,
+        class_names=list(read.class_names),
+        listed=listed,
+        candidates=len(read.candidates),
+        unverified=verified.unverified,
+        report=report,
+        images=images,
+        test_prefix=_test_prefix(request),
+    )
+    del read, verified.kept[:]  # from here on only the images are held, not the listing
+    source.objects.clear()
+    return inspection
 
 
 def assemble(
@@ -271,32 +301,42 @@ def assemble(
     """Assemble ``request`` into a stored snapshot, or find the identical one.
 
     :func:`inspect_source`, then fail with BadInputError when a split is below
-    ``request.min_counts`` (or no box is left), and store the manifest at
-    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already.
+    ``request.min_counts`` (or no image or no box is left), and store the manifest at
+    ``snapshots/{dataset}/{sha256}.json`` in the data bucket unless it exists already. Then
+    the local cache is brought under ``SENTINEL_CACHE_MAX_GB`` (:mod:`.cache_bound`).
     """
+    with objects_in_use(settings.cache_dir):  # no eviction while objects are read
+        result = _assemble(store, settings, request, progress)
+    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    return result
+
+
+def _assemble(
+    store: ObjectStore, settings: Settings, request: AssembleRequest, progress: Progress
+) -> AssembleResult:
     inspection = inspect_source(store, settings, request, progress=progress)
-    source, read, report, images = (
-        inspection.source, inspection.read, inspection.report, inspection.images,
-    )  # fmt: skip
+    source, report, images = inspection.source, inspection.report, inspection.images
     counts = inspection.usable_counts(request)
     manifest = Manifest(
         dataset=request.dataset,
         bucket=source.bucket,
         prefix=source.prefix,
         format=request.format,
-        class_names=read.class_names,
+        class_names=inspection.class_names,
         split_ratios=request.split_ratios.model_dump(),
         test_prefix=inspection.test_prefix,
         images=images,
         counts=counts,
         report=ManifestReport(
-            listed=len(source.objects),
-            unverified=inspection.verified.unverified,
+            listed=inspection.listed,
+            unverified=inspection.unverified,
             counts=report.summary(),
             examples=report.examples,
         ),
     )
-    snapshot, reused = store_manifest(store, settings.data_bucket, manifest)
+    snapshot, reused = store_manifest(
+        store, settings.data_bucket, manifest, max_bytes=settings.max_document_bytes
+    )
     progress("stored", 1, 1)
     log.info(
         "dataset %s: snapshot %s (%s), %d images %s, downloaded %d, %s",
@@ -306,8 +346,8 @@ def assemble(
     return AssembleResult(
         snapshot=snapshot,
         counts=counts,
-        class_names=read.class_names,
+        class_names=inspection.class_names,
         report=report.summary(),
-        unverified=inspection.verified.unverified,
+        unverified=inspection.unverified,
         reused=reused,
     )

@@ -104,13 +104,23 @@ class ObjectCache:
     def _id(store: ObjectStore, bucket: str, key: str, etag: str) -> str:
         return f"{store.endpoint}\n{bucket}\n{key}\n{etag}"
 
+    def touch(self, sha256: str) -> bool:
+        """Mark a cached object as used now (its mtime is its recency for eviction, see
+        :mod:`.cache_bound`); False when it is not cached."""
+        try:
+            os.utime(self.path(sha256))
+        except FileNotFoundError:
+            return False
+        return True
+
     def lookup(
         self, store: ObjectStore, bucket: str, items: Iterable[tuple[str, str]]
     ) -> dict[str, str]:
-        """``key -> sha256`` for the ``(key, etag)`` pairs whose content is cached."""
+        """``key -> sha256`` for the ``(key, etag)`` pairs whose content is cached (each
+        found object is marked as used now)."""
         wanted = {self._id(store, bucket, key, etag): key for key, etag in items if etag}
         rows = self._select("etags", list(wanted)) if wanted else []
-        return {wanted[row_id]: sha for row_id, sha in rows if self.has(sha)}
+        return {wanted[row_id]: sha for row_id, sha in rows if self.touch(sha)}
 
     def _remember(
         self, store: ObjectStore, bucket: str, entries: list[tuple[str, str, str]]

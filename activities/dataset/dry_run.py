@@ -2,7 +2,8 @@
 
 The same listing, layout reading, verification filter, image and label checks and split as
 an assembly (:func:`~activities.dataset.assemble.inspect_source`), then a summary instead of a
-manifest: nothing is stored (the worker's local object cache aside) and no registry is read.
+manifest: nothing is stored (the worker's local object cache aside, kept under
+``SENTINEL_CACHE_MAX_GB``) and no registry is read.
 Data a retrain could not use is a result (``can_train=False`` and the reason), not an error,
 so that the caller still sees the table of findings.
 """
@@ -14,6 +15,7 @@ from collections import Counter
 from activities.contracts.dataset import SPLITS, AssembleRequest
 from activities.contracts.inspection import DatasetValidation
 from activities.dataset.assemble import Inspection, inspect_source
+from activities.dataset.cache_bound import enforce_bound, objects_in_use
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -22,7 +24,7 @@ from activities.infra.storage import ObjectStore
 
 def class_counts(inspection: Inspection) -> dict[str, dict[str, int]]:
     """Split -> class name -> boxes, over the images that passed validation."""
-    names = inspection.read.class_names
+    names = inspection.class_names
     counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     for image in inspection.images:
         for line in image.labels:
@@ -48,9 +50,12 @@ def validate(
         can_train=False,
     )
     try:
-        inspection = inspect_source(store, settings, request, progress=progress)
+        with objects_in_use(settings.cache_dir):  # no eviction while objects are read
+            inspection = inspect_source(store, settings, request, progress=progress)
     except BadInputError as exc:  # nothing to tabulate: empty, no layout, nothing verified
         return base.model_copy(update={"problem": str(exc)})
+    finally:
+        enforce_bound(settings.cache_dir, settings.cache_max_bytes)
     problem: str | None = None
     try:
         split_counts = inspection.usable_counts(request)
@@ -60,11 +65,11 @@ def validate(
     report = inspection.report
     return base.model_copy(
         update={
-            "listed": len(inspection.source.objects),
-            "images": len(inspection.read.candidates),
-            "unverified": inspection.verified.unverified,
+            "listed": inspection.listed,
+            "images": inspection.candidates,
+            "unverified": inspection.unverified,
             "usable": len(inspection.images),
-            "class_names": list(inspection.read.class_names),
+            "class_names": list(inspection.class_names),
             "findings": {kind: n for kind, n in report.summary().items() if n},
             "examples": {kind: list(found) for kind, found in report.examples.items()},
             "split_counts": split_counts,

@@ -7,10 +7,17 @@
 * ``coco``: one COCO JSON (``annotations.json`` at the top, or the only ``*.json``) whose
   ``file_name`` is relative to the prefix (or to ``images/``, or a unique base name); category
   ids in ascending order become class ids. Images listed in S3 but not in the JSON are not
-  annotated and count as unverified; crowd annotations (``iscrowd``) are skipped.
+  annotated and count as unverified. Ids (image, category, an annotation's ``image_id`` and
+  ``category_id``) must be integers (BadInputError naming the first bad one). Annotations the
+  reader cannot turn into a box (undefined category, crowd region, a category left out of the
+  requested class names) are recorded on the image (``coco_dropped``) for validation to
+  judge (:mod:`activities.dataset.validation`).
 
 Readers work on keys relative to the dataset prefix and a ``fetch`` callable that returns the
 bytes of several small objects at once, so they are testable without a server.
+
+Over 300 lines on purpose: the three layouts share their rules (image suffixes, label paths,
+class names, candidates) and read best side by side.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ class Candidate:
 
     rel: str
     label_lines: list[str] | None = None  # YOLO lines; None when no label file exists
-    coco_boxes: list[tuple[int | None, list[Any], str]] | None = None  # (class, bbox, where)
+    coco_boxes: list[tuple[int, Any, str]] | None = None  # (class, raw bbox, where)
+    coco_dropped: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, where, why)
     coco_size: tuple[int, int] | None = None
     folder_split: SplitName | None = None
     source_verified: bool | None = None  # COCO flags; None = the source has no opinion
@@ -175,25 +183,35 @@ def _resolve(file_name: str, objects: Mapping[str, object], by_base: dict[str, l
     return matches[0] if len(matches) == 1 else ""
 
 
+def coco_id(value: object, where: str) -> int:
+    """A COCO id (``where`` names the field in messages): an integer, else BadInputError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInputError(
+            f"{where} is {value!r} ({type(value).__name__}): COCO ids must be integers"
+        )
+    return value
+
+
 def _coco_classes(
     doc: dict[str, Any], given: list[str] | None, where: str
-) -> tuple[list[str], dict[Any, int | None]]:
+) -> tuple[list[str], dict[int, int | None]]:
+    """Class names, and category id -> class id (None: a category left out of ``given``)."""
     categories = doc.get("categories")
     if not isinstance(categories, list) or not categories:
         raise BadInputError(f"{where} has no 'categories'")
-    try:
-        ordered = sorted(categories, key=lambda c: c["id"])
-        cat_names = [str(c["name"]) for c in ordered]
-    except (KeyError, TypeError):
-        raise BadInputError(f"{where}: every category needs an 'id' and a 'name'") from None
+    if not all(isinstance(c, dict) and "id" in c and "name" in c for c in categories):
+        raise BadInputError(f"{where}: every category needs an 'id' and a 'name'")
+    ids = [coco_id(c["id"], f"{where}: categories[{n}].id") for n, c in enumerate(categories)]
+    ordered = sorted(zip(ids, categories, strict=True), key=lambda pair: pair[0])
+    cat_names = [str(c["name"]) for _, c in ordered]
     names = list(given) if given else cat_names
     index = {n: i for i, n in enumerate(names)}
-    return names, {c["id"]: index.get(str(c["name"])) for c in ordered}
+    return names, {cid: index.get(str(c["name"])) for cid, c in ordered}
 
 
 def _load_coco(
     where: str, fetch: Fetch, class_names: list[str] | None
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[str], dict[Any, int | None]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str], dict[int, int | None]]:
     """The COCO document at ``where``, checked for shape: ``doc, annotations, names, class_of``."""
     try:
         doc = json.loads(fetch([where])[where])
@@ -211,8 +229,8 @@ def _load_coco(
 
 
 def _coco_images(
-    entries: list[dict[str, Any]], objects: Mapping[str, object], report: Report
-) -> tuple[dict[Any, Candidate], dict[Any, list[bool]]]:
+    entries: list[dict[str, Any]], objects: Mapping[str, object], report: Report, where: str
+) -> tuple[dict[int, Candidate], dict[int, list[bool]]]:
     """Candidates by COCO image id (stored images only), and each image's verified flags."""
     by_base: dict[str, list[str]] = {}
     for rel in sorted(objects):
@@ -220,10 +238,11 @@ def _coco_images(
             by_base.setdefault(PurePosixPath(rel).name, []).append(rel)
         elif "images" in rel.split("/")[:-1]:
             report.add("non_image_file", rel, f"suffix {PurePosixPath(rel).suffix!r}")
-    by_id: dict[Any, Candidate] = {}
-    flags: dict[Any, list[bool]] = {}
+    by_id: dict[int, Candidate] = {}
+    flags: dict[int, list[bool]] = {}
     seen: set[str] = set()
-    for entry in entries:
+    for number, entry in enumerate(entries):
+        image_id = coco_id(entry.get("id"), f"{where}: images[{number}].id")
         rel = _resolve(str(entry.get("file_name", "")), objects, by_base)
         if not rel:
             report.add("label_without_image", str(entry.get("file_name")), "image not in storage")
@@ -236,9 +255,36 @@ def _coco_images(
         if isinstance(width, int) and width > 0 and isinstance(height, int) and height > 0:
             size = (width, height)
         candidate = Candidate(rel, coco_boxes=[], coco_size=size)
-        by_id[entry.get("id")] = candidate
-        flags[entry.get("id")] = [bool(entry["verified"])] if "verified" in entry else []
+        by_id[image_id] = candidate
+        flags[image_id] = [bool(entry["verified"])] if "verified" in entry else []
     return by_id, flags
+
+
+def _annotate(
+    candidate: Candidate,
+    ann: dict[str, Any],
+    class_of: dict[int, int | None],
+    where: str,
+    number: int,
+) -> None:
+    """Add annotation ``number`` to ``candidate``: a box, or the reason it is not one."""
+    tag = f"ann {number}"
+    category = coco_id(ann.get("category_id"), f"{where}: annotations[{number}].category_id")
+    if category not in class_of:
+        reason = f"category_id {category} not defined in 'categories'"
+        candidate.coco_dropped.append(("class_out_of_range", tag, reason))
+        return
+    cls = class_of[category]
+    if cls is None:
+        reason = f"category_id {category} not among the class names"
+        candidate.coco_dropped.append(("class_not_selected", tag, reason))
+        return
+    if ann.get("iscrowd"):  # one region for many objects: no box per object
+        candidate.coco_dropped.append(("crowd_annotation", tag, "crowd region (iscrowd)"))
+        return
+    boxes = candidate.coco_boxes
+    assert boxes is not None  # every COCO candidate is created with a list (_coco_images)
+    boxes.append((cls, ann.get("bbox"), tag))
 
 
 def _read_coco(
@@ -247,25 +293,20 @@ def _read_coco(
     where = _find_coco_json(objects)
     doc, annotations, names, class_of = _load_coco(where, fetch, class_names)
     flagged = any("verified" in item for item in [*doc["images"], *annotations])
-    by_id, flags = _coco_images(doc["images"], objects, report)
+    by_id, flags = _coco_images(doc["images"], objects, report, where)
     for number, ann in enumerate(annotations):
-        candidate = by_id.get(ann.get("image_id"))
+        image_id = coco_id(ann.get("image_id"), f"{where}: annotations[{number}].image_id")
+        candidate = by_id.get(image_id)
         if candidate is None:
             report.add(
                 "label_without_image",
                 f"{where}#annotations[{number}]",
-                f"image_id {ann.get('image_id')!r} not among the images",
+                f"image_id {image_id} not among the images",
             )
             continue
         if "verified" in ann:
-            flags[ann.get("image_id")].append(bool(ann["verified"]))
-        if ann.get("iscrowd"):
-            continue
-        box = ann.get("bbox")
-        cls = class_of.get(ann.get("category_id"))
-        boxes = candidate.coco_boxes
-        assert boxes is not None  # every COCO candidate is created with a list (_coco_images)
-        boxes.append((cls, box if isinstance(box, list) else [], f"ann {number}"))
+            flags[image_id].append(bool(ann["verified"]))
+        _annotate(candidate, ann, class_of, where, number)
     source = Source(names)
     for image_id, candidate in by_id.items():
         if flagged:

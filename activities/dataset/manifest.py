@@ -17,10 +17,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.contracts.dataset import SnapshotRef, SplitName
-from activities.infra.errors import IntegrityError
+from activities.infra.errors import BadInputError, IntegrityError
 from activities.infra.storage import ObjectStore
 
 SCHEMA_VERSION = 1
+DEFAULT_MAX_BYTES = 256 * 2**20
+"""Cap of a manifest read whole when the caller has no settings (``SENTINEL_MAX_DOCUMENT_MB``)."""
 
 
 class ManifestImage(BaseModel):
@@ -97,16 +99,26 @@ def snapshot_key(dataset: str, sha256: str) -> str:
     return f"snapshots/{dataset}/{sha256}.json"
 
 
-def store_manifest(store: ObjectStore, bucket: str, manifest: Manifest) -> tuple[SnapshotRef, bool]:
-    """Write ``manifest`` unless a snapshot with the same hash exists; returns (ref, reused)."""
+def store_manifest(
+    store: ObjectStore, bucket: str, manifest: Manifest, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[SnapshotRef, bool]:
+    """Write ``manifest`` unless a snapshot with the same hash exists; returns (ref, reused).
+
+    A manifest over ``max_bytes`` is refused (BadInputError): every reader would refuse it.
+    """
     sha = manifest.sha256()
     key = snapshot_key(manifest.dataset, sha)
     reused = store.exists(bucket, key)
     if not reused:
-        try:
-            store.put_bytes(
-                bucket, key, manifest.to_bytes(), content_type="application/json", if_absent=True
+        data = manifest.to_bytes()
+        if len(data) > max_bytes:
+            raise BadInputError(
+                f"the snapshot manifest of {len(manifest.images)} images would be "
+                f"{len(data) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB limit of "
+                "objects read whole (SENTINEL_MAX_DOCUMENT_MB): split the dataset or raise it"
             )
+        try:
+            store.put_bytes(bucket, key, data, content_type="application/json", if_absent=True)
         except FileExistsError:
             reused = True  # a concurrent assembly of the same state wrote it first
     ref = SnapshotRef(
@@ -120,9 +132,14 @@ def store_manifest(store: ObjectStore, bucket: str, manifest: Manifest) -> tuple
     return ref, reused
 
 
-def load_manifest(store: ObjectStore, snapshot: SnapshotRef) -> Manifest:
-    """Read and check the manifest ``snapshot`` names (its content must hash to its sha256)."""
-    data = store.get_bytes(snapshot.bucket, snapshot.key)
+def load_manifest(
+    store: ObjectStore, snapshot: SnapshotRef, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Manifest:
+    """Read and check the manifest ``snapshot`` names (its content must hash to its sha256).
+
+    Read whole: one over ``max_bytes`` is an ObjectTooLargeError.
+    """
+    data = store.get_bytes(snapshot.bucket, snapshot.key, max_bytes=max_bytes)
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:

@@ -22,12 +22,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import yaml
 
 from activities.contracts.common import is_sha256
 from activities.contracts.dataset import SPLITS, SnapshotRef
 from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
+from activities.dataset.cache_bound import enforce_bound, lease, objects_in_use
 from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
@@ -39,12 +41,28 @@ COMPLETE = ".complete"
 
 @dataclass(frozen=True)
 class MaterializedDataset:
-    """A local Ultralytics dataset ready for ``model.train(data=str(data_yaml))``."""
+    """A local Ultralytics dataset ready for ``model.train(data=str(data_yaml))``.
+
+    Leased while this object lives (or until :meth:`release`): the cache bound never evicts
+    a snapshot in use (:mod:`activities.dataset.cache_bound`).
+    """
 
     root: Path
     data_yaml: Path
     counts: dict[str, int] = field(default_factory=dict)
     downloaded: int = 0
+    lease: IO[bytes] | None = field(default=None, repr=False, compare=False)
+
+    def release(self) -> None:
+        """End the lease: the snapshot may be evicted from now on."""
+        if self.lease is not None:
+            self.lease.close()
+
+    def __enter__(self) -> MaterializedDataset:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 def dataset_dir(settings: Settings, snapshot: SnapshotRef) -> Path:
@@ -120,20 +138,35 @@ def materialize_snapshot(
 
     Idempotent and safe to run concurrently for the same snapshot (the first complete
     directory wins); ``downloaded`` counts the images fetched from object storage by this call.
-    ``on_progress(stage, done, total)``: stages ``downloaded``, ``linked``.
+    ``on_progress(stage, done, total)``: stages ``downloaded``, ``linked``. The result holds
+    the snapshot's lease (release it, or use it as a context manager, when done); the cache is
+    brought under ``SENTINEL_CACHE_MAX_GB`` after a build.
     """
-    progress = on_progress
     root = dataset_dir(settings, snapshot).resolve()
-    counts = _read_complete(root, snapshot.sha256)
-    if counts is not None:
-        return MaterializedDataset(root, root / "data.yaml", counts, 0)
-    manifest = load_manifest(store, snapshot)
+    leased = lease(root)  # before looking: an eviction of this snapshot finishes first
+    try:
+        counts = _read_complete(root, snapshot.sha256)
+        if counts is not None:
+            return MaterializedDataset(root, root / "data.yaml", counts, 0, leased)
+        with objects_in_use(settings.cache_dir):
+            counts, downloaded = _materialize(store, settings, snapshot, root, on_progress)
+    except BaseException:
+        leased.close()
+        raise
+    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    return MaterializedDataset(root, root / "data.yaml", counts, downloaded, leased)
+
+
+def _materialize(
+    store: ObjectStore, settings: Settings, snapshot: SnapshotRef, root: Path, progress: Progress
+) -> tuple[dict[str, int], int]:
+    """Download what the cache lacks and build the directory: ``(counts, downloaded)``."""
+    manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
     cache = ObjectCache(settings.cache_dir)
     missing: dict[str, Wanted] = {}
     for image in manifest.images:
-        if not cache.has(image.sha256) and image.sha256 not in missing:
+        if not cache.touch(image.sha256) and image.sha256 not in missing:
             missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
-    total = len(missing)
     cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
     root.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(root.parent, ".*.tmp-*")
@@ -149,4 +182,4 @@ def materialize_snapshot(
                 raise  # not a concurrent winner: a real failure
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return MaterializedDataset(root, root / "data.yaml", counts, total)
+    return counts, len(missing)

@@ -13,14 +13,41 @@ from dataclasses import dataclass
 
 from activities.dataset.formats import Candidate
 from activities.infra.errors import BadInputError, NotFoundError
-from activities.infra.storage import ObjectInfo, ObjectStore
+from activities.infra.heartbeat import Progress, no_progress
+from activities.infra.storage import LIST_PAGE, ObjectStore
 
 VERIFIED_LIST = "verified.jsonl"
 
 
-def list_source(store: ObjectStore, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
-    """Every object under ``prefix/`` by its key relative to ``prefix`` (one listing)."""
-    return {info.key[len(prefix) + 1 :]: info for info in store.list(bucket, f"{prefix}/")}
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One listed source object, kept for the whole assembly: its key is the dict key (relative
+    to the prefix), so the listing holds each key once."""
+
+    etag: str
+    size: int
+
+
+def list_source(
+    store: ObjectStore,
+    bucket: str,
+    prefix: str,
+    progress: Progress = no_progress,
+    *,
+    page_size: int = LIST_PAGE,
+) -> dict[str, Listed]:
+    """Every object under ``prefix/`` by its key relative to ``prefix``.
+
+    The listing is paged (:meth:`ObjectStore.list`); ``progress("listed", n, 0)`` is called
+    after every page, so a listing of hundreds of thousands of objects heartbeats.
+    """
+    start = len(prefix) + 1
+    objects: dict[str, Listed] = {}
+    for info in store.list(bucket, f"{prefix}/", page_size=page_size):
+        objects[info.key[start:]] = Listed(info.etag, info.size)
+        if len(objects) % page_size == 0:
+            progress("listed", len(objects), 0)
+    return objects
 
 
 def parse_verified(data: bytes, where: str, prefix: str) -> set[str]:
@@ -66,17 +93,19 @@ def verified_candidates(
     prefix: str,
     candidates: Iterable[Candidate],
     verified_key: str | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> Verified:
     """The ``candidates`` that count as verified (see the module), in their order.
 
     ``verified_key`` names the verified list explicitly (NotFoundError when it does not
-    exist); without it the default ``{prefix}/verified.jsonl`` applies when present.
+    exist); without it the default ``{prefix}/verified.jsonl`` applies when present. A list
+    over ``max_bytes`` is an ObjectTooLargeError (it is read whole).
     """
     list_key = verified_key or f"{prefix}/{VERIFIED_LIST}"
     try:
-        listed: set[str] | None = parse_verified(
-            store.get_bytes(bucket, list_key), f"{bucket}/{list_key}", prefix
-        )
+        data = store.get_bytes(bucket, list_key, max_bytes=max_bytes)
+        listed: set[str] | None = parse_verified(data, f"{bucket}/{list_key}", prefix)
     except NotFoundError:
         if verified_key is not None:
             raise NotFoundError(f"verified list {bucket}/{list_key} does not exist") from None

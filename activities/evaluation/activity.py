@@ -168,10 +168,12 @@ def evaluate(
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
     registry = Registry(store, settings.models_bucket)
     champion = _champion(registry, request)
-    dataset = materialize_snapshot(store, settings, snapshot, on_progress=progress)
-    candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
     with_evidence = evidence_prefix is not None and request.options.evidence
-    with scratch_dir(settings, "evaluate-") as tmp:
+    with (
+        materialize_snapshot(store, settings, snapshot, on_progress=progress) as dataset,
+        scratch_dir(settings, "evaluate-") as tmp,
+    ):
+        candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
         plots_dir = tmp / "plots" if with_evidence else None
         scores = _score(
             registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress,

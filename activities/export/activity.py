@@ -35,9 +35,11 @@ def export(
     from activities.export.parity import check_parity, copy_weights, export_onnx
 
     options = request.options
-    dataset = materialize_snapshot(store, settings, request.snapshot, on_progress=progress)
-    source = fetch_weights(store, settings, request.weights, ".pt")
-    with scratch_dir(settings, "export-") as tmp:
+    with (
+        materialize_snapshot(store, settings, request.snapshot, on_progress=progress) as dataset,
+        scratch_dir(settings, "export-") as tmp,
+    ):
+        source = fetch_weights(store, settings, request.weights, ".pt")
         pt_path = copy_weights(source, tmp)
         progress("export", 0, 1)
         onnx_path, opset = export_onnx(

@@ -1,7 +1,9 @@
 """The object store's error policy: what is retried, and what each S3 error means to us.
 
 Transient failures (network, throttling, a server error) are retried with jittered
-exponential backoff; everything else becomes a typed error at once: bad credentials and
+exponential backoff; a full local disk (while downloading) is a
+:class:`~activities.infra.errors.LocalDiskFullError` at once, never "S3 unreachable";
+everything else becomes a typed error at once: bad credentials and
 missing buckets a :class:`ConfigurationError` naming the fix, a missing object a
 :class:`NotFoundError`, transient failures that outlast the attempts a
 :class:`TransientStorageError`.
@@ -18,7 +20,12 @@ from typing import TypeVar
 import urllib3
 from minio.error import S3Error
 
-from activities.infra.errors import ConfigurationError, NotFoundError, TransientStorageError
+from activities.infra.errors import (
+    ConfigurationError,
+    NotFoundError,
+    TransientStorageError,
+    disk_full,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,8 @@ def call_with_retries(
             if attempt == max_attempts:
                 raise TransientStorageError(f"S3 {exc.code} while trying to {what}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if (full := disk_full(exc)) is not None:  # our disk, not the store: never retried
+                raise full from exc
             if attempt == max_attempts:
                 raise TransientStorageError(
                     f"S3 at {endpoint} unreachable while trying to {what}: {exc}"

@@ -67,6 +67,29 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         Path.home() / ".cache" / "sentinel", description="Local cache for datasets and weights"
     )
+    cache_max_gb: float | None = Field(
+        None, gt=0, description="Bound of the dataset cache; least recently used evicted"
+    )
+
+    # Resource bounds
+    max_document_mb: float = Field(
+        256.0, gt=0, description="Largest object read whole (COCO JSON, lists, manifests)"
+    )
+    max_image_mb: float = Field(64.0, gt=0, description="Largest image file accepted")
+    max_image_megapixels: float = Field(
+        100.0, gt=0, description="Largest image accepted, in pixels (decompression bombs)"
+    )
+
+    # Retention (`sentinel registry gc`)
+    retention_grace_hours: float = Field(
+        24.0, ge=0, description="Age before orphan claims and partial versions are swept"
+    )
+    retention_failed_checkpoints: int = Field(
+        1, ge=0, description="Checkpoints kept of a run that failed or was canceled"
+    )
+    retention_export_days: float = Field(
+        7.0, ge=0, description="Days before exports of runs that published nothing expire"
+    )
 
     # Workers
     worker_queues: str = Field(
@@ -102,6 +125,22 @@ class Settings(BaseSettings):
     @property
     def buckets(self) -> tuple[str, str, str]:
         return (self.data_bucket, self.runs_bucket, self.models_bucket)
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 2**20)
+
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_mb * 2**20)
+
+    @property
+    def max_image_pixels(self) -> int:
+        return int(self.max_image_megapixels * 1_000_000)
+
+    @property
+    def cache_max_bytes(self) -> int | None:
+        return None if self.cache_max_gb is None else int(self.cache_max_gb * 2**30)
 
     def temporal_api_key(self) -> str | None:
         secret = _read_secret_file(self.temporal_api_key_file)

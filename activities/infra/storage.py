@@ -6,23 +6,34 @@ exponential backoff; configuration errors (bad credentials, missing bucket) are 
 as :class:`~activities.infra.errors.ConfigurationError` with a message naming the fix (the
 policy: :mod:`activities.infra.retries`). Key safety lives in :mod:`activities.infra.keys`,
 digests in :mod:`activities.infra.files`; both are re-exported here.
+
+Over 300 lines on purpose: the one class every stage uses, with its whole API (buckets,
+writes, paged listings, verified and size-capped reads, deletes) under one error policy.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypedDict, TypeVar, Unpack
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from activities.infra.errors import ConfigurationError, IntegrityError
+from activities.infra.errors import (
+    ConfigurationError,
+    IntegrityError,
+    ObjectTooLargeError,
+    TransientStorageError,
+)
 from activities.infra.files import CHUNK, sha256_bytes, sha256_file, verify_sha256, write_beside
 from activities.infra.keys import safe_join, safe_relative_path
 from activities.infra.pool import run_bounded
@@ -42,6 +53,9 @@ __all__ = [
 
 SHA256_META = "sha256"
 _SHA256_HEADER = "x-amz-meta-sha256"
+LIST_PAGE = 1000
+"""Keys per listing request (the S3 maximum): a listing holds one page in memory at a time."""
+DELETE_BATCH = 1000
 
 T = TypeVar("T")
 
@@ -62,6 +76,7 @@ class ObjectInfo:
     size: int
     etag: str
     sha256: str | None = None
+    modified: datetime | None = None  # listings only
 
 
 class ObjectStore:
@@ -188,12 +203,28 @@ class ObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         self._call(f"delete {key}", bucket, lambda: self.client.remove_object(bucket, key))
 
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
+        """Delete ``keys`` (multi-object deletes of up to 1000 keys); returns how many."""
+        deleted = 0
+        pending = iter(keys)
+        while batch := list(itertools.islice(pending, DELETE_BATCH)):
+
+            def remove(batch: builtins.list[str] = batch) -> None:
+                errors = self.client.remove_objects(bucket, [DeleteObject(k) for k in batch])
+                for error in errors:  # lazy: iterating sends the request
+                    if error.code not in ("NoSuchKey", "NoSuchObject"):
+                        raise TransientStorageError(
+                            f"S3 did not delete {bucket}/{error.name}: {error.code} "
+                            f"{error.message or ''}"
+                        )
+
+            self._call(f"delete {len(batch)} objects", bucket, remove)
+            deleted += len(batch)
+        return deleted
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""
-        keys = [info.key for info in self.list(bucket, prefix)]
-        for key in keys:
-            self.delete(bucket, key)
-        return len(keys)
+        return self.delete_many(bucket, (info.key for info in self.list(bucket, prefix)))
 
     # ------------------------------------------------------------------ reads
     def stat(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -216,26 +247,84 @@ class ObjectStore:
     def exists(self, bucket: str, key: str) -> bool:
         return self.stat(bucket, key) is not None
 
-    def list(
-        self, bucket: str, prefix: str = "", *, recursive: bool = True
+    def _list_page(
+        self, bucket: str, prefix: str, after: str | None, page_size: int, recursive: bool
+    ) -> builtins.list[ObjectInfo]:
+        """One listing request: up to ``page_size`` entries after ``after`` (folders have
+        ``size == -1`` and a key ending in ``/``)."""
+        entries = self.client._list_objects(
+            bucket,
+            prefix=prefix,
+            delimiter=None if recursive else "/",
+            max_keys=page_size,
+            start_after=after,
+            encoding_type="url",
+        )
+        return [
+            ObjectInfo(
+                o.object_name or "",
+                -1 if o.is_dir else o.size or 0,
+                (o.etag or "").strip('"'),
+                modified=o.last_modified,
+            )
+            for o in itertools.islice(entries, page_size)  # one request: the next is never sent
+        ]
+
+    def _pages(
+        self, bucket: str, prefix: str, page_size: int, recursive: bool
     ) -> Iterator[ObjectInfo]:
-        """Objects under ``prefix`` in key order (no sha256: S3 listings do not carry it)."""
+        after: str | None = None
+        while True:
+            page = self._call(
+                f"list {prefix!r}",
+                bucket,
+                functools.partial(self._list_page, bucket, prefix, after, page_size, recursive),
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].key  # a failed page is retried from here, not from the start
 
-        def fetch() -> list[ObjectInfo]:
-            return [
-                ObjectInfo(o.object_name or "", o.size or 0, (o.etag or "").strip('"'))
-                for o in self.client.list_objects(bucket, prefix=prefix, recursive=recursive)
-                if o.object_name and not o.is_dir
-            ]
+    def list(
+        self, bucket: str, prefix: str = "", *, page_size: int = LIST_PAGE
+    ) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order (no sha256: S3 listings do not carry it).
 
-        yield from self._call(f"list {prefix!r}", bucket, fetch)
+        Paged: one request of ``page_size`` keys at a time, only that page held in memory.
+        """
+        yield from self._pages(bucket, prefix, page_size, recursive=True)
 
-    def get_bytes(self, bucket: str, key: str, *, expected_sha256: str | None = None) -> bytes:
-        """Read ``key`` fully, verifying its sha256 (recorded, or ``expected_sha256``)."""
+    def list_folders(
+        self, bucket: str, prefix: str = "", *, page_size: int = LIST_PAGE
+    ) -> Iterator[str]:
+        """The "folders" directly under ``prefix`` (``runs/a/``, ``runs/b/``...), paged."""
+        for info in self._pages(bucket, prefix, page_size, recursive=False):
+            if info.size == -1:
+                yield info.key
+
+    def get_bytes(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        expected_sha256: str | None = None,
+        max_bytes: int | None = None,
+    ) -> bytes:
+        """Read ``key`` fully, verifying its sha256 (recorded, or ``expected_sha256``).
+
+        ``max_bytes`` caps what is read into memory: a larger object raises
+        :class:`ObjectTooLargeError` (non-retryable) before its body is read.
+        """
 
         def get() -> tuple[bytes, str | None]:
             response = self.client.get_object(bucket, key)
             try:
+                if max_bytes is not None:
+                    size = int(response.headers.get("Content-Length") or 0)
+                    data = response.read(max_bytes + 1)  # a lying length cannot overrun it
+                    if max(size, len(data)) > max_bytes:
+                        raise ObjectTooLargeError(bucket, key, max(size, len(data)), max_bytes)
+                    return data, response.headers.get(_SHA256_HEADER)
                 return response.read(), response.headers.get(_SHA256_HEADER)
             finally:
                 response.close()

@@ -72,6 +72,7 @@ def history_key(model: str, seq: int) -> str:
 _METADATA = re.compile(r"^models/[^/]+/v(\d+)/metadata\.json$")
 _CLAIM = re.compile(r"^models/[^/]+/claims/v(\d+)\.json$")
 _HISTORY = re.compile(r"^models/[^/]+/aliases/history/(\d+)\.json$")
+_VERSION_OBJECT = re.compile(r"^models/[^/]+/v(\d+)/")
 
 
 def parse_metadata_key(key: str) -> int | None:
@@ -86,4 +87,10 @@ def parse_claim_key(key: str) -> int | None:
 
 def parse_history_key(key: str) -> int | None:
     match = _HISTORY.match(key)
+    return int(match.group(1)) if match else None
+
+
+def parse_version_object(key: str) -> int | None:
+    """``N`` of any object under ``models/{name}/v{N}/`` (data or metadata)."""
+    match = _VERSION_OBJECT.match(key)
     return int(match.group(1)) if match else None

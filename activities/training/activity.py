@@ -4,7 +4,8 @@ One attempt: validate hyperparameters (before anything slow) -> read the previou
 heartbeat details -> materialize the dataset snapshot (heartbeating its progress) -> pick a
 verified checkpoint to resume from, else the base model -> train with the hooks of
 :mod:`activities.training.callbacks` -> upload ``best.pt``, ``last.pt`` and ``results.csv`` to
-``runs/{workflow_id}/`` -> :class:`TrainResult`.
+``runs/{workflow_id}/`` -> delete the run's checkpoints and control objects (a completed
+training is never resumed) -> :class:`TrainResult`.
 
 How an attempt ends other than by success:
 
@@ -45,11 +46,21 @@ from activities.training.callbacks import (
     Signals,
     TrainingHooks,
 )
-from activities.training.checkpoints import CheckpointRef, CheckpointUploader
-from activities.training.control import POLL_INTERVAL_SECONDS, ControlPoller, run_prefix
+from activities.training.checkpoints import CheckpointRef, CheckpointUploader, checkpoint_prefix
+from activities.training.control import (
+    POLL_INTERVAL_SECONDS,
+    ControlPoller,
+    control_prefix,
+    run_prefix,
+)
 from activities.training.fit import FitPlan, build_result, fit, publish
 from activities.training.oom import halved_batch, is_out_of_memory
-from activities.training.resume import PriorState, delete_stale, select_checkpoint
+from activities.training.resume import (
+    PriorState,
+    delete_resume_points,
+    delete_stale,
+    select_checkpoint,
+)
 from activities.training.runlog import (
     UPLOAD_INTERVAL_SECONDS,
     RunLog,
@@ -172,33 +183,33 @@ class _Attempt:
         self.heartbeat.beat("base", force=True)
         base = prepare_base(self.request.base, self.store, self.settings)
 
-        dataset = self.owner.materialize(
+        with self.owner.materialize(  # leased: the cache bound never evicts it meanwhile
             self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
-        )
-        selection = select_checkpoint(
-            self.store, self.bucket, self.prefix, prior, workdir / "resume",
-            epochs=self.hp.epochs,
-            on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
-        )  # fmt: skip
-        self.heartbeat.set_checkpoints(selection.remaining)
-        resumed = selection.ref.epoch if selection.ref else None
-        self.heartbeat.update_summary(
-            epoch=resumed or 0, epochs=self.hp.epochs, resumed_from_epoch=resumed
-        )
-        self.log.write(
-            f"resuming from epoch {resumed} ({selection.ref.key})" if selection.ref
-            else "starting from the base model"
-        )  # fmt: skip
-        uploader = CheckpointUploader(
-            self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
-            existing=selection.remaining,
-        )  # fmt: skip
-        plan = FitPlan(
-            self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
-            base=base, checkpoint=selection.path,
-        )  # fmt: skip
-        hooks = self._fit(plan, uploader)
-        uploader.close()  # every checkpoint upload done before the final ones
+        ) as dataset:
+            selection = select_checkpoint(
+                self.store, self.bucket, self.prefix, prior, workdir / "resume",
+                epochs=self.hp.epochs,
+                on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
+            )  # fmt: skip
+            self.heartbeat.set_checkpoints(selection.remaining)
+            resumed = selection.ref.epoch if selection.ref else None
+            self.heartbeat.update_summary(
+                epoch=resumed or 0, epochs=self.hp.epochs, resumed_from_epoch=resumed
+            )
+            self.log.write(
+                f"resuming from epoch {resumed} ({selection.ref.key})" if selection.ref
+                else "starting from the base model"
+            )  # fmt: skip
+            uploader = CheckpointUploader(
+                self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
+                existing=selection.remaining,
+            )  # fmt: skip
+            plan = FitPlan(
+                self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
+                base=base, checkpoint=selection.path,
+            )  # fmt: skip
+            hooks = self._fit(plan, uploader)
+            uploader.close()  # every checkpoint upload done before the final ones
         return self._finish(plan, hooks, selection.ref, workdir)
 
     def _finish(
@@ -221,6 +232,9 @@ class _Attempt:
             attempt=self.info.attempt,
             csv_path=plan.save_dir / "results.csv",
             base=plan.base,
+        )
+        delete_resume_points(
+            self.store, self.bucket, [checkpoint_prefix(self.prefix), control_prefix(self.prefix)]
         )
         shutil.rmtree(workdir.parent, ignore_errors=True)
         return result

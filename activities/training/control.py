@@ -32,8 +32,12 @@ def run_prefix(workflow_id: str) -> str:
     return f"runs/{workflow_id}/"
 
 
+def control_prefix(prefix: str) -> str:
+    return f"{prefix}control/"
+
+
 def control_key(prefix: str, control: str = "stop_early") -> str:
-    return f"{prefix}control/{control}"
+    return f"{control_prefix(prefix)}{control}"
 
 
 class ControlPoller:

@@ -165,3 +165,17 @@ def delete_stale(store: ObjectStore, bucket: str, run_prefix: str) -> int:
     if removed:
         log.info("removed %d stale checkpoint(s) under %s", removed, run_prefix)
     return removed
+
+
+def delete_resume_points(store: ObjectStore, bucket: str, prefixes: list[str]) -> int:
+    """Training completed: its checkpoints (and the control objects it consumed) serve nothing
+    any more; remove them (best effort: ``registry gc`` sweeps what is left)."""
+    removed = 0
+    for prefix in prefixes:
+        try:
+            removed += store.delete_prefix(bucket, prefix)
+        except SentinelError as exc:
+            log.warning("could not remove %s after training: %s", prefix, exc)
+    if removed:
+        log.info("removed %d resume point(s) of a completed training", removed)
+    return removed

@@ -142,6 +142,7 @@ from activities.contracts.controller import (  # noqa: E402
 )
 from activities.contracts.gate import GateDecision  # noqa: E402
 from activities.contracts.notify import NotifyRequest, NotifyResult  # noqa: E402
+from activities.contracts.retention import GcCategory, GcRequest, GcResult  # noqa: E402
 from activities.contracts.retrain import (  # noqa: E402
     ApprovalDecision,
     ApprovalPolicy,
@@ -221,6 +222,22 @@ EXAMPLES.extend(
             duration_seconds=3.0,
         ),
         NotifyResult(delivered=False, detail="webhook failed: refused"),
+    ]
+)
+
+_GC_CATEGORY = GcCategory(objects=3, bytes=4096, examples=["sentinel-runs/runs/r/control/x"])
+EXAMPLES.extend(
+    [
+        GcRequest(dry_run=True, grace_hours=12.0),
+        _GC_CATEGORY,
+        GcResult(
+            dry_run=True,
+            categories={"controls": _GC_CATEGORY},
+            runs_seen=4,
+            models_seen=1,
+            skipped_running=["retrain-shapes"],
+            watermarks=["shapes v7"],
+        ),
     ]
 )
 

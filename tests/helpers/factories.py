@@ -48,6 +48,7 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
+from activities.contracts.retention import CATEGORIES, GcCategory, GcResult
 from activities.contracts.retrain import RetrainRequest
 from activities.contracts.training import (
     Hyperparameters,
@@ -546,3 +547,12 @@ def rollback_result(model: str = "parts", from_version: int = 3) -> RollbackResu
         to_version=from_version - 1,
         event=alias_event(from_version - 1, from_version, action="rollback"),
     )
+
+
+def gc_result(*, dry_run: bool = False, checkpoints: int = 2) -> GcResult:
+    """A sweep that found ``checkpoints`` checkpoints to delete and nothing else."""
+    categories = {name: GcCategory() for name in CATEGORIES}
+    categories["checkpoints"] = GcCategory(
+        objects=checkpoints, bytes=checkpoints * 1024, examples=["sentinel-runs/runs/r/ck"]
+    )
+    return GcResult(dry_run=dry_run, categories=categories, runs_seen=3, models_seen=1)

@@ -56,15 +56,16 @@ def test_unknown_format_is_refused_at_the_client() -> None:
 def test_labels_out_of_range_are_skipped_and_reported(
     store: ObjectStore, settings: Settings
 ) -> None:
-    """Bad lines are dropped and counted; when no labelled box is left at all, the assembly
-    fails with the counts instead of training on backgrounds only."""
+    """An image whose every label is invalid is not a background: it is left out and reported
+    (with the lines); when nothing usable is left the assembly fails with the counts, and a
+    dataset of backgrounds only fails instead of training on them."""
     prefix = f"datasets/range-{uuid.uuid4().hex[:6]}"
     summary = synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=6, seed=13, verified=True
     )
-    for key in summary.keys:
-        if key.endswith(".txt") and "/labels/" in key:
-            store.put_bytes(settings.data_bucket, key, b"7 0.5 0.5 0.2 0.2\n")
+    label_keys = [k for k in summary.keys if k.endswith(".txt") and "/labels/" in k]
+    for key in label_keys:
+        store.put_bytes(settings.data_bucket, key, b"7 0.5 0.5 0.2 0.2\n")
     request = AssembleRequest(
         dataset=f"range-{uuid.uuid4().hex[:6]}",
         prefix=prefix,
@@ -74,14 +75,26 @@ def test_labels_out_of_range_are_skipped_and_reported(
     with pytest.raises(ApplicationError) as info:
         ActivityEnvironment().run(assemble, request)
     assert info.value.type == "BadInputError" and info.value.non_retryable
+    assert "no usable images" in info.value.message
+    assert "class_out_of_range=6, image_with_bad_labels=6" in info.value.message
+    # One good label file: that image is kept, the five others stay out (never backgrounds),
+    # also with the per-line policy (no valid line is left in them).
+    store.put_bytes(settings.data_bucket, label_keys[0], b"0 0.5 0.5 0.2 0.2\n")
+    for policy in ("skip_image", "drop_lines"):
+        result = ActivityEnvironment().run(
+            assemble, request.model_copy(update={"bad_labels": policy})
+        )
+        assert sum(result.counts.values()) == 1
+        assert result.report["class_out_of_range"] == 5
+        assert result.report["image_with_bad_labels"] == 5
+        assert result.report["image_without_label"] == 0
+    # Empty label files are genuine backgrounds; backgrounds alone are refused.
+    for key in label_keys:
+        store.put_bytes(settings.data_bucket, key, b"")
+    with pytest.raises(ApplicationError) as info:
+        ActivityEnvironment().run(assemble, request)
     assert "no labelled boxes left" in info.value.message
-    assert "class_out_of_range=6" in info.value.message
-    # One good label keeps the dataset: the bad lines are only dropped and reported.
-    first_label = next(k for k in summary.keys if k.endswith(".txt") and "/labels/" in k)
-    store.put_bytes(settings.data_bucket, first_label, b"0 0.5 0.5 0.2 0.2\n")
-    result = ActivityEnvironment().run(assemble, request)
-    assert result.report["class_out_of_range"] == 5
-    assert result.report["image_without_label"] == 5
+    assert "image_without_label=6" in info.value.message
 
 
 # ----------------------------------------------------------------------- request problems

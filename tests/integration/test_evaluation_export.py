@@ -111,7 +111,8 @@ def fx(
         ),
     )
     snapshot = assembled.snapshot
-    data_yaml = materialize_snapshot(store, settings, snapshot).data_yaml
+    with materialize_snapshot(store, settings, snapshot) as local:
+        data_yaml = local.data_yaml
     refs = {}
     for name, path in (("good", good_pt), ("bad", bad_pt)):
         info = store.put_file(settings.runs_bucket, f"runs/fixture-{prefix[-8:]}/{name}.pt", path)

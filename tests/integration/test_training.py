@@ -95,9 +95,10 @@ async def test_normal_run_returns_metrics_and_loadable_weights(
         assert model.names == dict(enumerate(snapshot.class_names))
     csv = store.get_bytes(settings.runs_bucket, result.results_csv_key).decode()
     assert len(csv.strip().splitlines()) == 1 + 3
-    # A checkpoint per epoch but the final one (nothing would be left to resume from it).
-    assert [epoch_of_key(k) for k in _checkpoints(store, settings, handle.id)] == [1, 2]
-    # The attempt's log, beside the checkpoints: one line per epoch with losses and metrics.
+    # A completed training is never resumed: its checkpoints are gone (retention).
+    assert _checkpoints(store, settings, handle.id) == []
+    # The attempt's log stays (logs/ is not a resume point): one line per epoch, with losses
+    # and metrics.
     log = store.get_bytes(settings.runs_bucket, f"runs/{handle.id}/logs/attempt-1.log").decode()
     assert f"attempt 1 of {handle.id}: train shapes" in log and "starting from the base" in log
     assert all(f"epoch {n}/3  box_loss" in log for n in (1, 2, 3)) and "mAP50-95" in log, log
@@ -172,8 +173,11 @@ async def test_stop_early_ends_after_the_epoch_with_best_weights(
         seen = await wait_for_checkpoint(store, settings, handle, min_epoch=1)
         await handle.signal(TrainOnlyWorkflow.stop_early, "good enough")
         result = await handle.result()
-    assert store.exists(settings.runs_bucket, f"runs/{handle.id}/control/stop_early")
-    assert result.stopped_early and result.stop_reason == "requested"
+    assert result.stopped_early and result.stop_reason == "requested"  # the control was seen
+    # ... and consumed: a completed training deletes it with its checkpoints, so the next run
+    # with this workflow id does not stop at its first epoch.
+    assert not store.exists(settings.runs_bucket, f"runs/{handle.id}/control/stop_early")
+    assert _checkpoints(store, settings, handle.id) == []
     assert seen <= result.epochs_done < epochs
     assert result.epochs_requested == epochs
     assert [row.epoch for row in result.history][-1] == result.epochs_done

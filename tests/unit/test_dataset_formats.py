@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -116,7 +117,11 @@ def test_coco_classes_boxes_and_verified_flags() -> None:
     assert source.class_names == ["cat", "dog"]  # category ids 3, 7 in ascending order
     by_rel = {c.rel: c for c in source.candidates}
     a = by_rel["images/a.png"]
-    assert a.coco_boxes == [(1, [0, 0, 10, 10], "ann 0"), (None, [5, 5, 10, 10], "ann 1")]
+    assert a.coco_boxes == [(1, [0, 0, 10, 10], "ann 0")]
+    assert a.coco_dropped == [  # undefined category 9, a crowd region: objects without a box
+        ("class_out_of_range", "ann 1", "category_id 9 not defined in 'categories'"),
+        ("crowd_annotation", "ann 4", "crowd region (iscrowd)"),
+    ]
     assert a.coco_size == (100, 50) and a.source_verified is True
     assert by_rel["images/b.png"].source_verified is False  # an unverified annotation
     assert by_rel["images/c.png"].source_verified is False
@@ -132,7 +137,33 @@ def test_coco_without_flags_is_all_verified_and_given_names_map_by_name() -> Non
     source, _ = _read("coco", files, names=["dog"])
     (a,) = source.candidates
     assert a.source_verified is None
-    assert a.coco_boxes == [(0, [0, 0, 10, 10], "ann 0"), (None, [5, 5, 10, 10], "ann 1")]
+    assert a.coco_boxes == [(0, [0, 0, 10, 10], "ann 0")]
+    assert [kind for kind, _, _ in a.coco_dropped] == [
+        "class_out_of_range",  # category 9 is not defined at all
+        "class_not_selected",  # crowd or not, 'cat' is not among the requested class names
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("images", [{"id": "1", "file_name": "images/a.png"}], "images[0].id"),
+        ("images", [{"id": [1], "file_name": "images/a.png"}], "images[0].id"),
+        ("images", [{"file_name": "images/a.png"}], "images[0].id"),
+        ("images", [{"id": True, "file_name": "images/a.png"}], "images[0].id"),
+        ("categories", [{"id": 7, "name": "dog"}, {"id": "3", "name": "cat"}], "categories[1].id"),
+        ("categories", [{"id": 7.0, "name": "dog"}], "categories[0].id"),
+        ("annotations", [{"image_id": {"a": 1}, "category_id": 7}], "annotations[0].image_id"),
+        ("annotations", [{"image_id": 1, "category_id": [7]}], "annotations[0].category_id"),
+        ("annotations", [{"image_id": 1, "category_id": None}], "annotations[0].category_id"),
+    ],
+)
+def test_coco_ids_of_the_wrong_type_are_bad_input(field: str, value: object, where: str) -> None:
+    """Unhashable or mismatched ids used to escape as a TypeError (retried as transient)."""
+    files = {"annotations.json": _coco(**{field: value}), "images/a.png": b""}
+    with pytest.raises(BadInputError, match=rf"annotations.json: {re.escape(where)} is .*"
+                       "COCO ids must be integers"):  # fmt: skip
+        _read("coco", files)
 
 
 def test_coco_file_problems_are_bad_input() -> None:

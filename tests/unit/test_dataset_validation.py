@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -10,16 +12,16 @@ from PIL import Image
 
 from activities.dataset.validation import (
     KINDS,
+    Labels,
     Report,
     check_image,
     clean_label_lines,
-    coco_to_yolo,
 )
 
 
 def _clean(*lines: str, nc: int = 3) -> tuple[list[str], Report]:
     report = Report(max_examples=2)
-    return clean_label_lines(lines, nc, "images/a.png", report), report
+    return clean_label_lines(lines, nc, "images/a.png", report).kept, report
 
 
 def _only(report: Report) -> dict[str, int]:
@@ -71,10 +73,47 @@ def test_slight_overhang_is_clipped_and_reported() -> None:
     assert _only(report) == {"coords_clipped": 2}
 
 
-def test_float_noise_is_clipped_silently() -> None:
-    kept, report = _clean("0 0.5 0.5 1.0000001 1.0")
-    assert kept == ["0 0.500000 0.500000 1.000000 1.000000"]
-    assert _only(report) == {}
+@pytest.mark.parametrize(
+    "line",
+    [
+        "0 0.5 0.5 1.0000001 1.0",
+        "0 0.5 0.5 1.00001 1.0",  # 5 decimals: corners at -0.000005 and 1.000005
+        "0 0.999995 0.5 0.00002 0.2",  # x1 = 1.000005
+        "0 0.500003 0.500003 1.000006 1.000006",  # 6 decimals, both axes over the edge
+        "0 0.00000 0.50000 0.00002 0.20000",  # x0 = -0.00001 written with 5 decimals
+    ],
+)
+def test_float_noise_of_5_or_6_decimals_is_clipped_silently(line: str) -> None:
+    labels = clean_label_lines([line], 3, "images/a.png", report := Report())
+    (kept,) = labels.kept
+    assert all(0.0 <= float(v) <= 1.0 for v in kept.split()[1:])
+    assert _only(report) == {} and not labels.incomplete
+
+
+def test_dropped_lines_are_named_with_their_text() -> None:
+    report = Report()
+    labels = clean_label_lines(
+        ["0 0.5 0.5 0.2 0.2", "0 0.5 0.5 0.2", "7 0.5 0.5 0.2 0.2", ""], 3, "k", report
+    )
+    assert labels.kept == ["0 0.500000 0.500000 0.200000 0.200000"]
+    assert labels.incomplete
+    assert labels.dropped == [
+        "line 2 wrong_field_count '0 0.5 0.5 0.2'",
+        "line 3 class_out_of_range '7 0.5 0.5 0.2 0.2'",
+    ]
+    assert labels.describe_dropped().startswith("2 dropped: line 2 wrong_field_count")
+
+
+def test_empty_or_blank_label_files_are_complete_backgrounds() -> None:
+    for lines in ([], ["", "   "]):
+        labels = clean_label_lines(lines, 3, "k", Report())
+        assert labels.kept == [] and not labels.incomplete
+
+
+def test_a_clipped_box_is_kept_and_leaves_the_labels_complete() -> None:
+    labels = clean_label_lines(["0 0.99 0.5 0.04 0.2"], 3, "k", report := Report())
+    assert labels.kept == ["0 0.985000 0.500000 0.030000 0.200000"]
+    assert not labels.incomplete and _only(report) == {"coords_clipped": 1}
 
 
 def test_report_keeps_at_most_n_examples() -> None:
@@ -90,21 +129,33 @@ def test_report_keeps_at_most_n_examples() -> None:
 
 def test_coco_boxes_convert_with_the_same_policy() -> None:
     report = Report()
-    assert coco_to_yolo(1, [10, 20, 30, 40], 100, 200, "k", "ann 0", report) == (
-        "1 0.250000 0.200000 0.300000 0.200000"
-    )
-    assert coco_to_yolo(0, [90, 0, 20, 10], 100, 100, "k", "ann 1", report) == (
-        "0 0.950000 0.050000 0.100000 0.100000"
-    )
-    assert coco_to_yolo(0, [10, 20, 30], 100, 100, "k", "ann 2", report) is None
-    assert coco_to_yolo(0, [10, "x", 30, 4], 100, 100, "k", "ann 3", report) is None
-    assert coco_to_yolo(0, [10, 20, 0, 4], 100, 100, "k", "ann 4", report) is None
+    labels = Labels("k", report)
+    labels.add_coco_box(1, [10, 20, 30, 40], 100, 200, "ann 0")
+    labels.add_coco_box(0, [90, 0, 20, 10], 100, 100, "ann 1")
+    assert labels.kept == [
+        "1 0.250000 0.200000 0.300000 0.200000",
+        "0 0.950000 0.050000 0.100000 0.100000",
+    ]
+    assert not labels.incomplete
+    labels.add_coco_box(0, [10, 20, 30], 100, 100, "ann 2")
+    labels.add_coco_box(0, [10, "x", 30, 4], 100, 100, "ann 3")
+    labels.add_coco_box(0, [10, 20, 0, 4], 100, 100, "ann 4")
+    labels.add_coco_box(0, None, 100, 100, "ann 5")
+    assert len(labels.kept) == 2 and len(labels.dropped) == 4
     assert _only(report) == {
         "coords_clipped": 1,
-        "wrong_field_count": 1,
+        "wrong_field_count": 2,
         "malformed_value": 1,
         "zero_area": 1,
     }
+
+
+def test_a_category_left_out_on_purpose_does_not_make_labels_incomplete() -> None:
+    labels = Labels("k", report := Report())
+    labels.drop("class_not_selected", "ann 0", "category_id 9 not among the class names", "")
+    assert not labels.incomplete and _only(report) == {"class_not_selected": 1}
+    labels.drop("crowd_annotation", "ann 1", "crowd region (iscrowd)", "crowd region (iscrowd)")
+    assert labels.incomplete
 
 
 def _png(width: int, height: int) -> bytes:
@@ -128,3 +179,33 @@ def test_image_checks(tmp_path: Path) -> None:
     assert (check_image(tiny).ok, check_image(tiny).kind) == (False, "too_small")
     assert (check_image(text).ok, check_image(text).kind) == (False, "unreadable_image")
     assert (check_image(cut).ok, check_image(cut).kind) == (False, "unreadable_image")
+
+
+def test_images_over_the_pixel_cap_are_refused_before_decoding(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(_png(400, 300))
+    assert check_image(big, max_pixels=120_000).ok
+    refused = check_image(big, max_pixels=119_999)
+    assert (refused.ok, refused.kind) == (False, "image_too_large")
+    assert refused.detail == "400x300 px > 119999 px"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_a_decompression_bomb_is_a_finding_not_an_allocation(tmp_path: Path) -> None:
+    """A PNG whose header claims 40000 x 40000 px (1.6 gigapixels, 4.8 GB as RGB) in a few
+    dozen bytes: refused from the header, nothing decoded."""
+    bomb = tmp_path / "bomb.png"
+    header = struct.pack(">IIBBBBB", 40_000, 40_000, 1, 0, 0, 0, 0)
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 5001 * 8))
+        + _png_chunk(b"IEND", b"")
+    )
+    check = check_image(bomb)  # default cap: 100 megapixels
+    assert (check.ok, check.kind) == (False, "image_too_large")
+    huge = check_image(bomb, max_pixels=10**10)  # our cap lifted: PIL's own limit still holds
+    assert (huge.ok, huge.kind) == (False, "image_too_large")

@@ -54,6 +54,7 @@ from activities.contracts.registry import (
     ShowVersionRequest,
     ShowVersionResult,
 )
+from activities.contracts.retention import GcRequest, GcResult
 from activities.contracts.retrain import RetrainRequest
 from activities.contracts.training import (
     TrainRequest,
@@ -91,6 +92,7 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.SHOW_VERSION: lambda r: factories.show_version_result(r.model, r.version or 3),
     names.PROMOTE_VERSION: lambda r: factories.promote_version_result(r.model, r.version),
     names.ROLLBACK_PRODUCTION: lambda r: factories.rollback_result(r.model),
+    names.COLLECT_GARBAGE: lambda r: factories.gc_result(dry_run=r.dry_run),
     names.INSPECT_WEIGHTS: lambda r: weights_factories.inspected(),
     names.RECORD_WEIGHTS: lambda r: weights_factories.add_weights_result(r.entry, r.inspected),
     names.LIST_WEIGHTS: lambda r: weights_factories.list_weights_result(),
@@ -308,6 +310,11 @@ class Stubs:
         """Stub of ``rollback_production``."""
         return await self._run(names.ROLLBACK_PRODUCTION, request)
 
+    @activity.defn(name=names.COLLECT_GARBAGE)
+    async def collect_garbage(self, request: GcRequest) -> GcResult:
+        """Stub of ``collect_garbage``."""
+        return await self._run(names.COLLECT_GARBAGE, request)
+
     @activity.defn(name=names.INSPECT_WEIGHTS)
     async def inspect_weights(self, request: InspectWeightsRequest) -> InspectWeightsResult:
         """Stub of ``inspect_weights``."""
@@ -369,6 +376,7 @@ class Stubs:
             self.show_version,
             self.promote_version,
             self.rollback_production,
+            self.collect_garbage,
             self.inspect_weights,
             self.record_weights,
             self.list_weights,

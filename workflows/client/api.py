@@ -1,10 +1,14 @@
 """Typed async API for backend code: start and follow retrains, manage model versions, run
-batch predictions (:mod:`workflows.client.predict_api`).
+batch predictions (:mod:`workflows.client.predict_api`), sweep what finished runs left
+(:mod:`workflows.client.api_retention`).
 
 from workflows.client import SentinelClient
 sentinel = await SentinelClient.connect()            # settings from SENTINEL_* env
 run_id = await sentinel.start_retrain(request)
 print((await sentinel.progress("detector")).stage)
+
+One class is the whole typed API backend code sees; areas with their own state live in mixins
+(controller, retention, weights, downloads, prediction).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from activities.contracts.retrain import ApprovalDecision, Progress, RetrainRequ
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
 from workflows.client.api_controller import ControllerOps
+from workflows.client.api_retention import RetentionOps
 from workflows.client.api_weights import WeightsOps
 from workflows.client.downloads import RegistryDownloads
 from workflows.client.errors import (
@@ -75,7 +80,9 @@ VersionAlias = Literal["production", "latest"]
 """The aliases :meth:`SentinelClient.show_version` resolves (``ShowVersionRequest.alias``)."""
 
 
-class SentinelClient(ControllerOps, WeightsOps, RegistryDownloads, PredictionOperations):
+class SentinelClient(
+    ControllerOps, RetentionOps, WeightsOps, RegistryDownloads, PredictionOperations
+):
     """Start, follow, steer and cancel retrains; list, show, promote and roll back versions;
     import a model, add and list pretrained weights (:class:`WeightsOps`); pull model files and
     reports, verified (:class:`~workflows.client.downloads.RegistryDownloads`); start, follow,

@@ -24,6 +24,18 @@ from activities.infra.settings import Settings
 from workflows.controller import RetrainCheckWorkflow, schedule_id_for
 
 
+async def create_or_update_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
+    """Create the Schedule ``schedule_id``, or replace its definition in place (idempotent)."""
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+
+
 class ControllerOps:
     """Controller-schedule operations of :class:`~workflows.client.api.SentinelClient`."""
 
@@ -56,15 +68,7 @@ class ControllerOps:
     async def apply_controller(self, config: ControllerConfig, every: timedelta) -> str:
         """Create the model's check schedule, or update it in place (idempotent)."""
         schedule_id = schedule_id_for(config.request.model_name)
-        schedule = self._schedule(config, every)
-        try:
-            await self.client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await self.client.get_schedule_handle(schedule_id).update(replace)
+        await create_or_update_schedule(self.client, schedule_id, self._schedule(config, every))
         return schedule_id
 
     async def trigger_controller(self, model_name: str) -> None:

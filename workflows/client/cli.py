@@ -37,6 +37,7 @@ from workflows.client.api import SentinelClient
 from workflows.client.cli_args import add_request_flags, duration, request_from_args
 from workflows.client.cli_models import add_models_verbs, run_models
 from workflows.client.cli_predict import add_predict_verbs, run_predict
+from workflows.client.cli_registry import add_registry_verbs, run_registry
 from workflows.client.cli_weights import add_weights_group, weights_command
 from workflows.client.errors import AlreadyRunningError, RetrainNotRunningError
 from workflows.client.follow import follow_run, print_progress, print_result
@@ -53,7 +54,7 @@ console = Console()
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sentinel`` parser: one group of verbs per area (retrain, models, controller,
-    predict)."""
+    predict, registry)."""
     parser = argparse.ArgumentParser(
         prog="sentinel", description="Sentinel Training: durable YOLO retraining on Temporal."
     )
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_weights_group(groups)
     cli_data.add_data_verbs(groups)
     add_predict_verbs(groups)
+    add_registry_verbs(groups)
     return parser
 
 
@@ -201,6 +203,7 @@ async def run(args: argparse.Namespace) -> int:
         "weights": weights_command,
         "data": cli_data.run_data,
         "predict": run_predict,
+        "registry": run_registry,
     }
     return await handlers[args.group](sentinel, args)
 
