@@ -67,6 +67,9 @@ def settings(
 ) -> Iterator[Settings]:
     """Settings of the test stack, also exported to the environment for subprocesses."""
     env = stack_env(temporal_server.address, s3_server.endpoint, stack_dir / "cache")
+    # The durability tests reason in epochs (kill after epoch N, resume from it): a checkpoint
+    # at every epoch end, as with SENTINEL_CHECKPOINT_INTERVAL_SECONDS=0 in production.
+    env["SENTINEL_CHECKPOINT_INTERVAL_SECONDS"] = "0"
     with exported_env(env):
         settings = Settings()
         prepared_store(settings)

@@ -57,7 +57,7 @@ class Hyperparameters(Contract):
     seed: int = Field(0, ge=0)
     optimizer: Optimizer = "auto"
     device: str | None = Field(
-        None, description="None: '0' when CUDA is available, else 'cpu'; or 'cpu', '0', '0,1'"
+        None, description="None: '0' when CUDA is available, else 'cpu'; or 'cpu', '0' (one GPU)"
     )
     workers: int = Field(0, ge=0, le=64, description="dataloader worker processes")
     extra: dict[str, JsonValue] = Field(
@@ -75,8 +75,14 @@ class Hyperparameters(Contract):
     @classmethod
     def _device(cls, value: str | None) -> str | None:
         if value is not None and not _DEVICE.match(value):
+            raise ValueError(f"device must be None, 'cpu', or one GPU index like '0': {value!r}")
+        if value is not None and "," in value:
+            # Ultralytics' DDP re-launches training in processes without our heartbeats,
+            # checkpoint uploads and cancel: refused here and again by the train activity.
             raise ValueError(
-                f"device must be None, 'cpu', or GPU indices like '0' or '0,1': {value!r}"
+                f"several GPUs (device={value!r}) are not supported: training runs on one GPU "
+                f"(DDP processes would run without heartbeats, checkpoints or cancel); use "
+                f"device={value.split(',')[0]!r} or leave device unset"
             )
         return value
 

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         None,
         description="Base of requests naming none, e.g. weights:yolo11n.pt (unset: yolov8n.yaml)",
     )
+    checkpoint_interval_seconds: float = Field(
+        300.0,
+        description="Least seconds between training checkpoints, also mid-epoch: bounds the "
+        "training a killed worker loses (0: every epoch end, none mid-epoch)",
+    )
 
     # Local
     cache_dir: Path = Field(

@@ -55,6 +55,7 @@ from activities.training.control import (
 )
 from activities.training.fit import FitPlan, build_result, fit, publish
 from activities.training.oom import halved_batch, is_out_of_memory
+from activities.training.policy import CheckpointPolicy
 from activities.training.resume import (
     PriorState,
     delete_resume_points,
@@ -197,8 +198,8 @@ class _Attempt:
                 epoch=resumed or 0, epochs=self.hp.epochs, resumed_from_epoch=resumed
             )
             self.log.write(
-                f"resuming from epoch {resumed} ({selection.ref.key})" if selection.ref
-                else "starting from the base model"
+                f"resuming from {selection.ref.describe()} ({selection.ref.key})"
+                if selection.ref else "starting from the base model"
             )  # fmt: skip
             uploader = CheckpointUploader(
                 self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
@@ -208,7 +209,11 @@ class _Attempt:
                 self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
                 base=base, checkpoint=selection.path,
             )  # fmt: skip
-            hooks = self._fit(plan, uploader)
+            policy = CheckpointPolicy(
+                self.settings.checkpoint_interval_seconds,
+                start=selection.ref.position if selection.ref else (0, 0),
+            )
+            hooks = self._fit(plan, uploader, policy)
             uploader.close()  # every checkpoint upload done before the final ones
         return self._finish(plan, hooks, selection.ref, workdir)
 
@@ -239,7 +244,9 @@ class _Attempt:
         shutil.rmtree(workdir.parent, ignore_errors=True)
         return result
 
-    def _fit(self, plan: FitPlan, uploader: CheckpointUploader) -> TrainingHooks:
+    def _fit(
+        self, plan: FitPlan, uploader: CheckpointUploader, policy: CheckpointPolicy
+    ) -> TrainingHooks:
         """Train with our hooks; an interrupted or out-of-memory attempt ends here, raising."""
         keepalive = SetupKeepalive(
             self.heartbeat,
@@ -257,6 +264,7 @@ class _Attempt:
             min_batch=self.request.min_batch,
             keepalive=keepalive,
             on_epoch=self._epoch_done,
+            policy=policy,
         )
         try:
             keepalive.start()
@@ -298,9 +306,11 @@ class _Attempt:
 
     def _uploaded(self, ref: CheckpointRef, refs: list[CheckpointRef]) -> None:
         """From the uploader thread: name the checkpoint only now that it is stored."""
-        self.log.write(f"checkpoint of epoch {ref.epoch} stored: {ref.key}")
+        self.log.write(f"checkpoint of {ref.describe()} stored: {ref.key}")
         self.heartbeat.set_checkpoints(refs)
-        self.heartbeat.beat("checkpoint", force=True, uploaded_epoch=ref.epoch)
+        self.heartbeat.beat(
+            "checkpoint", force=True, uploaded_epoch=ref.epoch, uploaded_samples=ref.samples
+        )
 
     def _finish_checkpoints(self, uploader: CheckpointUploader) -> None:
         """Complete any in-flight upload, then heartbeat the newest checkpoint."""

@@ -14,11 +14,28 @@ from typing import Any
 from activities.contracts.training import OWNED_TRAIN_ARGS, Hyperparameters
 from activities.infra.errors import BadInputError, ConfigurationError
 
+MULTI_GPU_REFUSAL = (
+    "training on several GPUs (device={device!r}) is not supported: Ultralytics' DDP re-launches "
+    "training in new processes where this worker's heartbeats, checkpoint uploads and cancel do "
+    "not run, so the run could neither be followed, resumed nor stopped. Train on one GPU "
+    "(e.g. device='{first}'), or leave device unset for the first GPU"
+)
+"""Why a device string naming several GPUs is refused (request validation and activity)."""
+
+
+def refuse_several_gpus(device: str | None) -> None:
+    """Raise :class:`BadInputError` when ``device`` names more than one GPU."""
+    if device is not None and "," in device:
+        first = device.split(",")[0]
+        raise BadInputError(MULTI_GPU_REFUSAL.format(device=device, first=first))
+
 
 def resolve_device(device: str | None) -> str:
-    """``None`` -> ``"0"`` when CUDA is available, else ``"cpu"``; GPUs must exist."""
+    """``None`` -> ``"0"`` when CUDA is available, else ``"cpu"``; GPUs must exist, and one
+    only (:data:`MULTI_GPU_REFUSAL`)."""
     import torch
 
+    refuse_several_gpus(device)
     if device is None:
         return "0" if torch.cuda.is_available() else "cpu"
     if device != "cpu":

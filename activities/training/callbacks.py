@@ -3,9 +3,11 @@
 - ``on_pretrain_routine_end``: setup done (labels cached, model built); heartbeat. Setup
   itself has no callbacks: :class:`SetupKeepalive` covers it, bounded in time.
 - ``on_train_epoch_start``: marks an epoch in progress.
-- ``on_train_batch_end`` / ``on_val_batch_end``: cancel and worker-shutdown checks at every
-  batch boundary, heartbeat at most every ``min_interval`` seconds (real progress only).
-- ``on_model_save``: stage an atomic copy of ``last.pt`` for background upload.
+- ``on_train_batch_end``: cancel check at every batch boundary; a mid-epoch checkpoint when
+  the :class:`~activities.training.policy.CheckpointPolicy` says so or the worker shuts down
+  (then the attempt ends there); heartbeat at most every ``min_interval`` seconds.
+- ``on_val_batch_end``: cancel check (a shutdown waits for the epoch's end: its checkpoint).
+- ``on_model_save``: stage an atomic copy of ``last.pt`` for background upload, when due.
 - ``on_fit_epoch_end``: epoch bookkeeping, heartbeat, stop-early poll. Ultralytics also calls
   it once more after the final validation of ``best.pt``; that call records the final metrics.
 
@@ -32,6 +34,7 @@ from typing import Any, Literal
 from activities.infra.errors import BadInputError
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader
 from activities.training.control import ControlPoller
+from activities.training.policy import CheckpointPolicy
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ class Heartbeat:
                 "attempt": self.attempt,
                 "phase": self._phase,
                 "epoch": newest.epoch if newest else None,
+                "samples": newest.samples if newest else 0,
                 "key": newest.key if newest else None,
                 "sha256": newest.sha256 if newest else None,
                 "batch": self.batch,
@@ -207,8 +211,12 @@ class TrainingHooks:
         min_batch: int,
         keepalive: SetupKeepalive | None = None,
         on_epoch: EpochListener | None = None,
+        policy: CheckpointPolicy | None = None,
     ) -> None:
         self.heartbeat = heartbeat
+        self.policy = policy or CheckpointPolicy(0)
+        self.snapshot_seconds = 0.0
+        """Training-thread time spent copying mid-epoch states (the rest is off-thread)."""
         self.on_epoch = on_epoch
         self.keepalive = keepalive
         self.uploader = uploader
@@ -246,6 +254,7 @@ class TrainingHooks:
         self.state.training_started = True
         self.state.started_at = time.monotonic()
         self.heartbeat.set_batch(trainer.batch_size)
+        self.policy.restart_clock()
         self.heartbeat.beat("train", force=True, epoch=trainer.start_epoch, epochs=trainer.epochs)
         self._check_interrupt()
 
@@ -261,20 +270,49 @@ class TrainingHooks:
                 f"out of GPU memory: Ultralytics reduced batch to {trainer.batch_size}, below "
                 f"min_batch={self.min_batch}"
             )
-        self._check_interrupt()
+        if self.signals.is_cancelled():
+            raise Interrupted("cancelled")
+        shutting_down = self.signals.is_worker_shutdown()
+        resumable = hasattr(trainer, "mid_epoch_snapshot")
+        # Only where the weights hold every gradient (after an optimizer step): a state with
+        # accumulated gradients would lose them, and their samples with them.
+        at_boundary = resumable and bool(getattr(trainer, "at_step_boundary", False))
+        position = (int(trainer.epoch), int(getattr(trainer, "samples_done", 0)))
+        if at_boundary and (shutting_down or self.policy.mid_epoch_due(position)):
+            self._mid_epoch_checkpoint(trainer, position)
+        if shutting_down and (at_boundary or not resumable):
+            raise Interrupted("worker_shutdown")
         self.heartbeat.beat(
             "train", epoch=trainer.epoch + 1, epochs=trainer.epochs, batches=self._batches
         )
 
+    def _mid_epoch_checkpoint(self, trainer: Any, position: tuple[int, int]) -> None:
+        if self.policy.unchanged(position):
+            return
+        started = time.monotonic()
+        position, write = trainer.mid_epoch_snapshot()
+        self.snapshot_seconds += time.monotonic() - started
+        self.uploader.submit_writer(position, write)
+        self.policy.taken(position)
+
     def on_val_batch_end(self, validator: Any) -> None:
-        self._check_interrupt()
+        if self.signals.is_cancelled():
+            raise Interrupted("cancelled")
         self.heartbeat.beat("validate", epoch=self.state.epochs_done + 1)
 
     def on_model_save(self, trainer: Any) -> None:
         # Called right after Ultralytics wrote weights/last.pt for this epoch (with optimizer).
-        # The final epoch's checkpoint is never resumable (nothing left to train): not uploaded.
-        if trainer.epoch + 1 < trainer.epochs:
-            self.uploader.submit(trainer.last, trainer.epoch + 1)
+        self._epoch_checkpoint(trainer, force=self.signals.is_worker_shutdown())
+
+    def _epoch_checkpoint(self, trainer: Any, *, force: bool) -> None:
+        """Stage this epoch's ``last.pt`` when due (always when ``force``: shutting down).
+        The final epoch's checkpoint is never resumable (nothing left to train): not uploaded."""
+        epoch = int(trainer.epoch) + 1
+        if epoch >= trainer.epochs or self.policy.unchanged((epoch, 0)):
+            return
+        if force or self.policy.epoch_end_due((epoch, 0)):
+            self.uploader.submit(trainer.last, epoch)
+            self.policy.taken((epoch, 0))
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
         if not self._in_epoch:  # final validation of best.pt after the loop
@@ -306,4 +344,6 @@ class TrainingHooks:
             log.info("stop early requested: ending after epoch %d", self.state.epochs_done)
             self.state.stop_requested = True
             trainer.stop = True
+        if self.signals.is_worker_shutdown():
+            self._epoch_checkpoint(trainer, force=True)  # if skipped by the interval
         self._check_interrupt()

@@ -3,10 +3,16 @@
 After each epoch Ultralytics rewrites ``weights/last.pt`` in place. :meth:`CheckpointUploader.
 submit` copies it atomically (temp file + ``os.replace``) into a staging directory, in the
 training thread, *before* Ultralytics can strip the optimizer from it at the end of training, so
-every staged copy is resumable. One background thread uploads staged copies to
-``runs/{workflow_id}/checkpoints/epoch-NNNN.pt``; a newer epoch supersedes a pending (not yet
-started) upload, so a slow store never stalls training. Only when an upload has completed does
-``on_uploaded`` get the :class:`CheckpointRef`, which the caller heartbeats.
+every staged copy is resumable. A mid-epoch state (:mod:`activities.training.resumable`) comes
+as a writer instead (:meth:`CheckpointUploader.submit_writer`): it is serialised on the
+uploader's thread, never the training one.
+
+One background thread uploads staged copies to ``runs/{workflow_id}/checkpoints/`` under the
+name of their position (:func:`checkpoint_key`: ``epoch-NNNN.pt`` after ``NNNN`` epochs,
+``epoch-NNNN-sample-SSSSSSSSS.pt`` with ``S`` samples of the next epoch trained as well); a
+newer position supersedes a pending (not yet started) upload, so a slow store never stalls
+training. Only when an upload has completed does ``on_uploaded`` get the
+:class:`CheckpointRef`, which the caller heartbeats.
 """
 
 from __future__ import annotations
@@ -29,43 +35,69 @@ log = logging.getLogger(__name__)
 KEEP = 3
 """Checkpoints kept in object storage (newest first); older ones are deleted."""
 
-_EPOCH_KEY = re.compile(r"epoch-(\d{4,})\.pt$")
+_POSITION_KEY = re.compile(r"epoch-(\d{4,})(?:-sample-(\d{9,}))?\.pt$")
+
+Position = tuple[int, int]
+"""``(epochs completed, samples of the next epoch trained)``: where a checkpoint stands."""
 
 
 @dataclass(frozen=True)
 class CheckpointRef:
-    """An uploaded checkpoint: ``epoch`` = epochs completed in it (1-based)."""
+    """An uploaded checkpoint: ``epoch`` = epochs completed in it; ``samples`` > 0 for a
+    mid-epoch one (samples of epoch ``epoch + 1`` already trained)."""
 
     epoch: int
     key: str
     sha256: str | None
+    samples: int = 0
+
+    @property
+    def position(self) -> Position:
+        return (self.epoch, self.samples)
+
+    def describe(self) -> str:
+        """``epoch 3`` or ``epoch 3 + 512 samples``, for logs."""
+        return f"epoch {self.epoch}" + (f" + {self.samples} samples" if self.samples else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "key": self.key, "sha256": self.sha256}
+        return {"epoch": self.epoch, "samples": self.samples, "key": self.key,
+                "sha256": self.sha256}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any) -> CheckpointRef | None:
         """Lenient parse of heartbeat details (None when malformed)."""
         try:
             epoch, key, sha = int(data["epoch"]), str(data["key"]), data.get("sha256")
-        except (KeyError, TypeError, ValueError):
+            samples = int(data.get("samples") or 0)
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        if epoch < 1 or not key:
+        if epoch < 0 or samples < 0 or (epoch, samples) == (0, 0) or not key:
             return None
-        return cls(epoch, key, str(sha) if sha else None)
+        return cls(epoch, key, str(sha) if sha else None, samples)
 
 
 def checkpoint_prefix(run_prefix: str) -> str:
     return f"{run_prefix}checkpoints/"
 
 
-def checkpoint_key(run_prefix: str, epoch: int) -> str:
-    return f"{checkpoint_prefix(run_prefix)}epoch-{epoch:04d}.pt"
+def checkpoint_key(run_prefix: str, epoch: int, samples: int = 0) -> str:
+    """The object key of the checkpoint at ``(epoch, samples)`` (see the module docstring)."""
+    mid = f"-sample-{samples:09d}" if samples else ""
+    return f"{checkpoint_prefix(run_prefix)}epoch-{epoch:04d}{mid}.pt"
+
+
+def position_of_key(key: str) -> Position | None:
+    """``(epoch, samples)`` named by a checkpoint key, None for any other object."""
+    match = _POSITION_KEY.search(key)
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0)
 
 
 def epoch_of_key(key: str) -> int | None:
-    match = _EPOCH_KEY.search(key)
-    return int(match.group(1)) if match else None
+    """Epochs completed in the checkpoint at ``key`` (mid-epoch ones included)."""
+    position = position_of_key(key)
+    return position[0] if position else None
 
 
 def merge_refs(refs: list[CheckpointRef], new: CheckpointRef | None = None) -> list[CheckpointRef]:
@@ -73,7 +105,7 @@ def merge_refs(refs: list[CheckpointRef], new: CheckpointRef | None = None) -> l
     by_key: dict[str, CheckpointRef] = {}
     for ref in ([new] if new else []) + refs:
         by_key.setdefault(ref.key, ref)
-    return sorted(by_key.values(), key=lambda r: r.epoch, reverse=True)
+    return sorted(by_key.values(), key=lambda r: r.position, reverse=True)
 
 
 class CheckpointUploader:
@@ -99,8 +131,10 @@ class CheckpointUploader:
         self.refs: list[CheckpointRef] = merge_refs(existing or [])
         self.uploads = 0
         self.failures = 0
+        self.upload_seconds = 0.0
+        self.serialise_seconds = 0.0
         self._cond = threading.Condition()
-        self._pending: tuple[int, Path] | None = None
+        self._pending: _Pending | None = None
         self._busy = False
         self._closed = False
         # The thread runs in a copy of the caller's context so it may heartbeat the activity.
@@ -113,14 +147,24 @@ class CheckpointUploader:
     def submit(self, last_pt: Path, epoch: int) -> None:
         """Stage a copy of ``last_pt`` (``epoch`` completed) and queue it, superseding any
         pending upload that has not started yet."""
-        staged = self.staging_dir / f"epoch-{epoch:04d}.pt"
+        staged = self._staged((epoch, 0))
         atomic_copy(last_pt, staged)
+        self._queue(_Pending((epoch, 0), staged, None))
+
+    def submit_writer(self, position: Position, write: Callable[[Path], None]) -> None:
+        """Queue a checkpoint that ``write(path)`` serialises, on the uploader's thread."""
+        self._queue(_Pending(position, self._staged(position), write))
+
+    def _staged(self, position: Position) -> Path:
+        return self.staging_dir / Path(checkpoint_key("", *position)).name
+
+    def _queue(self, item: _Pending) -> None:
         with self._cond:
             if self._pending is not None:
-                superseded = self._pending[1]
-                log.info("checkpoint of epoch %d superseded by epoch %d", self._pending[0], epoch)
-                superseded.unlink(missing_ok=True)
-            self._pending = (epoch, staged)
+                log.info("checkpoint at %s superseded by %s", self._pending.position,
+                         item.position)  # fmt: skip
+                self._pending.path.unlink(missing_ok=True)
+            self._pending = item
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -154,32 +198,36 @@ class CheckpointUploader:
                     self._cond.wait()
                 if self._pending is None:
                     return
-                epoch, path = self._pending
+                item = self._pending
                 self._pending = None
                 self._busy = True
             try:
-                self._upload(epoch, path)
-            except Exception:  # never kill the thread: the next epoch tries again
+                if item.write is not None:
+                    started = time.monotonic()
+                    item.write(item.path)  # serialisation, off the training thread
+                    self.serialise_seconds += time.monotonic() - started
+                self._upload(item.position, item.path)
+            except Exception:  # never kill the thread: the next checkpoint tries again
                 self.failures += 1
-                log.exception("checkpoint upload of epoch %d failed", epoch)
+                log.exception("checkpoint upload at %s failed", item.position)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _upload(self, epoch: int, path: Path) -> None:
-        key = checkpoint_key(self.run_prefix, epoch)
+    def _upload(self, position: Position, path: Path) -> None:
+        key = checkpoint_key(self.run_prefix, *position)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
-        ref = CheckpointRef(epoch, key, info.sha256)
+        ref = CheckpointRef(position[0], key, info.sha256, position[1])
         with self._cond:
             self.refs = merge_refs(self.refs, ref)
             kept, dropped = self.refs[: self.keep], self.refs[self.keep :]
             self.refs = kept
         self.uploads += 1
-        log.info(
-            "checkpoint epoch %d uploaded to %s in %.2fs", epoch, key, time.monotonic() - started
-        )
+        self.upload_seconds += time.monotonic() - started
+        log.info("checkpoint %s uploaded to %s in %.2fs", ref.describe(), key,
+                 time.monotonic() - started)  # fmt: skip
         self.on_uploaded(ref, list(kept))
         for old in dropped:
             if old.key != key:
@@ -189,5 +237,14 @@ class CheckpointUploader:
                     log.warning("could not delete old checkpoint %s", old.key)
         # Keep the newest staged copy for this attempt; older local copies are not needed.
         for stale in self.staging_dir.glob("epoch-*.pt"):
-            if stale != path and stale.name < path.name:
+            if stale != path and (position_of_key(stale.name) or (0, 0)) < position:
                 stale.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A checkpoint waiting for the uploader: staged at ``path`` (or written there first)."""
+
+    position: Position
+    path: Path
+    write: Callable[[Path], None] | None

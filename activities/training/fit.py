@@ -19,6 +19,7 @@ from activities.training.base_model import PreparedBase, load_model
 from activities.training.callbacks import Interrupted, RunState, TrainingHooks
 from activities.training.checkpoints import CheckpointRef
 from activities.training.oom import is_out_of_memory
+from activities.training.resumable import resumable_trainer
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def fit(
             results.write_prior_results(plan.save_dir / "results.csv", prior_rows)
             install(model)
             model.train(
+                trainer=resumable_trainer(model),
                 **train_args.resume_args(
                     hp,
                     checkpoint=plan.checkpoint,
@@ -69,7 +71,7 @@ def fit(
                     save_dir=plan.save_dir,
                     batch=plan.batch,
                     device=plan.device,
-                )
+                ),
             )
             return
         except (Interrupted, CancelledError):
@@ -82,6 +84,7 @@ def fit(
     model = load_model(plan.base.source, plan.base.record.spec)
     install(model)
     model.train(
+        trainer=resumable_trainer(model),
         **train_args.train_args(
             hp,
             plan.extra,
@@ -89,7 +92,7 @@ def fit(
             save_dir=plan.save_dir,
             batch=plan.batch,
             device=plan.device,
-        )
+        ),
     )
 
 

@@ -7,7 +7,9 @@ died). Each candidate is downloaded, checked against its sha256 (the heartbeated
 one recorded at upload) and opened: it must be an Ultralytics training checkpoint *with*
 optimizer state (a stripped one would silently start over in Ultralytics 8.4), for the same
 ``epochs`` (Ultralytics cannot change it on resume), and not at the final epoch (nothing would
-be left to resume). A candidate that fails is logged and skipped; when none is left the run
+be left to resume). A mid-epoch checkpoint (``epoch-NNNN-sample-S.pt``) stands between two
+epoch ones; its ``sentinel_mid_epoch`` section must name a position inside an epoch left to
+train. A candidate that fails is logged and skipped; when none is left the run
 starts over from the base model. Nothing here raises on a bad checkpoint: no crash loop.
 """
 
@@ -24,9 +26,10 @@ from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import (
     CheckpointRef,
     checkpoint_prefix,
-    epoch_of_key,
     merge_refs,
+    position_of_key,
 )
+from activities.training.resumable import MID_EPOCH_KEY
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,31 @@ def check_checkpoint(path: Path, epochs: int) -> tuple[str | None, dict[str, Any
     if not ckpt.get("ema") or not isinstance(ckpt.get("train_args"), dict):
         return "EMA weights or train_args missing", None
     epoch = ckpt.get("epoch")
-    if not isinstance(epoch, int) or epoch < 0:
+    mid = ckpt.get(MID_EPOCH_KEY)
+    if not isinstance(epoch, int) or epoch < (-1 if mid is not None else 0):
         return f"invalid epoch {epoch!r}", None
     trained_for = ckpt["train_args"].get("epochs")
     if trained_for != epochs:
         return f"trained for epochs={trained_for}, request asks {epochs}", None
+    if mid is not None:
+        return _check_mid_epoch(mid, epoch), ckpt
     if epoch + 1 >= epochs:
         return "saved at the final epoch: nothing left to resume", None
     return None, ckpt
+
+
+def _check_mid_epoch(mid: Any, epoch: int) -> str | None:
+    """Why a mid-epoch section cannot be resumed (None: it can)."""
+    try:
+        in_epoch, samples, order = int(mid["epoch"]), int(mid["samples"]), list(mid["order"])
+        has_state = isinstance(mid["weights"], dict) and isinstance(mid["rng"], dict)
+    except (KeyError, TypeError, ValueError):
+        return "mid-epoch section malformed"
+    if in_epoch != epoch + 1 or not has_state:
+        return f"mid-epoch section of epoch {in_epoch} in a checkpoint after epoch {epoch + 1}"
+    if not 0 < samples <= len(order):
+        return f"mid-epoch position {samples} outside its order of {len(order)} samples"
+    return None
 
 
 def candidates(
@@ -98,12 +118,13 @@ def candidates(
 ) -> list[CheckpointRef]:
     """Heartbeated checkpoints plus newer ones found in storage, newest first."""
     refs = list(prior.checkpoints)
-    newest = refs[0].epoch if refs else 0
+    newest = refs[0].position if refs else (0, 0)
     try:
         for info in store.list(bucket, checkpoint_prefix(run_prefix)):
-            epoch = epoch_of_key(info.key)
-            if epoch is not None and epoch > newest:
-                refs.append(CheckpointRef(epoch, info.key, None))  # verified by recorded sha256
+            position = position_of_key(info.key)
+            if position is not None and position > newest:
+                # Verified by the sha256 recorded at upload.
+                refs.append(CheckpointRef(position[0], info.key, None, position[1]))
     except SentinelError as exc:
         log.warning("could not list checkpoints under %s: %s", run_prefix, exc)
     return merge_refs(refs)
@@ -137,11 +158,11 @@ def select_checkpoint(
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
         if reason is None:
-            verified = CheckpointRef(ref.epoch, ref.key, sha)
+            verified = CheckpointRef(ref.epoch, ref.key, sha, ref.samples)
             remaining = [verified] + [r for r in ordered[index + 1 :]]
             for bad, why in rejected:
                 log.warning("checkpoint %s (epoch %d) rejected: %s", bad.key, bad.epoch, why)
-            log.info("resuming from checkpoint %s (epoch %d)", ref.key, ref.epoch)
+            log.info("resuming from checkpoint %s (%s)", ref.key, ref.describe())
             return Selection(dest, verified, rejected, remaining)
         rejected.append((ref, reason))
         dest.unlink(missing_ok=True)

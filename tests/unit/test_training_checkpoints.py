@@ -209,7 +209,7 @@ def test_heartbeat_details_always_carry_the_resume_state() -> None:
     beat.beat("dataset", done=2)  # throttled
     assert len(sent) == 1
     assert sent[0]["key"] == "k2" and sent[0]["epoch"] == 2 and sent[0]["batch"] == 8
-    assert sent[0]["checkpoints"] == [{"epoch": 2, "key": "k2", "sha256": "s2"}]
+    assert sent[0]["checkpoints"] == [{"epoch": 2, "samples": 0, "key": "k2", "sha256": "s2"}]
     assert PriorState.from_details(sent).checkpoints == refs
 
 

@@ -76,7 +76,7 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--device", help="cpu, 0, 0,1 (default: GPU when present)")
+    parser.add_argument("--device", help="cpu or one GPU index, e.g. 0 (default: GPU when present)")
     parser.add_argument(
         "--require-approval",
         action="store_true",

@@ -1,0 +1,298 @@
+"""An Ultralytics trainer that can stop and resume *inside* an epoch, at a batch boundary.
+
+Ultralytics resumes only at epoch starts, and its shuffled order of an epoch cannot be
+recomputed after a restart. :func:`resumable_trainer` mixes :class:`ResumableMixin` into the
+model's own trainer class (detect, segment, ...) to add:
+
+- :class:`EpochSampler`: the order of epoch ``e`` is a permutation seeded by ``(seed, e)``, so
+  it does not depend on what was drawn before (prefetching, a dataloader reset at
+  ``close_mosaic``, a restart); a resumed epoch yields only the samples not yet trained;
+- :meth:`ResumableMixin.mid_epoch_snapshot`: the training state at a batch boundary, copied
+  to CPU on the training thread (weights, EMA, optimizer, scaler, epoch, samples done, the
+  epoch's order, RNG states) and returned with a writer that serialises it later, off the
+  training thread;
+- :meth:`ResumableMixin.resume_training`: a checkpoint with a ``sentinel_mid_epoch`` section
+  resumes at that epoch (even the first), skipping exactly the samples already trained.
+
+Known differences from an uninterrupted run, inside the resumed epoch only: Ultralytics'
+batch counter restarts at 0, so the warmup ramp (while ``ni <= nw``) and the gradient
+accumulation cadence are computed from the shifted index. The samples seen are exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from copy import deepcopy
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MID_EPOCH_KEY = "sentinel_mid_epoch"
+"""The checkpoint section that makes a checkpoint a mid-epoch one."""
+
+_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs map to distinct generator seeds
+
+
+@dataclass(frozen=True)
+class MidEpoch:
+    """Where a mid-epoch checkpoint stands: ``samples`` of epoch ``epoch`` (0-based) trained."""
+
+    epoch: int
+    samples: int
+    order: list[int]
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy with every tensor cloned to CPU (the live ones keep training)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return deepcopy(obj)
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, NumPy, torch (and CUDA) generator states of this process."""
+    import numpy as np
+    import torch
+
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class EpochSampler:
+    """Indices of one epoch per pass; pass ``k`` after :meth:`rebase` (``e``) serves epoch
+    ``e + k``. The order depends only on ``(seed, epoch)``."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int) -> None:
+        self.size = size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.resume: MidEpoch | None = None
+        self.consumer_epoch: int | None = None
+        self._next_epoch = 0
+
+    def order(self, epoch: int) -> list[int]:
+        """The full order of ``epoch`` (0-based)."""
+        if not self.shuffle:
+            return list(range(self.size))
+        import torch
+
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * _SEED_STRIDE + epoch)
+        return [int(i) for i in torch.randperm(self.size, generator=generator)]
+
+    def rebase(self, epoch: int) -> None:
+        """The next pass drawn serves ``epoch`` (a new iterator, or a resumed run)."""
+        self._next_epoch = epoch
+
+    def remaining(self, epoch: int) -> list[int]:
+        """What epoch ``epoch`` still has to train (all of it unless it is the resumed one)."""
+        if self.resume is not None and self.resume.epoch == epoch:
+            return self.resume.order[self.resume.samples :]
+        return self.order(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self._next_epoch
+        self._next_epoch += 1
+        yield from self.remaining(epoch)
+
+    def __len__(self) -> int:
+        # Read by the dataloader when an epoch starts: the epoch being consumed decides
+        # (passes for later epochs may already be prefetched).
+        resume = self.resume
+        if resume is not None and self.consumer_epoch == resume.epoch:
+            return self.size - resume.samples
+        return self.size
+
+
+class ResumableMixin:
+    """Mixed into an Ultralytics ``BaseTrainer`` subclass (see the module docstring)."""
+
+    # Attributes of Ultralytics' BaseTrainer this mixin reads (typed loosely on purpose).
+    args: Any
+    epoch: int
+    start_epoch: int
+    train_loader: Any
+    resume: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epoch_sampler: EpochSampler | None = None
+        self.mid_resume: MidEpoch | None = None
+        self.batch_indices: list[int] = []
+        """Dataset indices of the batch being trained (read by tests)."""
+        self.samples_done = 0
+        """Samples of the current epoch trained so far (including those of a prior attempt)."""
+        self.at_step_boundary = True
+        """No gradients are accumulated that the weights do not hold yet."""
+        self._index_of: dict[str, int] = {}
+        self.add_callback("on_train_epoch_start", ResumableMixin._epoch_start)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ data
+    def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0,
+                       mode: str = "train") -> Any:  # fmt: skip
+        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)  # type: ignore[misc]
+        if mode == "train":
+            self._install_sampler(loader)
+        return loader
+
+    def _install_sampler(self, loader: Any) -> None:
+        from torch.utils.data import RandomSampler, SequentialSampler
+
+        batch_sampler: Any = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+        inner = getattr(batch_sampler, "sampler", None)
+        if not isinstance(inner, RandomSampler | SequentialSampler):
+            log.warning("unexpected train sampler %s: no mid-epoch resume", type(inner).__name__)
+            self.epoch_sampler = None
+            return
+        dataset = loader.dataset
+        sampler = EpochSampler(
+            len(dataset), shuffle=isinstance(inner, RandomSampler), seed=int(self.args.seed)
+        )
+        sampler.resume = self.mid_resume
+        sampler.rebase(getattr(self, "epoch", self.start_epoch))
+        batch_sampler.sampler = sampler
+        self.epoch_sampler = sampler
+        self._index_of = {str(f): i for i, f in enumerate(getattr(dataset, "im_files", []))}
+
+    def _close_dataloader_mosaic(self) -> None:
+        super()._close_dataloader_mosaic()  # type: ignore[misc]
+        if self.epoch_sampler is not None:  # the loader is reset next: a fresh pass, this epoch
+            self.epoch_sampler.rebase(self.epoch)
+
+    def _epoch_start(self) -> None:
+        resumed = self.mid_resume is not None and self.mid_resume.epoch == self.epoch
+        self.samples_done = self.mid_resume.samples if resumed and self.mid_resume else 0
+        self.at_step_boundary = True
+        if self.epoch_sampler is not None:
+            self.epoch_sampler.consumer_epoch = self.epoch
+
+    def preprocess_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        files = batch.get("im_file") or []
+        self.batch_indices = [self._index_of.get(str(f), -1) for f in files]
+        self.samples_done += len(files)
+        self.at_step_boundary = False
+        return super().preprocess_batch(batch)  # type: ignore[misc]
+
+    def optimizer_step(self) -> None:
+        super().optimizer_step()  # type: ignore[misc]
+        self.at_step_boundary = True
+
+    # ------------------------------------------------------------------ checkpoint
+    def mid_epoch_snapshot(self) -> tuple[tuple[int, int], Callable[[Path], None]]:
+        """``((epochs done, samples of the next epoch done), write(path))``.
+
+        The state is copied here, on the training thread, at a batch boundary; ``write``
+        serialises it and may run on any thread afterwards.
+        """
+        from ultralytics import __version__
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        t: Any = self
+        sampler = self.epoch_sampler
+        order = sampler.order(self.epoch) if sampler is not None else []
+        if self.mid_resume is not None and self.mid_resume.epoch == self.epoch:
+            order = list(self.mid_resume.order)
+        ema = deepcopy(t.ema.ema).to("cpu").half()
+        if hasattr(ema, "criterion"):
+            ema.criterion = None
+        state = {
+            "epoch": self.epoch - 1,  # epochs completed, as Ultralytics counts them
+            "best_fitness": t.best_fitness,
+            "stopper": {"best_fitness": t.stopper.best_fitness, "best_epoch": t.stopper.best_epoch},
+            "model": None,
+            "ema": ema,
+            "updates": t.ema.updates,
+            "optimizer": _to_cpu(t.optimizer.state_dict()),
+            "scaler": _to_cpu(t.scaler.state_dict()),
+            "train_args": dict(vars(self.args)),
+            "train_metrics": {**(t.metrics or {}), "fitness": t.fitness},
+            "train_results": t.read_results_csv(),
+            "date": datetime.now().astimezone().isoformat(),
+            "version": __version__,
+            MID_EPOCH_KEY: {
+                "epoch": self.epoch,
+                "samples": self.samples_done,
+                "dataset_size": len(order),
+                "order": order,
+                "weights": _to_cpu(unwrap_model(t.model).state_dict()),
+                "rng": rng_states(),
+            },
+        }
+
+        def write(path: Path) -> None:
+            import torch
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            tmp.replace(path)
+
+        return (self.epoch, self.samples_done), write
+
+    def resume_training(self, ckpt: dict[str, Any] | None) -> None:
+        mid = (ckpt or {}).get(MID_EPOCH_KEY) if self.resume else None
+        if ckpt is None or mid is None:
+            super().resume_training(ckpt)  # type: ignore[misc]
+            if self.epoch_sampler is not None:
+                self.epoch_sampler.rebase(self.start_epoch)
+            return
+        t: Any = self
+        # Ultralytics' own resume refuses a checkpoint inside the first epoch; this is its
+        # body with the start epoch taken from the mid-epoch section.
+        t._load_checkpoint_state(ckpt)
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        model = unwrap_model(t.model)
+        if getattr(getattr(model, "student_model", model).model[-1], "one2one_cv2", None):
+            model.criterion = model.init_criterion()
+            model.criterion.updates = mid["epoch"] - 1
+            model.criterion.update()
+        model.load_state_dict(mid["weights"])  # the live weights, not the EMA Ultralytics uses
+        restore_rng_states(mid["rng"])
+        self.start_epoch = int(mid["epoch"])
+        order = [int(i) for i in mid["order"]]
+        size = len(self.train_loader.dataset)
+        if sorted(order) != list(range(size)) or not 0 <= int(mid["samples"]) <= size:
+            log.warning("mid-epoch state does not fit this dataset: epoch %d starts over",
+                        self.start_epoch + 1)  # fmt: skip
+            return
+        self.mid_resume = MidEpoch(self.start_epoch, int(mid["samples"]), order)
+        if self.epoch_sampler is not None:
+            self.epoch_sampler.resume = self.mid_resume
+            self.epoch_sampler.rebase(self.start_epoch)
+        log.info("resuming inside epoch %d after %d of %d samples", self.start_epoch + 1,
+                 self.mid_resume.samples, size)  # fmt: skip
+
+
+def resumable_trainer(model: Any) -> type:
+    """The model's own trainer class with :class:`ResumableMixin` mixed in."""
+    base = model._smart_load("trainer")
+    return type(f"Resumable{base.__name__}", (ResumableMixin, base), {})
