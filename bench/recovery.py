@@ -26,6 +26,14 @@ subprocesses, each with its own cache directory (as on separate nodes):
    starts the retried attempt: C checkpoints and hands over itself, far below the heartbeat
    timeout (the tests check the handover happened that way, this measures how fast).
 
+Runs 1-3 take a checkpoint at every epoch end (``SENTINEL_CHECKPOINT_INTERVAL_SECONDS=0``).
+
+4. **long epoch** (:mod:`bench._recovery_long`): epochs of a minute or more, checkpoints every
+   ``--interval`` seconds, also mid-epoch; the worker is SIGKILLed at 80% of an epoch.
+   ``seconds_rerun_after_kill`` (training done twice) next to
+   ``seconds_rerun_after_kill_epoch_checkpoints`` (what epoch-end checkpoints alone lose),
+   and the cost of one mid-epoch checkpoint.
+
 The last lines are machine-readable::
 
     epochs_rerun_after_kill=<n>
@@ -33,9 +41,12 @@ The last lines are machine-readable::
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
     sigterm_handover_seconds=<s>
+    seconds_rerun_after_kill=<s>
+    seconds_rerun_after_kill_epoch_checkpoints=<s>
 
-Run: ``.venv/bin/python bench/recovery.py`` (about three minutes on 2 CPU cores). A little
-over 300 lines: three measured phases sharing one stack and one snapshot.
+Run: ``.venv/bin/python bench/recovery.py`` (about eight minutes on 2 CPU cores;
+``--skip-long`` for runs 1-3 alone, about three). A little over 300 lines: measured phases
+sharing one stack and one snapshot.
 """
 
 from __future__ import annotations
@@ -76,6 +87,7 @@ from activities.infra.settings import Settings  # noqa: E402
 from activities.infra.storage import ObjectStore  # noqa: E402
 from activities.training.checkpoints import checkpoint_prefix, epoch_of_key  # noqa: E402
 from activities.training.control import ControlActivities  # noqa: E402
+from bench._recovery_long import long_epoch_case  # noqa: E402
 from bench._stack import bench_stack, cpu_model  # noqa: E402
 from tests.helpers.history import serving  # noqa: E402
 from tests.helpers.polling import eventually  # noqa: E402
@@ -88,10 +100,13 @@ STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 class GpuWorker:
     """``python -m workers --queues gpu`` with its own cache dir (a separate node)."""
 
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, env: dict[str, str] | None = None) -> None:
         self.cache = root / f"node-{name}"
         self.log_path = root / f"worker-{name}.log"
-        env = {**os.environ, "SENTINEL_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ, "SENTINEL_CHECKPOINT_INTERVAL_SECONDS": "0", **(env or {}),
+            "SENTINEL_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workers", "--queues", "gpu"],
@@ -273,6 +288,12 @@ async def measure(args: argparse.Namespace, root: Path, settings: Settings) -> d
             assert node_b is not None
             node_b.stop()  # run 3 has its own two workers
             handover = await _sigterm_handover(client, settings, store, request, root)
+            long = {} if args.skip_long else await long_epoch_case(
+                client, settings, store, args,
+                start=lambda r: _start(client, settings, r),
+                worker=lambda name, env: GpuWorker(name, root, env),
+                poll=_poll,
+            )  # fmt: skip
     finally:
         node_a.kill()
         node_a.stop()
@@ -287,7 +308,25 @@ async def measure(args: argparse.Namespace, root: Path, settings: Settings) -> d
         "heartbeat_timeout_seconds": args.heartbeat_timeout,
         "cancel_latency_seconds": cancel,
         "sigterm_handover_seconds": handover,
+        **long,
     }
+
+
+async def measure_long(args: argparse.Namespace, root: Path, settings: Settings) -> dict:
+    """The long-epoch case alone (``--only-long``)."""
+    store = ObjectStore.from_settings(settings)
+    client = await connect(settings)
+    control = ControlActivities(settings, store)
+    async with Worker(
+        client, task_queue=settings.cpu_task_queue, workflows=[TrainOnlyWorkflow],
+        activities=[control.write_control], activity_executor=ThreadPoolExecutor(2),
+    ):  # fmt: skip
+        return await long_epoch_case(
+            client, settings, store, args,
+            start=lambda r: _start(client, settings, r),
+            worker=lambda name, env: GpuWorker(name, root, env),
+            poll=_poll,
+        )  # fmt: skip
 
 
 def main() -> int:
@@ -298,11 +337,39 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
+    parser.add_argument("--skip-long", action="store_true", help="skip the long-epoch case")
+    parser.add_argument("--only-long", action="store_true", help="the long-epoch case alone")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        help="checkpoint interval (s) of the long-epoch case",
+    )
+    parser.add_argument("--long-images", type=int, default=800, help="long case: images")
+    parser.add_argument("--long-image-px", type=int, default=320, help="long case: image px")
+    parser.add_argument("--long-imgsz", type=int, default=320, help="long case: imgsz")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
     with bench_stack("recovery", keep=args.keep) as (root, settings, _store):
-        figures = asyncio.run(measure(args, root, settings))
+        figures = asyncio.run(measure_long(args, root, settings) if args.only_long
+                              else measure(args, root, settings))  # fmt: skip
+    if args.only_long:
+        figures.update(
+            dict.fromkeys(
+                (
+                    "kill_fraction",
+                    "kill_epoch",
+                    "resume_seconds",
+                    "epochs_rerun_after_kill",
+                    "detect_seconds",
+                    "heartbeat_timeout_seconds",
+                    "cancel_latency_seconds",
+                    "sigterm_handover_seconds",
+                ),
+                float("nan"),
+            )
+        )
     print(
         f"machine: nproc={os.cpu_count()} cpu={cpu_model()!r} python={platform.python_version()}"
         f" | {args.images} images, imgsz {args.imgsz}, batch {args.batch}, {args.epochs} epochs,"
@@ -315,6 +382,20 @@ def main() -> int:
     print(f"heartbeat_timeout_seconds={figures['heartbeat_timeout_seconds']:g}")
     print(f"cancel_latency_seconds={figures['cancel_latency_seconds']:.2f}")
     print(f"sigterm_handover_seconds={figures['sigterm_handover_seconds']:.2f}")
+    if args.only_long or not args.skip_long:
+        print(f"long case: interval {args.interval:g}s, {args.long_images} images at "
+              f"{args.long_imgsz}px, batch {args.batch}")  # fmt: skip
+        for name in (
+            "long_epoch_seconds",
+            "checkpoint_copy_seconds",
+            "checkpoint_serialise_seconds",
+            "checkpoint_upload_seconds",
+            "checkpoint_mb",
+            "checkpoints_mid_epoch",
+            "seconds_rerun_after_kill_epoch_checkpoints",
+            "seconds_rerun_after_kill",
+        ):
+            print(f"{name}={figures[name]:.3f}")  # fmt: skip
     return 0
 
 

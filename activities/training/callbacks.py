@@ -265,6 +265,7 @@ class TrainingHooks:
 
     def on_train_batch_end(self, trainer: Any) -> None:
         self._batches += 1
+        self.state.batch = trainer.batch_size  # after Ultralytics' own OOM halving, if any
         if trainer.batch_size < self.min_batch:  # Ultralytics' own first-epoch OOM halving
             raise BadInputError(
                 f"out of GPU memory: Ultralytics reduced batch to {trainer.batch_size}, below "
@@ -291,7 +292,9 @@ class TrainingHooks:
             return
         started = time.monotonic()
         position, write = trainer.mid_epoch_snapshot()
-        self.snapshot_seconds += time.monotonic() - started
+        copied = time.monotonic() - started
+        self.snapshot_seconds += copied
+        log.info("mid-epoch state at %s copied in %.3fs on the training thread", position, copied)
         self.uploader.submit_writer(position, write)
         self.policy.taken(position)
 

@@ -202,11 +202,13 @@ class CheckpointUploader:
                 self._pending = None
                 self._busy = True
             try:
+                serialised = 0.0
                 if item.write is not None:
                     started = time.monotonic()
                     item.write(item.path)  # serialisation, off the training thread
-                    self.serialise_seconds += time.monotonic() - started
-                self._upload(item.position, item.path)
+                    serialised = time.monotonic() - started
+                    self.serialise_seconds += serialised
+                self._upload(item.position, item.path, serialised)
             except Exception:  # never kill the thread: the next checkpoint tries again
                 self.failures += 1
                 log.exception("checkpoint upload at %s failed", item.position)
@@ -215,7 +217,7 @@ class CheckpointUploader:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _upload(self, position: Position, path: Path) -> None:
+    def _upload(self, position: Position, path: Path, serialised: float) -> None:
         key = checkpoint_key(self.run_prefix, *position)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
@@ -226,8 +228,9 @@ class CheckpointUploader:
             self.refs = kept
         self.uploads += 1
         self.upload_seconds += time.monotonic() - started
-        log.info("checkpoint %s uploaded to %s in %.2fs", ref.describe(), key,
-                 time.monotonic() - started)  # fmt: skip
+        log.info("checkpoint %s serialised in %.3fs, uploaded to %s in %.3fs (%d bytes)",
+                 ref.describe(), serialised, key, time.monotonic() - started,
+                 path.stat().st_size)  # fmt: skip
         self.on_uploaded(ref, list(kept))
         for old in dropped:
             if old.key != key:

@@ -153,12 +153,14 @@ class ResumableMixin:
         self.at_step_boundary = True
         """No gradients are accumulated that the weights do not hold yet."""
         self._index_of: dict[str, int] = {}
-        self.add_callback("on_train_epoch_start", ResumableMixin._epoch_start)  # type: ignore[attr-defined]
+        trainer: Any = self  # the mixin is only ever used mixed into a BaseTrainer
+        trainer.add_callback("on_train_epoch_start", ResumableMixin._epoch_start)
 
     # ------------------------------------------------------------------ data
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0,
                        mode: str = "train") -> Any:  # fmt: skip
-        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)  # type: ignore[misc]
+        base: Any = super()  # the Ultralytics trainer this is mixed into
+        loader = base.get_dataloader(dataset_path, batch_size, rank, mode)
         if mode == "train":
             self._install_sampler(loader)
         return loader
@@ -183,7 +185,8 @@ class ResumableMixin:
         self._index_of = {str(f): i for i, f in enumerate(getattr(dataset, "im_files", []))}
 
     def _close_dataloader_mosaic(self) -> None:
-        super()._close_dataloader_mosaic()  # type: ignore[misc]
+        base: Any = super()
+        base._close_dataloader_mosaic()
         if self.epoch_sampler is not None:  # the loader is reset next: a fresh pass, this epoch
             self.epoch_sampler.rebase(self.epoch)
 
@@ -199,10 +202,12 @@ class ResumableMixin:
         self.batch_indices = [self._index_of.get(str(f), -1) for f in files]
         self.samples_done += len(files)
         self.at_step_boundary = False
-        return super().preprocess_batch(batch)  # type: ignore[misc]
+        base: Any = super()
+        return base.preprocess_batch(batch)
 
     def optimizer_step(self) -> None:
-        super().optimizer_step()  # type: ignore[misc]
+        base: Any = super()
+        base.optimizer_step()
         self.at_step_boundary = True
 
     # ------------------------------------------------------------------ checkpoint
@@ -260,7 +265,8 @@ class ResumableMixin:
     def resume_training(self, ckpt: dict[str, Any] | None) -> None:
         mid = (ckpt or {}).get(MID_EPOCH_KEY) if self.resume else None
         if ckpt is None or mid is None:
-            super().resume_training(ckpt)  # type: ignore[misc]
+            base: Any = super()
+            base.resume_training(ckpt)
             if self.epoch_sampler is not None:
                 self.epoch_sampler.rebase(self.start_epoch)
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +56,14 @@ def snapshot(settings: Settings, store: ObjectStore) -> SnapshotRef:
     return make_snapshot(settings, store, count=16, seed=11)
 
 
+DEVICE = os.environ.get("SENTINEL_TEST_DEVICE", "cpu")
+"""``0`` on a GPU machine (``bench/gpu_check.py``): the same tests on CUDA, AMP on."""
+
+
 def _hp(epochs: int, **kwargs: object) -> Hyperparameters:
     extra = {"mosaic": 0.0, "warmup_epochs": 0.0, **kwargs.pop("extra", {})}  # type: ignore[dict-item]
     return Hyperparameters(
-        epochs=epochs, imgsz=64, batch=4, seed=1, device="cpu", workers=0, extra=extra, **kwargs
+        epochs=epochs, imgsz=64, batch=4, seed=1, device=DEVICE, workers=0, extra=extra, **kwargs
     )
 
 
