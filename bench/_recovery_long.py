@@ -1,20 +1,21 @@
 """``bench/recovery.py``'s long-epoch case: lost work bounded by time, not by the epoch.
 
 Two epochs of a minute or more each (the dataset is sized for it on this machine). Worker A
-trains with ``SENTINEL_CHECKPOINT_INTERVAL_SECONDS=<interval>``; at 80% of the second epoch
-it is SIGKILLed and standby B resumes. Measured:
+trains with ``SENTINEL_CHECKPOINT_INTERVAL_SECONDS=<interval>``; once its heartbeats report
+80% of the second epoch's batches it is SIGKILLed and standby B resumes. Measured:
 
 * ``seconds_rerun_after_kill``: training A had done past the checkpoint B resumed from,
   i.e. what is trained twice: kill time minus the time A had reached the resumed position
-  (its epoch start plus the position's share of the epoch, at A's measured pace);
+  (read from A's heartbeats, which carry the batch count: about one second apart);
 * ``seconds_rerun_after_kill_epoch_checkpoints``: the same with checkpoints at epoch ends
-  only (before mid-epoch checkpoints): kill time minus the epoch's start;
+  only (before mid-epoch checkpoints): kill time minus the second epoch's start;
 * the cost of one mid-epoch checkpoint, from worker A's log: the copy on the training
   thread, the serialisation and the upload (both on the uploader's thread), its size.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import time
@@ -81,51 +82,50 @@ async def long_epoch_case(
         heartbeat_timeout_seconds=args.heartbeat_timeout,
     )  # fmt: skip
     env = {"SENTINEL_CHECKPOINT_INTERVAL_SECONDS": str(args.interval)}
+    batches = -(-train_samples // args.batch)  # per epoch
     node_a, node_b = worker("long-a", env), None
     try:
         handle = await start(request)
-        marks: dict[str, float] = {}
+        series: list[tuple[float, int, int]] = []  # (time, epoch 1-based, batches done in it)
 
-        async def training(epoch_done: int) -> bool:
+        async def progress(epoch: int, fraction: float) -> bool:
             details = heartbeat_details(await handle.describe()) or {}
-            if details.get("attempt") != 1 or details.get("phase") not in ("train", "checkpoint"):
-                return False
-            done = int((details.get("summary") or {}).get("epoch") or 0)
-            if done >= epoch_done:
-                marks.setdefault(f"epoch{epoch_done}", time.monotonic())
-                return True
-            return False
+            shown = details.get("progress") or {}
+            if (
+                details.get("attempt") == 1
+                and details.get("phase") == "train"
+                and ("batches" in shown)
+            ):
+                point = (time.monotonic(), int(shown["epoch"]), int(shown["batches"]))
+                if not series or series[-1][1:] != point[1:]:
+                    series.append(point)
+            return bool(series) and series[-1][1:] >= (epoch, int(fraction * batches))
 
-        await poll(lambda: training(0), "the long run's training loop", timeout=600)
+        await poll(lambda: progress(1, 0), "the long run's training loop", timeout=900)
         node_b = worker("long-b", env)  # idle standby: A holds the task
-        await poll(lambda: training(1), "the long run's first epoch", timeout=900)
-        epoch_seconds = marks["epoch1"] - marks["epoch0"]
-        kill_at = marks["epoch1"] + KILL_AT * epoch_seconds
-        await poll(lambda: _after(kill_at), "80% of the second epoch", timeout=900)
+        await poll(lambda: progress(2, KILL_AT), "80% of the second epoch", timeout=1800)
         node_a.kill()
         killed = time.monotonic()
         result = await handle.result()
         log = store.get_bytes(settings.runs_bucket, f"runs/{handle.id}/logs/attempt-2.log")
         match = _RESUMED.search(log)
         epoch, samples = (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
-        if epoch >= 1:  # the second epoch's start, plus what the checkpoint holds of it
-            reached = marks["epoch1"] + samples / max(1, train_samples) * epoch_seconds
-        else:
-            reached = marks["epoch0"] + samples / max(1, train_samples) * epoch_seconds
+        epoch2_start = _reached(series, 2, 0)
         figures = {
-            "long_epoch_seconds": epoch_seconds,
+            "long_epoch_seconds": epoch2_start - _reached(series, 1, 0),
             "long_train_images": float(train_samples),
             "resumed_epoch": float(epoch),
             "resumed_samples": float(samples),
-            "seconds_rerun_after_kill": killed - reached,
-            "seconds_rerun_after_kill_epoch_checkpoints": killed - marks["epoch1"],
+            "seconds_rerun_after_kill": killed - _reached(series, epoch + 1, samples / args.batch),
+            "seconds_rerun_after_kill_epoch_checkpoints": killed - epoch2_start,
             "attempt": float(result.attempt),
             **checkpoint_costs(node_a.log_path.read_text(errors="replace")),
         }
         print(
-            f"long run {handle.id}: epoch {epoch_seconds:.1f}s ({train_samples} images), "
-            f"killed at {KILL_AT:.0%} of epoch 2, resumed from epoch {epoch} + {samples} "
-            f"samples, {result.epochs_done}/2 epochs on attempt {result.attempt}"
+            f"long run {handle.id}: epoch {figures['long_epoch_seconds']:.1f}s "
+            f"({train_samples} images, {batches} batches), killed at batch {series[-1][2]} of "
+            f"epoch 2, resumed from epoch {epoch} + {samples} samples, "
+            f"{result.epochs_done}/2 epochs on attempt {result.attempt}"
         )
         return figures
     finally:
@@ -133,6 +133,20 @@ async def long_epoch_case(
         node_a.stop()
         if node_b is not None:
             node_b.stop()
+
+
+def _reached(series: list[tuple[float, int, int]], epoch: int, batch: float) -> float:
+    """When A had trained ``batch`` batches of ``epoch`` (1-based): interpolated between the
+    heartbeats around it (about one second apart); an epoch's batch 0 is its first heartbeat
+    minus one batch's time."""
+    points = [(t, b) for t, e, b in series if e == epoch]
+    if len(points) < 2:
+        return points[0][0] if points else float("nan")
+    (t0, b0), (t1, b1) = points[0], points[1]
+    for (ta, ba), (tb, bb) in itertools.pairwise(points):
+        if ba <= batch <= bb:
+            return ta + (batch - ba) / max(1, bb - ba) * (tb - ta)
+    return t0 - (b0 - batch) * (t1 - t0) / max(1, b1 - b0)  # before the first heartbeat
 
 
 async def _after(deadline: float) -> bool:

@@ -78,7 +78,8 @@ def bare_ultralytics(data_yaml: Path, args: argparse.Namespace, out: Path) -> st
 
     YOLO("yolov8n.yaml").train(
         data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-        device=args.device, amp=args.device != "cpu", workers=args.workers, seed=1, plots=False, verbose=False, mosaic=0.0,
+        device=args.device, amp=args.device != "cpu", workers=args.workers, seed=1,
+        plots=False, verbose=False, mosaic=0.0,
         project=str(out), name="bare", exist_ok=True,
     )  # fmt: skip
     return (out / "bare" / "results.csv").read_text()

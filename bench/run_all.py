@@ -29,13 +29,15 @@ combined table and, last, every machine-readable line, overhead first::
     s3_restart_seconds=<s>
     s3_mirror_megabytes=<mb>
     sigterm_handover_seconds=<s>
+    seconds_rerun_after_kill=<s>
+    seconds_rerun_after_kill_epoch_checkpoints=<s>
     predict_ratio_vs_bare=<x>
     predict_ratio_vs_bare_pytorch=<x>
     predict_ratio_vs_bare_onnx=<x>
     predict_images_repeated=<n>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
-small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
+small sizes instead (dataset: 200 images; recovery: 8 epochs and a short "long" epoch). ``--only NAME`` runs a subset.
 Exits non-zero when a benchmark failed (the others still run and are reported).
 """
 
@@ -56,7 +58,10 @@ LINE = re.compile(r"^([a-z][a-z0-9_]*)=(-?[0-9][0-9.eE+-]*|nan|inf|-inf)$")
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "overhead": ("Overhead", []),
     "dataset": ("Dataset assembly", ["--images", "200"]),
-    "recovery": ("Training recovery", ["--epochs", "8"]),
+    "recovery": (
+        "Training recovery",
+        ["--epochs", "8", "--long-images", "160", "--long-image-px", "96", "--long-imgsz", "96"],
+    ),
     "s3_restart": ("Embedded stack restart", []),
     "predict": ("Batch prediction", ["--images", "200"]),
     "bounds": ("Bounds and retention", []),

@@ -276,7 +276,7 @@ class _Attempt:
             if not is_out_of_memory(exc):
                 uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
                 raise
-            raise self._out_of_memory(hooks.state.batch or plan.batch, uploader) from None
+            raise self._out_of_memory(hooks.current_batch() or plan.batch, uploader) from None
         finally:
             keepalive.stop()
         return hooks

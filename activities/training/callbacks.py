@@ -224,6 +224,7 @@ class TrainingHooks:
         self.signals = signals
         self.min_batch = min_batch
         self.state = RunState(epochs_requested=epochs)
+        self._trainer: Any = None
         self._in_epoch = False
         self._batches = 0
 
@@ -245,7 +246,13 @@ class TrainingHooks:
             raise Interrupted("worker_shutdown")
 
     # ------------------------------------------------------------------ events
+    def current_batch(self) -> int:
+        """The batch size training runs at now (after Ultralytics' own OOM halving)."""
+        size = getattr(self._trainer, "batch_size", 0) or self.state.batch
+        return int(size)
+
     def on_pretrain_routine_end(self, trainer: Any) -> None:
+        self._trainer = trainer
         if self.keepalive is not None:
             self.keepalive.stop()
         self.state.start_epoch = trainer.start_epoch
