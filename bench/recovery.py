@@ -44,8 +44,8 @@ The last lines are machine-readable::
     seconds_rerun_after_kill=<s>
     seconds_rerun_after_kill_epoch_checkpoints=<s>
 
-Run: ``.venv/bin/python bench/recovery.py`` (about eight minutes on 2 CPU cores;
-``--skip-long`` for runs 1-3 alone, about three). A little over 300 lines: measured phases
+Run: ``.venv/bin/python bench/recovery.py`` (about ten minutes on 2 loaded CPU cores;
+``--skip-long`` for runs 1-3 alone, about three; ``--only-long`` for run 4 alone). A little over 300 lines: measured phases
 sharing one stack and one snapshot.
 """
 
