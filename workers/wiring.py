@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeGuard
 
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.tracking import Tracking
 from activities.training.progress import ProgressReporter
 
 QueueKind = Literal["cpu", "gpu"]
@@ -46,7 +47,10 @@ def activities(
     """Activity callables for one queue kind, bound to ``settings`` and ``store``.
 
     ``progress`` lets training report each epoch to its workflow (the ``progress`` query).
+    Training, evaluation and the registry record runs in MLflow when
+    ``settings.mlflow_tracking_uri`` is set (one background sender per process).
     """
+    tracking = Tracking.from_settings(settings)
     if kind == "cpu":
         from activities.controller import ControllerActivities
         from activities.dataset import DatasetActivities
@@ -60,7 +64,7 @@ def activities(
         notify = NotifyActivities(settings)
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
-        registry = RegistryActivities(settings, store)
+        registry = RegistryActivities(settings, store, tracking=tracking)
         return [
             dataset.assemble_dataset,
             control.write_control,
@@ -78,9 +82,9 @@ def activities(
         from activities.training.activity import TrainingActivities
         from activities.training.progress import training_progress_callbacks
 
-        callbacks = training_progress_callbacks(progress) if progress else None
-        training = TrainingActivities(settings, store, extra_callbacks=callbacks)
-        evaluation = EvaluationActivities(settings, store)
+        callbacks = training_progress_callbacks(progress, tracking) if progress else None
+        training = TrainingActivities(settings, store, extra_callbacks=callbacks, tracking=tracking)
+        evaluation = EvaluationActivities(settings, store, tracking=tracking)
         return [training.train, evaluation.evaluate]
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")
 

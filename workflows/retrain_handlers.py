@@ -10,7 +10,7 @@ history.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -41,6 +41,7 @@ class RetrainHandlers:
         self._version: int | None = None
         self._approval: ApprovalState = "not_required"
         self._approval_note: ApprovalDecision | None = None
+        self._approval_requested_at: datetime | None = None
         self._stop_early = False
         self._stop_sent = False
         self._error: str | None = None
@@ -64,8 +65,10 @@ class RetrainHandlers:
             candidate_version=self._version,
             decision=self._decision,
             approval=self._approval,
+            approval_requested_at=self._approval_requested_at,
             stop_early_requested=self._stop_early,
             error=self._error,
+            tracking=self._training.tracking,
         )
 
     def _eta(self, now: float) -> float | None:
@@ -124,6 +127,8 @@ class RetrainHandlers:
     def _ask_for_approval(self) -> None:
         """From now on ``approve`` and ``reject`` are accepted (until one of them, or a timeout)."""
         self._stage, self._approval = "awaiting_approval", "pending"
+        # Workflow time: a state change only (no command), so runs in flight replay unchanged.
+        self._approval_requested_at = workflow.now()
 
     @workflow.update(name=names.APPROVE_UPDATE)
     async def approve(self, decision: ApprovalDecision) -> str:

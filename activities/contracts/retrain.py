@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -72,6 +73,9 @@ class TrainingProgress(Contract):
     epochs: int = Field(ge=1)
     metrics: dict[str, float] = Field(default_factory=dict)
     attempt: int = 1
+    tracking: str | None = Field(
+        None, description="MLflow records not sent yet or lost (None: all sent or tracking off)"
+    )
 
 
 class ApprovalDecision(Contract):
@@ -95,8 +99,14 @@ class Progress(Contract):
     candidate_version: int | None = None
     decision: GateDecision | None = None
     approval: ApprovalState = "not_required"
+    approval_requested_at: datetime | None = Field(
+        None, description="when the run started waiting for approval (alerting on long waits)"
+    )
     stop_early_requested: bool = False
     error: str | None = None
+    tracking: str | None = Field(
+        None, description="experiment tracking trouble reported by training (None: none)"
+    )
 
 
 class RetrainResult(Contract):

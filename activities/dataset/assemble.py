@@ -27,6 +27,7 @@ from activities.dataset.validation import (
     coco_to_yolo,
 )
 from activities.dataset.verified import Verified, list_source, verified_candidates
+from activities.infra import metrics
 from activities.infra.errors import BadInputError, NotFoundError, TransientStorageError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -216,6 +217,13 @@ def _verified(source: _Source, read: Source, request: AssembleRequest) -> Verifi
     return verified
 
 
+def _count_findings(dataset: str, report: Report) -> None:
+    """Operator metrics: what validation fixed or skipped, per kind."""
+    for kind, count in report.summary().items():
+        if count:
+            metrics.ASSEMBLY_FINDINGS.labels(dataset, kind).inc(count)
+
+
 def assemble(
     store: ObjectStore,
     settings: Settings,
@@ -239,6 +247,7 @@ def assemble(
     if test_prefix and not test_prefix.endswith("/"):
         test_prefix += "/"
     images = _manifest_images(source, read, verified.kept, request, test_prefix, report)
+    _count_findings(request.dataset, report)  # before the usability check: failures count too
     counts = _check_usable(images, request, f"{bucket}/{prefix}", verified.unverified, report)
     manifest = Manifest(
         dataset=request.dataset,

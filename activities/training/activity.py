@@ -30,9 +30,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.contracts import names
 from activities.contracts.training import TrainRequest, TrainResult
-from activities.infra.errors import translate_errors
+from activities.infra import metrics
+from activities.infra.errors import SentinelError, translate_errors
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.tracking import Tracking
 from activities.training import args as train_args
 from activities.training.callbacks import (
     Heartbeat,
@@ -46,6 +48,7 @@ from activities.training.control import POLL_INTERVAL_SECONDS, ControlPoller, ru
 from activities.training.fit import FitPlan, build_result, fit, publish
 from activities.training.oom import halved_batch, is_out_of_memory
 from activities.training.resume import PriorState, delete_stale, select_checkpoint
+from activities.training.telemetry import EpochTelemetry, track_start
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,8 @@ class TrainingActivities:
     """The ``train`` activity bound to settings and a store (dependency injection).
 
     ``materialize`` (default ``activities.dataset.materialize_snapshot``) and
-    ``extra_callbacks`` (``{event: fn}`` added after ours) exist for tests.
+    ``extra_callbacks`` (``{event: fn}`` added after ours) exist for tests; ``tracking``
+    records the run in MLflow (off by default).
     """
 
     def __init__(
@@ -83,9 +87,11 @@ class TrainingActivities:
         materialize: Materialize | None = None,
         extra_callbacks: dict[str, Callable[[Any], None]] | None = None,
         control_poll_seconds: float = POLL_INTERVAL_SECONDS,
+        tracking: Tracking | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.tracking = tracking or Tracking(None)
         self.materialize = materialize or _default_materialize
         self.extra_callbacks = extra_callbacks or {}
         self.control_poll_seconds = control_poll_seconds
@@ -97,8 +103,11 @@ class TrainingActivities:
         from activities.infra.yolo_env import bootstrap_offline
 
         bootstrap_offline()
-        info = activity.info()
-        return _Attempt(self, request, info).run()
+        attempt = _Attempt(self, request, activity.info())
+        try:
+            return attempt.run()
+        finally:
+            attempt.report_tracking()
 
 
 class _Attempt:
@@ -114,6 +123,9 @@ class _Attempt:
         self.info = info
         self.prefix = run_prefix(info.workflow_id)
         self.signals = _activity_signals()
+        self.tracker = owner.tracking.run(
+            request.model_name, info.workflow_id, info.workflow_run_id or info.workflow_id
+        )
 
     def run(self) -> TrainResult:
         extra = train_args.validate(self.hp)  # bad input fails before anything slow
@@ -140,6 +152,7 @@ class _Attempt:
             on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
         )  # fmt: skip
         self.heartbeat.set_checkpoints(selection.remaining)
+        self._track_start(selection.ref)
         uploader = CheckpointUploader(
             self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
             existing=selection.remaining,
@@ -177,6 +190,7 @@ class _Attempt:
             interval=max(1.0, self.request.heartbeat_timeout_seconds / 4),
             max_seconds=SETUP_KEEPALIVE_MAX_SECONDS,
         )
+        telemetry = EpochTelemetry(self.request.model_name, self.tracker)
         hooks = TrainingHooks(
             self.heartbeat,
             uploader,
@@ -192,7 +206,7 @@ class _Attempt:
             keepalive.start()
             fit(
                 plan, hooks, store=self.store, settings=self.settings,
-                extra_callbacks=self.owner.extra_callbacks,
+                extra_callbacks=self.owner.extra_callbacks, observers=telemetry.callbacks(),
             )  # fmt: skip
         except Interrupted as exc:
             self._finish_checkpoints(uploader)
@@ -200,11 +214,37 @@ class _Attempt:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
+                self._track_failure(exc)
                 raise
             raise self._out_of_memory(hooks.state.batch or plan.batch, uploader) from None
         finally:
             keepalive.stop()
         return hooks
+
+    # ------------------------------------------------------------------ tracking
+    def _track_start(self, resumed: CheckpointRef | None) -> None:
+        """Operator metrics and the MLflow run's parameters, tags and lineage (enqueued)."""
+        if resumed is not None:
+            metrics.TRAINING_RESUMES.labels(self.request.model_name).inc()
+        track_start(
+            self.tracker, self.request, attempt=self.info.attempt,
+            resumed_from_epoch=resumed.epoch if resumed else None,
+            store=self.store, settings=self.settings,
+        )  # fmt: skip
+
+    def _track_failure(self, exc: BaseException) -> None:
+        """A final failure (bad input, integrity) ends the MLflow run FAILED; retries do not."""
+        final = isinstance(exc, SentinelError) and not exc.retryable
+        if final or getattr(exc, "non_retryable", False):
+            self.tracker.tags({"sentinel.error": f"{type(exc).__name__}: {exc}"})
+            self.tracker.finish("FAILED")
+
+    def report_tracking(self) -> None:
+        """What MLflow has not received yet goes to the worker's log (it is still being sent:
+        a record that is finally lost is logged again by the sender)."""
+        line = self.tracker.status_line()
+        if line:
+            log.warning("%s (attempt %d): %s", self.info.workflow_id, self.info.attempt, line)
 
     # ------------------------------------------------------------------ helpers
     def _workdir(self) -> Path:
@@ -250,6 +290,7 @@ class _Attempt:
         done = hooks.state.epochs_done
         if exc.reason == "cancelled":
             log.info("training cancelled after %d epoch(s)", done)
+            self.tracker.finish("KILLED")
             return CancelledError("training cancelled at a batch boundary")
         log.info("worker shutting down after %d epoch(s): handing over", done)
         return ApplicationError(

@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.contracts import names
+from activities.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,16 @@ def _epoch_metrics(trainer: Any) -> dict[str, float]:
     return metrics
 
 
-def training_progress_callbacks(reporter: ProgressReporter) -> dict[str, Callable[[Any], None]]:
-    """Ultralytics callbacks that tell the workflow about each finished epoch."""
+def training_progress_callbacks(
+    reporter: ProgressReporter, tracking: Tracking | None = None
+) -> dict[str, Callable[[Any], None]]:
+    """Ultralytics callbacks that tell the workflow about each finished epoch (and about
+    MLflow records that are late or lost, when tracking is on)."""
     from activities.contracts.retrain import TrainingProgress
 
     def on_fit_epoch_end(trainer: Any) -> None:
+        info = activity.info()
+        late = tracking.status_line(info.workflow_run_id or "") if tracking else None
         reporter.report(
             names.TRAINING_PROGRESS_SIGNAL,
             TrainingProgress(
@@ -70,7 +76,8 @@ def training_progress_callbacks(reporter: ProgressReporter) -> dict[str, Callabl
                 epoch=min(int(trainer.epoch) + 1, int(trainer.epochs)),
                 epochs=int(trainer.epochs),
                 metrics=_epoch_metrics(trainer),
-                attempt=activity.info().attempt,
+                attempt=info.attempt,
+                tracking=late,
             ),
         )
 
