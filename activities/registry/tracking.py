@@ -22,11 +22,17 @@ from activities.tracking.records import csv_epochs
 log = logging.getLogger(__name__)
 
 
-def mirror_state(registry: Registry, model: str) -> RegistryState:
-    """Our registry's versions of ``model`` (with the retrain that made each) and production."""
+def mirror_state(registry: Registry, model: str, up_to: int | None = None) -> RegistryState:
+    """Our registry's versions of ``model`` (with the retrain that made each) and production.
+
+    ``up_to``: leave newer versions out (a publish mirrors up to its own version, so a newer
+    one is registered by its own publish, after the records that create its MLflow run).
+    """
     scan = registry.scan(model)
     versions = []
     for version in sorted(scan.versions):
+        if up_to is not None and version > up_to:
+            continue
         meta = registry.metadata(model, version)
         source = f"s3://{registry.bucket}/{layout.version_prefix(model, version)}"
         versions.append(MirroredVersion(version, meta.run_id, source))
@@ -67,15 +73,18 @@ def track_publish(
         if key is None:
             return
         text = registry.store.get_bytes(registry.bucket, key).decode()
-        tracker.backfill_now(session, run, csv_epochs(text))  # epochs lost with a killed worker
-        plot = _results_plot(text)
+        epochs = csv_epochs(text)  # empty for the evaluation CSV of a run without training
+        tracker.backfill_now(session, run, epochs)  # epochs lost with a killed worker
+        plot = _results_plot(text) if epochs else None
         if plot is not None:
             session.log_bytes(run, "plots/results.png", plot)
 
     tracker.call("registry artifacts", upload_artifacts)
     tracker.call("results plot", results_and_plot)
     tracker.finish("FINISHED")
-    tracking.mirror_registry(request.model, lambda: mirror_state(registry, request.model))
+    tracking.mirror_registry(
+        request.model, lambda: mirror_state(registry, request.model, up_to=result.version)
+    )
 
 
 def _results_plot(results_csv: str) -> bytes | None:

@@ -40,7 +40,7 @@ class MirroredVersion:
 
 @dataclass(frozen=True)
 class RegistryState:
-    """Our registry's view of one model."""
+    """Our registry's view of one model (``versions`` may stop below ``production``)."""
 
     model: str
     versions: tuple[MirroredVersion, ...]
@@ -76,7 +76,8 @@ def _registered(client: Any, model: str) -> dict[int, int]:
 
 
 def _register(session: Session, model: str, ours: MirroredVersion) -> int:
-    """Register ``ours`` under its own number if MLflow's numbering allows it."""
+    """Register ``ours`` under its own number if MLflow's numbering allows it, linked to the
+    MLflow run of the retrain that made it when there is one (not when tracking was off)."""
     client = session.client
     run_id = session.find_run(model, ours.workflow_run_id)
     tags = {VERSION_TAG: str(ours.version), "sentinel.workflow_run_id": ours.workflow_run_id}
@@ -99,10 +100,12 @@ def _register(session: Session, model: str, ours: MirroredVersion) -> int:
 
 def _set_alias(client: Any, state: RegistryState, numbers: dict[int, int]) -> None:
     current = client.get_registered_model(state.model).aliases.get(ALIAS)
-    wanted = numbers.get(state.production) if state.production is not None else None
-    if wanted is None:
+    if state.production is None:
         if current is not None:
             client.delete_registered_model_alias(state.model, ALIAS)
+        return
+    wanted = numbers.get(state.production)
+    if wanted is None:  # production is newer than this state: its own mirror will set it
         return
     if current is None or int(current) != wanted:
         client.set_registered_model_alias(state.model, ALIAS, str(wanted))

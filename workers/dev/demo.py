@@ -4,7 +4,8 @@
 2. retrain v1 from scratch: no champion, so it is promoted above the floor;
 3. add more verified annotations, as labellers would;
 4. retrain v2: evaluated against v1 on the same held-out test split, gated, published;
-5. print a summary table and where to look in the Temporal UI.
+5. print a summary table and where to look in the Temporal UI and the MLflow UI (both runs
+   are tracked there when the stack runs its MLflow server).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def _request(epochs: int) -> RetrainRequest:
     )
 
 
-def _summary(results: list[RetrainResult], ui_url: str | None) -> None:
+def _summary(
+    results: list[RetrainResult], ui_url: str | None, mlflow_url: str | None, experiment: str
+) -> None:
     table = Table(title="Sentinel Training demo")
     for column in (
         "version",
@@ -82,10 +85,20 @@ def _summary(results: list[RetrainResult], ui_url: str | None) -> None:
         console.print(f"  {key}")
     if ui_url:
         console.print(f"Inspect the runs in the Temporal UI: {ui_url}/namespaces/default/workflows")
+    if mlflow_url:
+        console.print(
+            f"Parameters, per-epoch metrics, lineage and the registered versions in the MLflow "
+            f"UI: {mlflow_url}/#/models/{MODEL} (experiment {experiment})"
+        )
 
 
 async def run_demo(
-    client: Client, settings: Settings, store: ObjectStore, ui_url: str | None = None
+    client: Client,
+    settings: Settings,
+    store: ObjectStore,
+    ui_url: str | None = None,
+    *,
+    mlflow_url: str | None = None,
 ) -> int:
     """The whole demo; returns the process exit code."""
     sentinel = SentinelClient(client, settings)
@@ -120,5 +133,5 @@ async def run_demo(
     if (code := await follow_run(sentinel, MODEL)) != 0:
         return code
     results.append(await sentinel.result(MODEL))
-    _summary(results, ui_url)
+    _summary(results, ui_url, mlflow_url, f"{settings.mlflow_experiment_prefix}{MODEL}")
     return 0
