@@ -53,6 +53,8 @@ SDK_SCRAPE_TIMEOUT_SECONDS = 2.0
 WATCH_INTERVAL_SECONDS = 60.0
 WATCH_MAX_RUNS = 200
 """Running retrains sampled per round (one cheap query each)."""
+WATCH_CONCURRENT_QUERIES = 8
+QUERY_TIMEOUT_SECONDS = 5.0
 
 
 def _loopback_port() -> int:
@@ -162,6 +164,7 @@ class RetrainWatch:
         self.interval = interval
         self._waiting: set[str] = set()
         self._stages: set[str] = set()
+        self._queries = asyncio.Semaphore(WATCH_CONCURRENT_QUERIES)
 
     async def run(self) -> None:
         """Sample every ``interval`` seconds until cancelled (errors are logged, not raised)."""
@@ -175,17 +178,16 @@ class RetrainWatch:
     async def sample(self) -> None:
         """One round: list running retrains, query each one's progress, set the gauges."""
         query = f"WorkflowType = '{names.RETRAIN_WORKFLOW}' AND ExecutionStatus = 'Running'"
+        runs = [
+            (execution.id, execution.run_id)
+            async for execution in self.client.list_workflows(query, limit=WATCH_MAX_RUNS)
+        ]
+        answers = await asyncio.gather(*(self._progress(*run) for run in runs))
         stages: dict[str, int] = {}
         waiting: dict[str, float] = {}
         now = datetime.now(UTC)
-        async for execution in self.client.list_workflows(query, limit=WATCH_MAX_RUNS):
-            handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
-            try:
-                progress = await asyncio.wait_for(
-                    handle.query(names.PROGRESS_QUERY, result_type=Progress), 10
-                )
-            except Exception as exc:  # no CPU worker answering right now
-                log.debug("retrain watch: no progress of %s: %s", execution.id, exc)
+        for progress in answers:
+            if progress is None:
                 continue
             stages[progress.stage] = stages.get(progress.stage, 0) + 1
             asked = progress.approval_requested_at
@@ -199,3 +201,15 @@ class RetrainWatch:
         for model in self._waiting - set(waiting):
             metrics.APPROVAL_WAITING_SECONDS.remove(model)
         self._waiting = set(waiting)
+
+    async def _progress(self, workflow_id: str, run_id: str | None) -> Progress | None:
+        """The run's ``progress`` query (None when no worker answers in time)."""
+        async with self._queries:
+            handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+            try:
+                return await asyncio.wait_for(
+                    handle.query(names.PROGRESS_QUERY, result_type=Progress), QUERY_TIMEOUT_SECONDS
+                )
+            except Exception as exc:  # no CPU worker answering right now
+                log.debug("retrain watch: no progress of %s: %s", workflow_id, exc)
+                return None

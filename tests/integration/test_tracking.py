@@ -146,6 +146,12 @@ async def test_killed_and_resumed_training_is_one_mlflow_run_and_its_worker_show
     assert after.value("sentinel_training_resumes_total", model=model) == 1
     assert after.value("sentinel_activity_retries_total", activity="train") >= 1
     assert after.value("sentinel_checkpoint_upload_bytes_total") > 0
+    # The SDK metrics the dashboard reads (tests/deploy checks the names it uses exist).
+    sdk = {
+        "temporal_worker_task_slots_available",
+        "temporal_activity_schedule_to_start_latency_bucket",
+    }
+    assert sdk <= after.names(), sorted(n for n in after.names() if n.startswith("temporal_"))
 
     # --- our registry: v1, and the run really resumed from a checkpoint
     meta = Registry(store, settings.models_bucket).metadata(model, 1)
