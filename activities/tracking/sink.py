@@ -143,6 +143,10 @@ class Sink:
 
     # ------------------------------------------------------------------ thread side
     def _drain(self) -> None:
+        try:  # MLflow's import (seconds of CPU) at worker start-up, not during a training
+            self._session = self._make_session()
+        except Exception as exc:  # retried with the first record
+            log.info("MLflow client not ready yet: %s", _short(exc))
         while True:
             record = self._queue.get()
             if record is None:
