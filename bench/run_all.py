@@ -1,4 +1,5 @@
-"""Run every benchmark (``make bench``): dataset, recovery, overhead; one table, then the lines.
+"""Run every benchmark (``make bench``): dataset, recovery, slow MLflow, overhead; one table,
+then the lines.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -16,6 +17,9 @@ combined table and, last, every machine-readable line, overhead first::
     detect_seconds=<s>
     heartbeat_timeout_seconds=<s>
     cancel_latency_seconds=<s>
+    slow_mlflow_overhead_ratio=<x>
+    slow_mlflow_cpu_share=<x>
+    slow_mlflow_delay_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -40,8 +44,10 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "overhead": ("Overhead", []),
     "dataset": ("Dataset assembly", ["--images", "200"]),
     "recovery": ("Training recovery", ["--epochs", "8"]),
+    "tracking_overhead": ("Slow MLflow", []),
 }
-ORDER = ("dataset", "recovery", "overhead")  # cheapest first: a broken stack shows up early
+# Cheapest first: a broken stack shows up early.
+ORDER = ("dataset", "recovery", "tracking_overhead", "overhead")
 
 
 def supports_quick(script: Path) -> bool:

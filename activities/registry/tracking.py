@@ -50,6 +50,7 @@ def track_publish(
     gate = request.gate
     tracker.tags(
         {
+            "mlflow.runName": f"{request.model} v{result.version}",  # the run, renamed
             "sentinel.version": result.version,
             "sentinel.promoted": str(result.promoted).lower(),
             "sentinel.decision": result.reason,

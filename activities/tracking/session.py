@@ -66,7 +66,15 @@ class Session:
             if found is None:
                 # MlflowException: created by another worker meanwhile.
                 with contextlib.suppress(MlflowException):
-                    self.client.create_experiment(name, tags={MODEL_TAG: model})
+                    # The MLflow UI shows experiments of this kind as model training (runs,
+                    # charts), not as GenAI (traces).
+                    self.client.create_experiment(
+                        name,
+                        tags={
+                            MODEL_TAG: model,
+                            "mlflow.experimentKind": "custom_model_development",
+                        },
+                    )
                 found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise LookupError(f"MLflow experiment {name!r} could not be created")

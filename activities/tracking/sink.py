@@ -84,6 +84,8 @@ class Sink:
         self._idle = threading.Condition(self._lock)
         self._busy = 0
         self._closing = threading.Event()
+        self.cpu_seconds = 0.0
+        """CPU time the thread spent sending (what tracking takes from a training's CPUs)."""
         self._thread = threading.Thread(target=self._drain, name="mlflow-sink", daemon=True)
         self._thread.start()
 
@@ -151,7 +153,9 @@ class Sink:
             record = self._queue.get()
             if record is None:
                 return
+            started = time.thread_time()
             sent = self._send(record)
+            self.cpu_seconds += time.thread_time() - started
             with self._idle:
                 status = self._status.setdefault(record.run_key, RunStatus())
                 status.waiting -= 1

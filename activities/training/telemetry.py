@@ -142,13 +142,15 @@ def track_start(
         }
     )
     base = request.base
-    tracker.call(
-        "base digest",
-        lambda s, run: s.log(
-            run, params={"base.sha256": base_digest(base, store, settings)},
-            timestamp_ms=int(time.time() * 1000),
-        ),
-    )  # fmt: skip
+    if resumed_from_epoch is None:  # a resumed attempt never loads the base (and an alias
+        # resolved again could name another version than the first attempt's)
+        tracker.call(
+            "base digest",
+            lambda s, run: s.log(
+                run, params={"base.sha256": base_digest(base, store, settings)},
+                timestamp_ms=int(time.time() * 1000),
+            ),
+        )  # fmt: skip
     tracker.call("dataset lineage", lambda s, run: _log_lineage(s, run, request, store))
 
 

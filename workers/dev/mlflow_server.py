@@ -70,6 +70,8 @@ class MlflowServer(_Process):
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
+            # MLflow 3's job runner (GenAI evaluation jobs): eight processes we never use.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         started = time.monotonic()
         self._spawn(args, env=env)
