@@ -57,9 +57,17 @@ class RunTracker:
         self.call("tags", lambda s, run: s.log(run, tags=values, timestamp_ms=at))
 
     def metrics(self, values: Mapping[str, float]) -> None:
-        """Summary metrics of the run (step 0), e.g. the evaluation's."""
+        """Summary metrics of the run (step 0), e.g. the evaluation's. Each is logged once: a
+        retried attempt (same candidate, same numbers) never adds a second value."""
         metrics, at = dict(values), _now_ms()
-        self.call("metrics", lambda s, run: s.log(run, metrics=metrics, timestamp_ms=at))
+
+        def operation(session: Session, run: str) -> None:
+            logged = session.client.get_run(run).data.metrics
+            missing = {key: value for key, value in metrics.items() if key not in logged}
+            if missing:
+                session.log(run, metrics=missing, timestamp_ms=at)
+
+        self.call("metrics", operation)
 
     def epoch(self, epoch: int, values: Mapping[str, float]) -> None:
         """The metrics of one epoch (``step`` = epoch), unless that step is logged already."""

@@ -78,9 +78,8 @@ class EpochTelemetry:
             metrics.TRAINING_IMAGES_PER_SECOND.labels(self.model).set(self._images_per_second)
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
-        if not self._in_epoch:  # Ultralytics' final validation of best.pt, after the loop
-            self.tracker.metrics(numeric(trainer.metrics or {}, prefix="best/"))
-            return
+        if not self._in_epoch:  # Ultralytics' final validation of best.pt, after the loop:
+            return  # an attempt's own best.pt; the published candidate's scores are test/...
         self._in_epoch = False
         epoch = int(trainer.epoch) + 1
         metrics.TRAINING_EPOCH.labels(self.model).set(epoch)

@@ -124,5 +124,5 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
         steps = [m.step for m in mlflow.get_metric_history(run.info.run_id, "epoch")]
         assert sorted(steps) == epochs
     versions = mlflow.search_model_versions("name = 'demo-shapes'")
-    assert sorted(v.version for v in versions) == ["1", "2"]
+    assert sorted(int(v.version) for v in versions) == [1, 2]
     assert "production" in mlflow.get_registered_model("demo-shapes").aliases

@@ -215,6 +215,7 @@ def test_a_resumed_attempt_never_logs_an_epoch_twice(
     first = tracking.run(model, f"retrain-{model}", run_key)
     for epoch in (1, 2, 3):
         first.epoch(epoch, {"train/box_loss": float(epoch)})
+    first.metrics({"test/mAP50-95": 0.5})
     _flush(tracking)
     # Another attempt (as on another worker: it learns from MLflow what is logged) trains
     # epochs 2 and 3 again from an older checkpoint, then publish backfills from results.csv.
@@ -222,6 +223,7 @@ def test_a_resumed_attempt_never_logs_an_epoch_twice(
     for epoch in (2, 3, 4):
         second.epoch(epoch, {"train/box_loss": 10.0 * epoch})
     second.backfill({epoch: {"train/box_loss": 100.0 * epoch} for epoch in range(1, 6)})
+    second.metrics({"test/mAP50-95": 0.6, "test/mAP50": 0.7})  # a retried evaluation
     _flush(tracking)
 
     mlflow = MlflowClient(mlflow_server.url)
@@ -233,6 +235,9 @@ def test_a_resumed_attempt_never_logs_an_epoch_twice(
     assert sorted((m.step, m.value) for m in history) == [
         (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 500.0),
     ]  # fmt: skip
+    summary = {key: [m.value for m in mlflow.get_metric_history(runs[0].info.run_id, key)]
+               for key in ("test/mAP50-95", "test/mAP50")}  # fmt: skip
+    assert summary == {"test/mAP50-95": [0.5], "test/mAP50": [0.7]}
     assert second.status().lost == 0 and second.status_line() is None
 
 
