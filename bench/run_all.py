@@ -19,6 +19,7 @@ combined table and, last, every machine-readable line, overhead first::
     cancel_latency_seconds=<s>
     slow_mlflow_overhead_ratio=<x>
     slow_mlflow_cpu_share=<x>
+    slow_mlflow_enqueue_share=<x>
     slow_mlflow_delay_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get

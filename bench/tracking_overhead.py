@@ -14,7 +14,8 @@ thread, as at a worker's start-up), then ``--pairs`` pairs, alternating which si
 Per pair: ``slow / off`` of the activity's wall time; the result is the median over pairs
 (and the process CPU seconds of both sides). On a shared machine the wall-time ratio is as
 noisy as the machine; the tracking thread's own CPU time during a run (``Sink.cpu_seconds``)
-bounds what tracking can take from it, whatever the load: the training thread only enqueues.
+and the time the training thread spends in tracking calls (it only enqueues, timed here)
+bound what tracking can take from a training, whatever the load.
 After the last run the tracking thread is given time to send its backlog, which shows that
 nothing was lost, only late.
 
@@ -22,6 +23,7 @@ The last lines are machine-readable::
 
     slow_mlflow_overhead_ratio=<x>       median over pairs of slow / off wall time
     slow_mlflow_cpu_share=<x>            tracking thread CPU / tracked trainings' wall time
+    slow_mlflow_enqueue_share=<x>        training thread time in tracking calls / same
     slow_mlflow_delay_seconds=<s>
 
 Run: ``.venv/bin/python bench/tracking_overhead.py`` (about 15 minutes on 2 CPU cores).
@@ -50,12 +52,38 @@ from activities.contracts.training import Hyperparameters, TrainRequest
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.infra.yolo_env import bootstrap_offline
-from activities.tracking import Tracking
+from activities.tracking import RunTracker, Tracking
+from activities.tracking.session import RunIdentity
+from activities.tracking.tracker import RunOperation
 from activities.training import TrainingActivities
 from bench._stack import bench_stack, cpu_model
 from tests.helpers.slow_links import DelayingHttpProxy
 from tests.helpers.stack import start_mlflow
 from tests.helpers.training import make_snapshot
+
+
+class TimedTracking(Tracking):
+    """Tracking whose run trackers time every call made from the training thread (enqueue)."""
+
+    def __init__(self, tracking: Tracking) -> None:
+        super().__init__(tracking.sink)
+        self.enqueue_seconds = 0.0
+        self.enqueues = 0
+        self.slowest_enqueue = 0.0
+
+    def run(self, model: str, workflow_id: str, workflow_run_id: str) -> RunTracker:
+        owner = self
+
+        class Timed(RunTracker):
+            def call(self, what: str, operation: RunOperation) -> None:
+                started = time.perf_counter()
+                super().call(what, operation)
+                spent = time.perf_counter() - started
+                owner.enqueue_seconds += spent
+                owner.enqueues += 1
+                owner.slowest_enqueue = max(owner.slowest_enqueue, spent)
+
+        return Timed(self.sink, RunIdentity(model, workflow_id, workflow_run_id))
 
 
 def _cpu_seconds() -> float:
@@ -108,8 +136,10 @@ def main() -> int:
         try:
             snapshot = make_snapshot(settings, store, count=args.images, seed=3)
             off = Tracking(None)
-            slow = Tracking.from_settings(
-                settings.model_copy(update={"mlflow_tracking_uri": proxy.url})
+            slow = TimedTracking(
+                Tracking.from_settings(
+                    settings.model_copy(update={"mlflow_tracking_uri": proxy.url})
+                )
             )
             print(f"warm-up ({args.epochs} epochs, tracking off) ...", flush=True)
             _train(settings, store, snapshot, off, args.epochs)
@@ -161,9 +191,14 @@ def main() -> int:
           f"median CPU ratio {statistics.median(cpu_ratios):.3f}, "
           f"tracking thread CPU {sender_total:.2f}s in all = {share:.4%} of the tracked "
           f"trainings' wall time")  # fmt: skip
+    enqueue_share = slow.enqueue_seconds / sum(w_slow for _, w_slow, *_ in rows)
+    print(f"training thread: {slow.enqueues} tracking calls, {slow.enqueue_seconds * 1000:.1f} ms "
+          f"in all ({enqueue_share:.5%} of the tracked trainings' wall time), slowest "
+          f"{slow.slowest_enqueue * 1e6:.0f} us")  # fmt: skip
     print(f"backlog after the last run sent in {drain:.0f}s (complete: {drained})")
     print(f"slow_mlflow_overhead_ratio={statistics.median(ratios):.3f}")
     print(f"slow_mlflow_cpu_share={share:.5f}")
+    print(f"slow_mlflow_enqueue_share={enqueue_share:.6f}")
     print(f"slow_mlflow_delay_seconds={args.delay:g}")
     return 0 if drained else 1
 
