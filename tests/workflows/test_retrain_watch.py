@@ -1,4 +1,5 @@
-"""The CPU workers' watch over running retrains (operator metrics), on stub activities.
+"""What operators and people following a run see of it, on stub activities: the CPU workers'
+watch over running retrains (operator metrics), and tracking trouble in the progress query.
 
 An approval wait runs no activity, so only the workflow knows about it: the watch reads it
 through the ``progress`` query and exports how long each approval has waited, which the
@@ -10,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from activities.contracts import names
-from activities.contracts.retrain import ApprovalDecision, ApprovalPolicy
+from activities.contracts.retrain import ApprovalDecision, ApprovalPolicy, TrainingProgress
 from tests.helpers.polling import eventually
 from tests.workflows.harness import Harness
 from workers.telemetry import RetrainWatch
@@ -46,3 +47,21 @@ async def test_the_watch_exports_how_long_an_approval_has_waited(harness: Harnes
         return _waiting(model) is None
 
     await eventually(gone, timeout=30, interval=0.5, message="gauge removed once decided")
+
+
+async def test_tracking_trouble_reported_by_training_shows_in_progress(harness: Harness) -> None:
+    release = harness.stubs.hold(names.TRAIN)
+    handle = await harness.start(harness.request())
+    await harness.stubs.started(names.TRAIN)
+    assert (await harness.reach_stage(handle, "training")).tracking is None
+    late = "MLflow: 3 waiting, 1 lost after retries; 9 sent"
+    await handle.signal(
+        names.TRAINING_PROGRESS_SIGNAL, TrainingProgress(epoch=2, epochs=5, tracking=late)
+    )
+
+    async def shown() -> bool:
+        return (await harness.progress(handle)).tracking == late
+
+    await eventually(shown, timeout=15, interval=0.1, message="tracking line in progress")
+    release.set()
+    await handle.result()
