@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
+from prometheus_client import REGISTRY
 from temporalio.client import Client
 
 from activities.infra.settings import Settings
@@ -139,6 +140,12 @@ async def test_killed_and_resumed_training_is_one_mlflow_run_and_its_worker_show
         "temporal_activity_schedule_to_start_latency_bucket",
     }
     assert sdk <= after.names(), sorted(n for n in after.names() if n.startswith("temporal_"))
+
+    # The CPU worker ran in this process: its publish outcome is in this registry.
+    published = REGISTRY.get_sample_value(
+        "sentinel_publish_outcomes_total", {"model": model, "outcome": "promoted"}
+    )
+    assert published == 1
 
     # --- our registry: v1, and the run really resumed from a checkpoint
     meta = Registry(store, settings.models_bucket).metadata(model, 1)
