@@ -45,8 +45,9 @@ The last lines are machine-readable::
     seconds_rerun_after_kill_epoch_checkpoints=<s>
 
 Run: ``.venv/bin/python bench/recovery.py`` (about ten minutes on 2 loaded CPU cores;
-``--skip-long`` for runs 1-3 alone, about three; ``--only-long`` for run 4 alone). A little over 300 lines: measured phases
-sharing one stack and one snapshot.
+``--skip-long`` for runs 1-3 alone, about three; ``--only-long`` for run 4 alone). About 400
+lines on purpose: four measured phases sharing one stack, one snapshot and the worker
+processes (run 4's measurement itself is in ``bench/_recovery_long.py``).
 """
 
 from __future__ import annotations

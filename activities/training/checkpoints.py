@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activities.infra import metrics
 from activities.infra.files import atomic_copy
 from activities.infra.storage import ObjectStore
 
@@ -211,6 +212,7 @@ class CheckpointUploader:
                 self._upload(item.position, item.path, serialised)
             except Exception:  # never kill the thread: the next checkpoint tries again
                 self.failures += 1
+                metrics.CHECKPOINT_UPLOAD_FAILURES.inc()
                 log.exception("checkpoint upload at %s failed", item.position)
             finally:
                 with self._cond:
@@ -221,6 +223,8 @@ class CheckpointUploader:
         key = checkpoint_key(self.run_prefix, *position)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
+        metrics.CHECKPOINT_UPLOAD_SECONDS.observe(time.monotonic() - started)
+        metrics.CHECKPOINT_UPLOAD_BYTES.inc(info.size)
         ref = CheckpointRef(position[0], key, info.sha256, position[1])
         with self._cond:
             self.refs = merge_refs(self.refs, ref)
