@@ -39,7 +39,7 @@ def measure(arch: str, repeats: int) -> dict[str, float]:
     bootstrap_offline()
     from ultralytics import YOLO
 
-    from activities.training.resumable import _to_cpu, rng_states
+    from activities.training.epoch_state import rng_states, to_cpu
 
     model = YOLO(arch).model
     model.train()
@@ -53,8 +53,8 @@ def measure(arch: str, repeats: int) -> dict[str, float]:
         started = time.perf_counter()
         state = {
             "ema": deepcopy(ema).to("cpu").half(),
-            "optimizer": _to_cpu(optimizer.state_dict()),
-            "weights": _to_cpu(model.state_dict()),
+            "optimizer": to_cpu(optimizer.state_dict()),
+            "weights": to_cpu(model.state_dict()),
             "rng": rng_states(),
         }
         copies.append(time.perf_counter() - started)

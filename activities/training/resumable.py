@@ -4,9 +4,10 @@ Ultralytics resumes only at epoch starts, and its shuffled order of an epoch can
 recomputed after a restart. :func:`resumable_trainer` mixes :class:`ResumableMixin` into the
 model's own trainer class (detect, segment, ...) to add:
 
-- :class:`EpochSampler`: the order of epoch ``e`` is a permutation seeded by ``(seed, e)``, so
-  it does not depend on what was drawn before (prefetching, a dataloader reset at
-  ``close_mosaic``, a restart); a resumed epoch yields only the samples not yet trained;
+- :class:`~activities.training.epoch_state.EpochSampler` in place of Ultralytics' shuffling:
+  the order of epoch ``e`` is a permutation seeded by ``(seed, e)``, so it does not depend on
+  what was drawn before (prefetching, a dataloader reset at ``close_mosaic``, a restart); a
+  resumed epoch yields only the samples not yet trained;
 - :meth:`ResumableMixin.mid_epoch_snapshot`: the training state at a batch boundary, copied
   to CPU on the training thread (weights, EMA, optimizer, scaler, epoch, samples done, the
   epoch's order, RNG states) and returned with a writer that serialises it later, off the
@@ -16,120 +17,31 @@ model's own trainer class (detect, segment, ...) to add:
 
 Known differences from an uninterrupted run, inside the resumed epoch only: Ultralytics'
 batch counter restarts at 0, so the warmup ramp (while ``ni <= nw``) and the gradient
-accumulation cadence are computed from the shifted index. The samples seen are exact.
+accumulation cadence are computed from the shifted index. The samples seen are exact, and the
+epoch's mean training losses (``results.csv``) cover the batches of both attempts.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from copy import deepcopy
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from activities.training.epoch_state import (
+    EpochSampler,
+    MidEpoch,
+    restore_rng_states,
+    rng_states,
+    to_cpu,
+)
 
 log = logging.getLogger(__name__)
 
 MID_EPOCH_KEY = "sentinel_mid_epoch"
 """The checkpoint section that makes a checkpoint a mid-epoch one."""
-
-_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs map to distinct generator seeds
-
-
-@dataclass(frozen=True)
-class MidEpoch:
-    """Where a mid-epoch checkpoint stands: ``samples`` of epoch ``epoch`` (0-based) trained."""
-
-    epoch: int
-    samples: int
-    order: list[int]
-
-
-def _to_cpu(obj: Any) -> Any:
-    """A deep copy with every tensor cloned to CPU (the live ones keep training)."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return deepcopy(obj)
-
-
-def rng_states() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states of this process."""
-    import numpy as np
-    import torch
-
-    states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-class EpochSampler:
-    """Indices of one epoch per pass; pass ``k`` after :meth:`rebase` (``e``) serves epoch
-    ``e + k``. The order depends only on ``(seed, epoch)``."""
-
-    def __init__(self, size: int, *, shuffle: bool, seed: int) -> None:
-        self.size = size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.resume: MidEpoch | None = None
-        self.consumer_epoch: int | None = None
-        self._next_epoch = 0
-
-    def order(self, epoch: int) -> list[int]:
-        """The full order of ``epoch`` (0-based)."""
-        if not self.shuffle:
-            return list(range(self.size))
-        import torch
-
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * _SEED_STRIDE + epoch)
-        return [int(i) for i in torch.randperm(self.size, generator=generator)]
-
-    def rebase(self, epoch: int) -> None:
-        """The next pass drawn serves ``epoch`` (a new iterator, or a resumed run)."""
-        self._next_epoch = epoch
-
-    def remaining(self, epoch: int) -> list[int]:
-        """What epoch ``epoch`` still has to train (all of it unless it is the resumed one)."""
-        if self.resume is not None and self.resume.epoch == epoch:
-            return self.resume.order[self.resume.samples :]
-        return self.order(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        epoch = self._next_epoch
-        self._next_epoch += 1
-        yield from self.remaining(epoch)
-
-    def __len__(self) -> int:
-        # Read by the dataloader when an epoch starts: the epoch being consumed decides
-        # (passes for later epochs may already be prefetched).
-        resume = self.resume
-        if resume is not None and self.consumer_epoch == resume.epoch:
-            return self.size - resume.samples
-        return self.size
 
 
 class ResumableMixin:
@@ -155,6 +67,9 @@ class ResumableMixin:
         self._index_of: dict[str, int] = {}
         trainer: Any = self  # the mixin is only ever used mixed into a BaseTrainer
         trainer.add_callback("on_train_epoch_start", ResumableMixin._epoch_start)
+        trainer.add_callback("on_train_epoch_end", ResumableMixin._epoch_end)
+        self.epoch_batches = 0
+        """Batches of the current epoch trained so far (including a prior attempt's)."""
 
     # ------------------------------------------------------------------ data
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0,
@@ -193,14 +108,33 @@ class ResumableMixin:
     def _epoch_start(self) -> None:
         resumed = self.mid_resume is not None and self.mid_resume.epoch == self.epoch
         self.samples_done = self.mid_resume.samples if resumed and self.mid_resume else 0
+        self.epoch_batches = self.mid_resume.batches if resumed and self.mid_resume else 0
         self.at_step_boundary = True
         if self.epoch_sampler is not None:
             self.epoch_sampler.consumer_epoch = self.epoch
+
+    def _epoch_end(self) -> None:
+        """The resumed epoch's mean losses cover its batches of both attempts: Ultralytics'
+        running mean restarted with this attempt."""
+        mid, t = self.mid_resume, cast(Any, self)
+        if mid is None or mid.epoch != self.epoch or not mid.batches or mid.tloss is None:
+            return
+        here = self.epoch_batches - mid.batches
+        if not isinstance(t.tloss, dict) or here <= 0:
+            return
+        total = mid.batches + here
+        t.tloss = {
+            key: (mid.tloss[key].to(value.device) * mid.batches + value * here) / total
+            if key in mid.tloss
+            else value
+            for key, value in t.tloss.items()
+        }
 
     def preprocess_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         files = batch.get("im_file") or []
         self.batch_indices = [self._index_of.get(str(f), -1) for f in files]
         self.samples_done += len(files)
+        self.epoch_batches += 1
         self.at_step_boundary = False
         base: Any = super()
         return base.preprocess_batch(batch)
@@ -235,8 +169,8 @@ class ResumableMixin:
             "model": None,
             "ema": ema,
             "updates": t.ema.updates,
-            "optimizer": _to_cpu(t.optimizer.state_dict()),
-            "scaler": _to_cpu(t.scaler.state_dict()),
+            "optimizer": to_cpu(t.optimizer.state_dict()),
+            "scaler": to_cpu(t.scaler.state_dict()),
             "train_args": dict(vars(self.args)),
             "train_metrics": {**(t.metrics or {}), "fitness": t.fitness},
             "train_results": t.read_results_csv(),
@@ -245,9 +179,11 @@ class ResumableMixin:
             MID_EPOCH_KEY: {
                 "epoch": self.epoch,
                 "samples": self.samples_done,
+                "batches": self.epoch_batches,
+                "tloss": to_cpu(t.tloss),
                 "dataset_size": len(order),
                 "order": order,
-                "weights": _to_cpu(unwrap_model(t.model).state_dict()),
+                "weights": to_cpu(unwrap_model(t.model).state_dict()),
                 "rng": rng_states(),
             },
         }
@@ -290,7 +226,13 @@ class ResumableMixin:
             log.warning("mid-epoch state does not fit this dataset: epoch %d starts over",
                         self.start_epoch + 1)  # fmt: skip
             return
-        self.mid_resume = MidEpoch(self.start_epoch, int(mid["samples"]), order)
+        self.mid_resume = MidEpoch(
+            self.start_epoch,
+            int(mid["samples"]),
+            order,
+            int(mid.get("batches") or 0),
+            mid.get("tloss"),
+        )
         if self.epoch_sampler is not None:
             self.epoch_sampler.resume = self.mid_resume
             self.epoch_sampler.rebase(self.start_epoch)

@@ -9,8 +9,8 @@ from activities.training.checkpoints import (
     merge_refs,
     position_of_key,
 )
+from activities.training.epoch_state import EpochSampler, MidEpoch
 from activities.training.policy import CheckpointPolicy
-from activities.training.resumable import EpochSampler, MidEpoch
 
 
 class Clock:
