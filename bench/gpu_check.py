@@ -12,8 +12,10 @@ On a machine with CUDA, in order (each step bounded, a failed step reported and 
    ``TrainOnlyWorkflow`` on that worker, images/s of each from its ``results.csv`` (training
    and per-epoch validation, the same for both), and their ratio (goal >= 0.98);
 4. **a real out-of-memory**: ``yolov8x.yaml`` with a batch far too big for the card: the batch
-   is halved (by Ultralytics in the first epoch, then by us across a Temporal retry) until
-   it fits; the carried batch and the attempt are read from the run's result and history.
+   is halved (by Ultralytics in the first epoch; by us, across a Temporal retry, when the
+   error escapes it) until it fits; if the run is still on its first attempt then, its worker
+   gets SIGTERM and a fresh one must resume at the halved batch. The batch that fits, the
+   final one, the attempt and why the previous attempt ended are read from the run.
 
 The last lines are machine-readable, one ``key=value`` per figure (``*_error=`` when a step
 failed). Without CUDA: says so, prints ``cuda_available=0`` and exits 0.
@@ -85,28 +87,56 @@ def bare_ultralytics(data_yaml: Path, args: argparse.Namespace, out: Path) -> st
     return (out / "bare" / "results.csv").read_text()
 
 
+class EntryPoint:
+    """``python -m workers`` as the GPU image runs it (``SENTINEL_WORKER_QUEUES=gpu``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.env = {**os.environ, "SENTINEL_WORKER_QUEUES": "gpu",
+                    "SENTINEL_CACHE_DIR": str(root / "gpu")}  # fmt: skip
+        self.log = (root / "gpu-worker.log").open("ab")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def check(self) -> bool:
+        done = subprocess.run(
+            [sys.executable, "-m", "workers", "--check"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode == 0  # fmt: skip
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=REPO, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def terminate(self) -> int | None:
+        """SIGTERM, as the kubelet sends it; the exit code (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+
 async def workflow_runs(args: argparse.Namespace, root: Path, settings: Any, store: Any) -> None:
-    from temporalio.client import WorkflowFailureError
     from temporalio.worker import Worker
 
-    from activities.contracts.training import ArchitectureBase, Hyperparameters, TrainRequest
-    from activities.dataset import materialize_snapshot
+    from activities.contracts.training import Hyperparameters, TrainRequest
     from activities.infra.connection import connect
     from activities.training.control import ControlActivities
-    from tests.helpers.history import activities_in, only
     from tests.helpers.stage_workflows import TrainOnlyParams, TrainOnlyWorkflow
     from tests.helpers.training import make_snapshot
 
     snapshot = make_snapshot(settings, store, count=args.images, seed=5, size=args.image_px)
-    images = snapshot.counts.get("train", 0)
     client = await connect(settings)
-    env = {**os.environ, "SENTINEL_WORKER_QUEUES": "gpu", "SENTINEL_CACHE_DIR": str(root / "gpu")}
-    check = subprocess.run([sys.executable, "-m", "workers", "--check"], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    emit("gpu_entrypoint_check_ok", int(check.returncode == 0))
-    log = (root / "gpu-worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    entry = EntryPoint(root)
+    emit("gpu_entrypoint_check_ok", int(entry.check()))
+    entry.start()
     control = ControlActivities(settings, store)
     try:
         async with Worker(client, task_queue=settings.cpu_task_queue,
@@ -127,48 +157,79 @@ async def workflow_runs(args: argparse.Namespace, root: Path, settings: Any, sto
                                  extra={"mosaic": 0.0})  # fmt: skip
             handle = await run(TrainRequest(snapshot=snapshot, model_name="shapes",
                                             hyperparameters=hp))  # fmt: skip
-            result = await handle.result()
-            emit("gpu_entrypoint_trained", int(result.device == args.device))
-            ours = _train_images_per_second(
-                store.get_bytes(settings.runs_bucket, result.results_csv_key).decode(), images
-            )
-            with materialize_snapshot(store, settings, snapshot) as dataset:
-                bare = _train_images_per_second(
-                    await asyncio.to_thread(bare_ultralytics, dataset.data_yaml, args,
-                                            root / "bare"), images)  # fmt: skip
-            emit("gpu_images_per_second_workflow", round(ours, 1))
-            emit("gpu_images_per_second_bare", round(bare, 1))
-            emit("gpu_throughput_ratio", round(ours / bare, 3))
-            if args.device == "cpu":
-                return  # --cpu-smoke: no out-of-memory to provoke
-
-            oom = Hyperparameters(
-                epochs=1,
-                imgsz=args.oom_imgsz,
-                batch=args.oom_batch,
-                device="0",
-                workers=args.workers,
-                extra={"mosaic": 0.0},
-            )
-            handle = await run(TrainRequest(
-                snapshot=snapshot, model_name="shapes", hyperparameters=oom, min_batch=1,
-                base=ArchitectureBase(name="yolov8x.yaml"),
-            ))  # fmt: skip
-            emit("gpu_oom_requested_batch", args.oom_batch)
-            try:
-                result = await handle.result()
-                emit("gpu_oom_final_batch", result.batch)
-                emit("gpu_oom_attempt", result.attempt)
-            except WorkflowFailureError as exc:
-                emit("gpu_oom_error", repr(str(exc.cause or exc))[:200])
-            train = only(activities_in(await handle.fetch_history()), "train")
-            failure = train.last_failure
-            kind = failure.application_failure_info.type if failure is not None else "none"
-            emit("gpu_oom_retried_as", kind)  # OutOfMemory: halved and carried to the retry
+            await throughput(args, root, settings, store, snapshot, await handle.result())
+            if args.device != "cpu":  # --cpu-smoke: no out-of-memory to provoke
+                await out_of_memory(args, snapshot, run, entry)
     finally:
-        worker.terminate()
-        worker.wait(90)
-        log.close()
+        entry.terminate()
+        entry.log.close()
+
+
+async def throughput(
+    args: argparse.Namespace, root: Path, settings: Any, store: Any, snapshot: Any, result: Any
+) -> None:
+    """Images/s of the workflow's run (``result``) and of bare Ultralytics on the same data."""
+    from activities.dataset import materialize_snapshot
+
+    images = snapshot.counts.get("train", 0)
+    emit("gpu_entrypoint_trained", int(result.device == args.device))
+    ours = _train_images_per_second(
+        store.get_bytes(settings.runs_bucket, result.results_csv_key).decode(), images
+    )
+    with materialize_snapshot(store, settings, snapshot) as dataset:
+        csv_text = await asyncio.to_thread(bare_ultralytics, dataset.data_yaml, args, root / "bare")
+    bare = _train_images_per_second(csv_text, images)
+    emit("gpu_images_per_second_workflow", round(ours, 1))
+    emit("gpu_images_per_second_bare", round(bare, 1))
+    emit("gpu_throughput_ratio", round(ours / bare, 3))
+
+
+async def out_of_memory(
+    args: argparse.Namespace, snapshot: Any, run: Any, entry: EntryPoint
+) -> None:
+    """A batch too big for the card: halved (by Ultralytics in its first epoch, by us when the
+    error escapes it) and carried to the next attempt. If the run is still on its first
+    attempt once training runs at the halved batch, the worker gets SIGTERM (a node drained)
+    and a fresh one must resume at that batch, not at the one that did not fit."""
+    from temporalio.client import WorkflowFailureError
+
+    from activities.contracts.training import ArchitectureBase, Hyperparameters, TrainRequest
+    from tests.helpers.history import activities_in, only
+    from tests.helpers.polling import eventually
+    from tests.helpers.training import heartbeat_details
+
+    hp = Hyperparameters(epochs=3, imgsz=args.oom_imgsz, batch=args.oom_batch, device="0",
+                         workers=args.workers, extra={"mosaic": 0.0})  # fmt: skip
+    handle = await run(
+        TrainRequest(
+            snapshot=snapshot,
+            model_name="shapes",
+            hyperparameters=hp,
+            min_batch=1,
+            base=ArchitectureBase(name="yolov8x.yaml"),
+        )
+    )
+    emit("gpu_oom_requested_batch", args.oom_batch)
+
+    async def halved() -> dict[str, Any] | None:
+        details = heartbeat_details(await handle.describe()) or {}
+        fits = details.get("phase") == "train" and (details.get("batch") or 0) < args.oom_batch
+        return details if fits and "batches" in (details.get("progress") or {}) else None
+
+    details = await eventually(halved, timeout=240, interval=0.2, message="a batch that fits")
+    emit("gpu_oom_batch_that_fits", details["batch"])
+    if details.get("attempt") == 1:
+        emit("gpu_oom_sigterm_exit_code", entry.terminate())
+        entry.start()
+    try:
+        result = await handle.result()
+        emit("gpu_oom_final_batch", result.batch)
+        emit("gpu_oom_attempt", result.attempt)
+    except WorkflowFailureError as exc:
+        emit("gpu_oom_error", repr(str(exc.cause or exc))[:200])
+    failure = only(activities_in(await handle.fetch_history()), "train").last_failure
+    kind = failure.application_failure_info.type if failure is not None else "none"
+    emit("gpu_oom_retried_as", kind)  # OutOfMemory or WorkerShutdown: the batch carried
 
 
 def main() -> int:

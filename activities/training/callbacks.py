@@ -272,7 +272,9 @@ class TrainingHooks:
 
     def on_train_batch_end(self, trainer: Any) -> None:
         self._batches += 1
-        self.state.batch = trainer.batch_size  # after Ultralytics' own OOM halving, if any
+        if trainer.batch_size != self.state.batch:  # Ultralytics' own OOM halving: carried to
+            self.state.batch = trainer.batch_size  # any retry, which would OOM again otherwise
+            self.heartbeat.set_batch(trainer.batch_size)
         if trainer.batch_size < self.min_batch:  # Ultralytics' own first-epoch OOM halving
             raise BadInputError(
                 f"out of GPU memory: Ultralytics reduced batch to {trainer.batch_size}, below "
