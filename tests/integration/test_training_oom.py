@@ -96,3 +96,46 @@ def test_oom_at_the_floor_is_final(
         env.run(acts.train, _request(snapshot, batch=4, min_batch=4))
     assert info.value.type == "BadInputError" and info.value.non_retryable
     assert "halving would go below min_batch=4" in info.value.message
+
+
+def test_ultralytics_own_halving_is_carried_to_the_next_attempt(
+    settings: Settings, store: ObjectStore, snapshot: SnapshotRef
+) -> None:
+    """An out-of-memory inside the forward pass of the first epoch is halved by Ultralytics
+    itself; the batch that fits is heartbeated, so an attempt after a drained worker (SIGTERM)
+    starts at it instead of running out of memory again."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=f"oom-{uuid.uuid4().hex[:8]}")
+    beats: list[dict[str, Any]] = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    batches_at_two: list[int] = []
+
+    def too_big_in_forward(trainer: Any) -> None:
+        original = trainer.preprocess_batch
+
+        def preprocess(batch: dict[str, Any]) -> Any:
+            if trainer.batch_size > 2:  # inside Ultralytics' forward try-block, as on a GPU
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8 GiB")
+            return original(batch)
+
+        trainer.preprocess_batch = preprocess
+
+    def drain_after_two_batches(trainer: Any) -> None:
+        batches_at_two.append(trainer.batch_size)
+        if len(batches_at_two) == 2:
+            env.worker_shutdown()
+
+    hooks = {"on_pretrain_routine_end": too_big_in_forward,
+             "on_train_batch_end": drain_after_two_batches}  # fmt: skip
+    with pytest.raises(ApplicationError) as info:
+        env.run(TrainingActivities(settings, store, extra_callbacks=hooks).train,
+                _request(snapshot, batch=8, min_batch=1))  # fmt: skip
+    assert info.value.type == "WorkerShutdown"
+    assert batches_at_two[0] == 2 and beats[-1]["batch"] == 2  # halved twice, in process
+
+    env2 = ActivityEnvironment()
+    env2.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[beats[-1]])
+    result = env2.run(TrainingActivities(settings, store).train,
+                      _request(snapshot, batch=8, min_batch=1))  # fmt: skip
+    assert (result.attempt, result.batch) == (2, 2)
+    assert result.epochs_done == result.epochs_requested
