@@ -280,6 +280,7 @@ class _Attempt:
             keepalive=keepalive,
             on_epoch=self._epoch_done,
             policy=policy,
+            shutdown_budget=self.settings.graceful_shutdown_seconds / 2,
         )
         try:
             keepalive.start()

@@ -6,7 +6,8 @@
 - ``on_train_batch_end``: cancel check at every batch boundary; a mid-epoch checkpoint when
   the :class:`~activities.training.policy.CheckpointPolicy` says so or the worker shuts down
   (then the attempt ends there); heartbeat at most every ``min_interval`` seconds.
-- ``on_val_batch_end``: cancel check (a shutdown waits for the epoch's end: its checkpoint).
+- ``on_val_batch_end``: cancel check; a shutdown waits for the epoch's end and its checkpoint,
+  for at most ``shutdown_budget`` seconds of validation.
 - ``on_model_save``: stage an atomic copy of ``last.pt`` for background upload, when due.
 - ``on_fit_epoch_end``: epoch bookkeeping, heartbeat, stop-early poll. Ultralytics also calls
   it once more after the final validation of ``best.pt``; that call records the final metrics.
@@ -212,6 +213,7 @@ class TrainingHooks:
         keepalive: SetupKeepalive | None = None,
         on_epoch: EpochListener | None = None,
         policy: CheckpointPolicy | None = None,
+        shutdown_budget: float = 45.0,
     ) -> None:
         self.heartbeat = heartbeat
         self.policy = policy or CheckpointPolicy(0)
@@ -225,6 +227,8 @@ class TrainingHooks:
         self.min_batch = min_batch
         self.state = RunState(epochs_requested=epochs)
         self._trainer: Any = None
+        self.shutdown_budget = shutdown_budget
+        self._shutdown_seen: float | None = None
         self._in_epoch = False
         self._batches = 0
 
@@ -310,6 +314,11 @@ class TrainingHooks:
     def on_val_batch_end(self, validator: Any) -> None:
         if self.signals.is_cancelled():
             raise Interrupted("cancelled")
+        if self.signals.is_worker_shutdown():  # the epoch's checkpoint is worth some waiting
+            now = time.monotonic()
+            self._shutdown_seen = self._shutdown_seen or now
+            if now - self._shutdown_seen > self.shutdown_budget:
+                raise Interrupted("worker_shutdown")
         self.heartbeat.beat("validate", epoch=self.state.epochs_done + 1)
 
     def on_model_save(self, trainer: Any) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from activities.training.callbacks import Heartbeat, Interrupted, Signals, TrainingHooks
 from activities.training.checkpoints import (
     CheckpointRef,
     checkpoint_key,
@@ -94,3 +99,21 @@ def test_a_resumed_epoch_yields_exactly_what_is_left() -> None:
     assert list(sampler) == order[4:]
     sampler.consumer_epoch = 3
     assert len(sampler) == 10 and list(sampler) == sampler.order(3)
+
+
+def _validation_hooks(budget: float) -> TrainingHooks:
+    """Hooks whose worker is shutting down; validation touches no uploader nor poller."""
+    heartbeat = Heartbeat(lambda details: None, checkpoints=[], batch=4)
+    shutting_down = Signals(is_cancelled=lambda: False, is_worker_shutdown=lambda: True)
+    none: Any = None
+    return TrainingHooks(heartbeat, none, none, shutting_down, epochs=3, min_batch=1,
+                         shutdown_budget=budget)  # fmt: skip
+
+
+def test_a_shutdown_during_validation_waits_for_the_epoch_checkpoint_within_a_budget() -> None:
+    patient = _validation_hooks(3600.0)
+    for _ in range(3):
+        patient.on_val_batch_end(None)  # keeps validating: the epoch's checkpoint comes next
+    with pytest.raises(Interrupted) as info:
+        _validation_hooks(-1.0).on_val_batch_end(None)  # budget spent: hand over now
+    assert info.value.reason == "worker_shutdown"
