@@ -11,11 +11,13 @@ How an attempt ends other than by success:
 
 - cancel: the batch-end hook raises at the next batch boundary, pending checkpoint uploads are
   finished, and the activity raises ``CancelledError``;
-- worker shutdown (SIGTERM): the same, but the newest checkpoint is heartbeated and the attempt
-  fails *retryably*, so another worker resumes it;
+- worker shutdown (SIGTERM): at the next batch boundary after an optimizer step a mid-epoch
+  checkpoint is taken (at an epoch end, the epoch's; during validation, after it), uploaded
+  and heartbeated, and the attempt fails *retryably*, so another worker resumes it there;
 - CUDA out of memory: the halved batch is heartbeated and the attempt fails retryably (below
   ``min_batch``: a final BadInputError);
-- worker death: nothing runs; the next attempt resumes from the heartbeated checkpoint.
+- worker death: nothing runs; the next attempt resumes from the newest checkpoint, at most
+  ``SENTINEL_CHECKPOINT_INTERVAL_SECONDS`` (plus a batch and an upload) old.
 
 Over ~300 lines on purpose: one attempt's life (base, dataset lease, resume, fit, final
 uploads, run log) in order; the pieces it calls live in the sibling modules.
