@@ -72,6 +72,7 @@ def activities(
         from activities.dataset import DatasetActivities
         from activities.export import ExportActivities
         from activities.notify import NotifyActivities
+        from activities.notify.announce import ProductionAnnouncer
         from activities.predict import PredictActivities
         from activities.registry.activity import RegistryActivities
         from activities.retention import RetentionActivities
@@ -84,7 +85,8 @@ def activities(
         notify = NotifyActivities(settings)
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
-        registry = RegistryActivities(settings, store)
+        announcer = ProductionAnnouncer(settings)
+        registry = RegistryActivities(settings, store, on_production_move=announcer.announce)
         retention = RetentionActivities(settings, store, runs)
         weights = WeightsActivities(settings, store)
         logs = TrainingLogActivities(settings, store)
