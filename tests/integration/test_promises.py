@@ -32,7 +32,7 @@ from tests.helpers.history import event_ids, pending
 from tests.helpers.outside import alias, alias_history, metadata
 from tests.helpers.polling import eventually
 from tests.helpers.stack import Queues, sentinel_for, unique_queues
-from tests.helpers.webhook import WebhookReceiver
+from tests.helpers.webhook import WebhookReceiver, signature_ok, webhook_config
 from workers.dev import synthetic
 from workers.factory import build_worker
 from workflows.client import SentinelClient
@@ -61,14 +61,17 @@ class TwoVersions:
 
 
 @pytest.fixture(scope="module")
-async def world(client: Client, settings: Settings, store: ObjectStore) -> AsyncIterator[World]:
+async def world(
+    client: Client, settings: Settings, store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
     prefix = f"datasets/promises-{uuid.uuid4().hex[:6]}"
     synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=3, verified=True
     )
     queues = unique_queues(settings, "promise")
     with WebhookReceiver() as hook:
-        own = queues.settings.model_copy(update={"webhook_url": hook.url})
+        signing = tmp_path_factory.mktemp("webhook")
+        own = queues.settings.model_copy(update=webhook_config(signing, hook.url))
         workers = [build_worker(client, own, kind, store=store) for kind in ("cpu", "gpu")]
         tasks = [asyncio.create_task(worker.run()) for worker in workers]
         try:
@@ -220,6 +223,26 @@ async def test_promote_and_rollback_through_the_cli(
         ("promote", 2, "cli"),
         ("rollback", 1, "undo"),
     ]
+    # Every move, whichever path made it, reached the webhook as a signed production event.
+    history = alias_history(store, bucket, model)
+
+    def announced() -> dict[int, tuple[str, str, int]]:
+        got = {
+            p["seq"]: (p["event"], p["action"], p["version"])
+            for p in world.hook.received
+            if p.get("model_name") == model and "seq" in p
+        }
+        assert set(got) >= {m["seq"] for m in history}, got
+        return got
+
+    events = await eventually(announced, timeout=60, interval=0.2, ignore=AssertionError)
+    assert events[1] == ("promoted", "publish", 1)
+    assert [events[m["seq"]] for m in history[-2:]] == [
+        ("promoted", "promote", 2),
+        ("rolled_back", "rollback", 1),
+    ]
+    production = [d for d in world.hook.deliveries if d.headers["sentinel-event"] == "promoted"]
+    assert production and all(signature_ok(d) for d in production)
     # A cancel of the ended run: a clear refusal, nothing moves.
     code, _, err = await sentinel_cli(queues, "retrain", "cancel", model)
     assert code == 1 and "nothing to cancel" in err and "already ended COMPLETED" in err
