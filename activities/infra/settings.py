@@ -1,7 +1,7 @@
 """Process-wide configuration, read from the environment (prefix ``SENTINEL_``) or files.
 
-Secrets (S3 keys, Temporal API key, the webhook URL and its signing key) come only from here: never from workflow inputs, so they
-never appear in Temporal history or the Web UI.
+Secrets (S3 keys, Temporal API key, the webhook URL and its signing key) come only from here:
+never from workflow inputs, so they never appear in Temporal history or the Web UI.
 """
 
 from __future__ import annotations

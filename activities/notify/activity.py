@@ -86,7 +86,10 @@ class NotifyActivities:
         except WebhookDeliveryError as exc:
             log.warning(
                 "webhook delivery %s (%s, attempt %d): %s",
-                delivery, request.outcome, info.attempt, exc,
+                delivery,
+                request.outcome,
+                info.attempt,
+                exc,
             )
             raise
         return NotifyResult(delivered=True, detail=f"HTTP {status}, delivery {delivery}")

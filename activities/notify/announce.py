@@ -72,7 +72,9 @@ class ProductionAnnouncer:
         if self.target is None:
             return None
         thread = threading.Thread(
-            target=self._deliver, args=(self.target, model, event), daemon=True,
+            target=self._deliver,
+            args=(self.target, model, event),
+            daemon=True,
             name=f"webhook-{model}-{event.seq}",
         )
         thread.start()
@@ -93,8 +95,13 @@ class ProductionAnnouncer:
             except WebhookDeliveryError as exc:
                 log.warning(
                     "webhook delivery %s (%s of %s v%s, attempt %d/%d): %s",
-                    notice.delivery_id, notice.event, model, event.version, attempt,
-                    self.attempts, exc,
+                    notice.delivery_id,
+                    notice.event,
+                    model,
+                    event.version,
+                    attempt,
+                    self.attempts,
+                    exc,
                 )
             except Exception as exc:  # never let a notification crash a worker thread
                 log.warning("webhook delivery %s: %s", notice.delivery_id, type(exc).__name__)

@@ -87,7 +87,9 @@ class WebhookTarget:
         )
         return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=context)
 
-    def post(self, event: str, delivery_id: str, timestamp: int, body: bytes, timeout: float) -> int:
+    def post(
+        self, event: str, delivery_id: str, timestamp: int, body: bytes, timeout: float
+    ) -> int:
         """POST one signed delivery; the HTTP status of a 2xx answer.
 
         Redirects are never followed (http.client does not follow them): a 3xx is refused, as
@@ -123,7 +125,8 @@ class WebhookTarget:
     def _describe(self, exc: BaseException) -> str:
         """What went wrong, without the URL (the host is replaced too)."""
         if isinstance(exc, ssl.SSLCertVerificationError):
-            text = f"TLS certificate not trusted ({exc.verify_message}); see SENTINEL_WEBHOOK_CA_FILE"
+            trust = "see SENTINEL_WEBHOOK_CA_FILE"
+            text = f"TLS certificate not trusted ({exc.verify_message}); {trust}"
         elif isinstance(exc, OSError) and exc.strerror:
             text = exc.strerror
         else:

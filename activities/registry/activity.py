@@ -41,7 +41,6 @@ from activities.registry.core import Registry
 from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
 
-
 ProductionMoveHook = Callable[[str, AliasEvent], object]
 """Told ``(model, event)`` after each move of the production alias (the worker wires the
 webhook's production events here); it must not raise or block."""

@@ -216,7 +216,9 @@ def _granted(policy: dict[str, Any], bucket: str) -> set[str]:
 
 def test_minio_init_creates_versioned_buckets_and_two_scoped_users(tmp_path: Path):
     example = {**EXAMPLE_ENV, "MINIO_ROOT_PASSWORD": "not-a-placeholder"}
-    env = {k: interpolate(str(v), example) for k, v in SERVICES["minio-init"]["environment"].items()}
+    env = {
+        k: interpolate(str(v), example) for k, v in SERVICES["minio-init"]["environment"].items()
+    }
     env["SENTINEL_MODELS_BUCKET"] = "acme-models"  # the policies follow the bucket names of .env
     result = _run_minio_init(tmp_path, env, secret="a-real-secret-key")
     assert result.returncode == 0, result.stderr

@@ -76,9 +76,7 @@ def test_the_settings_class_is_what_this_rule_expects():
         "SENTINEL_S3_ACCESS_KEY",
         "SENTINEL_S3_SECRET_KEY",
         "SENTINEL_WEBHOOK_URL",
-    }, (
-        "a new secret setting with a _file twin: give it a Secret/compose secret and update here"
-    )
+    }, "a new secret setting with a _file twin: give it a Secret/compose secret and update here"
     assert "SENTINEL_WORKER_QUEUES" in NAMES.all
 
 
@@ -138,10 +136,15 @@ def test_k8s_workers_get_every_setting(
 
 # Least privilege: each Deployment mounts its own S3 identity, and only the CPU workers (who
 # send notifications) the webhook's Secret; these file settings stay unset for the GPU ones.
-S3_SECRET = {"sentinel-worker-cpu": "sentinel-s3-credentials", "sentinel-worker-gpu": "sentinel-s3-gpu"}
+S3_SECRET = {
+    "sentinel-worker-cpu": "sentinel-s3-credentials",
+    "sentinel-worker-gpu": "sentinel-s3-gpu",
+}
 CPU_ONLY_SECRETS = {"sentinel-webhook"}
 WEBHOOK_FILES = {
-    "SENTINEL_WEBHOOK_URL_FILE", "SENTINEL_WEBHOOK_SECRET_FILE", "SENTINEL_WEBHOOK_CA_FILE"
+    "SENTINEL_WEBHOOK_URL_FILE",
+    "SENTINEL_WEBHOOK_SECRET_FILE",
+    "SENTINEL_WEBHOOK_CA_FILE",
 }
 
 

@@ -68,9 +68,7 @@ def test_every_move_of_production_is_announced(
         )
         recorder.join()
     bodies = sorted((d.json() for d in hook.deliveries), key=lambda b: b["seq"])
-    assert [
-        (b["event"], b["action"], b["version"], b["previous_version"]) for b in bodies
-    ] == [
+    assert [(b["event"], b["action"], b["version"], b["previous_version"]) for b in bodies] == [
         ("promoted", "publish", 1, None),
         ("promoted", "publish", 2, 1),
         ("rolled_back", "promote", 1, 2),

@@ -83,7 +83,7 @@ def test_a_retry_keeps_the_delivery_id(tmp_path: Path) -> None:
     with WebhookReceiver(fail_first=1) as hook:
         activities = _activities(tmp_path, hook.url)
         env = ActivityEnvironment()
-        with pytest.raises(ApplicationError, match="webhook answered HTTP 503$"):
+        with pytest.raises(ApplicationError, match=r"webhook answered HTTP 503$"):
             env.run(activities.notify, SUMMARY)
         env.info = dataclasses.replace(env.info, attempt=2)
         assert env.run(activities.notify, SUMMARY).delivered

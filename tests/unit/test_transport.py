@@ -85,7 +85,7 @@ async def test_connect_refuses_before_trying(tmp_path: Path) -> None:
     settings = Settings(
         temporal_address="127.0.0.1:9", temporal_api_key_file=_files(tmp_path)["api_key"]
     )
-    with pytest.raises(ConfigurationError, match="^SENTINEL_TEMPORAL_API_KEY_FILE is set but"):
+    with pytest.raises(ConfigurationError, match=r"^SENTINEL_TEMPORAL_API_KEY_FILE is set but"):
         await connect(settings, timeout=60)
 
 
@@ -98,7 +98,12 @@ def test_a_worker_with_an_api_key_and_no_tls_exits_2_with_one_line(tmp_path: Pat
     }
     done = subprocess.run(
         [sys.executable, "-m", "workers", "--check"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [

@@ -44,8 +44,7 @@ def _refused(settings: Settings) -> str:
         ),
         (
             f"ftp://hooks.example.com/{TOKEN}",
-            "SENTINEL_WEBHOOK_URL has scheme 'ftp': use https:// (http:// only to a loopback "
-            "host)",
+            "SENTINEL_WEBHOOK_URL has scheme 'ftp': use https:// (http:// only to a loopback host)",
         ),
         (
             f"http://hooks.example.com/{TOKEN}",
