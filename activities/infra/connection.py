@@ -9,6 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from activities.infra.errors import ConfigurationError
 from activities.infra.settings import Settings
@@ -70,13 +71,17 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, *, timeout: float | None = None) -> Client:
+async def connect(
+    settings: Settings, *, timeout: float | None = None, runtime: Runtime | None = None
+) -> Client:
     """A client for the configured Temporal, using the pydantic data converter.
 
     Retries for ``timeout`` seconds (default: ``temporal_connect_timeout_seconds``; a dev
     server may still be starting), then raises :class:`TemporalUnavailableError` naming the
     address and the setting to fix. A TLS misconfiguration raises
     :class:`~activities.infra.errors.ConfigurationError` at once (see :func:`tls_config`).
+    ``runtime``: the SDK runtime to use (workers pass one that records metrics); default the
+    SDK's process-wide one.
     """
     tls = tls_config(settings)  # a misconfiguration fails now, before any connection attempt
     api_key = settings.temporal_api_key()
@@ -91,6 +96,7 @@ async def connect(settings: Settings, *, timeout: float | None = None) -> Client
                 data_converter=pydantic_data_converter,
                 tls=tls,
                 api_key=api_key,
+                runtime=runtime,
             )
         except Exception as exc:  # the SDK raises RuntimeError with a long gRPC text
             last = exc

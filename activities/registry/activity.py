@@ -31,6 +31,7 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
+from activities.infra import metrics
 from activities.infra.errors import NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.links import LinkSigner
@@ -40,6 +41,8 @@ from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
+from activities.registry.tracking import mirror_state, track_publish
+from activities.tracking import Tracking
 
 ProductionMoveHook = Callable[[str, AliasEvent], object]
 """Told ``(model, event)`` after each move of the production alias (the worker wires the
@@ -47,7 +50,8 @@ webhook's production events here); it must not raise or block."""
 
 
 class RegistryActivities:
-    """Registry activities bound to one store and the configured models bucket.
+    """Registry activities bound to one store and the configured models bucket; ``tracking``
+    (off by default) records publishes in MLflow and mirrors the registry into MLflow's.
 
     ``on_production_move``: called after publish, promote or rollback moved production, so
     every path that moves it is announced (``activities.notify.announce``).
@@ -57,6 +61,8 @@ class RegistryActivities:
         self,
         settings: Settings,
         store: ObjectStore,
+        *,
+        tracking: Tracking | None = None,
         on_production_move: ProductionMoveHook | None = None,
     ) -> None:
         self.settings = settings
@@ -64,6 +70,7 @@ class RegistryActivities:
         self.registry = Registry(store, settings.models_bucket)
         self.publisher = Publisher(self.registry)
         self.signer = LinkSigner.from_settings(settings, store)
+        self.tracking = tracking or Tracking(None)
         self.on_production_move = on_production_move
 
     def _moved(self, model: str, event: AliasEvent | None) -> None:
@@ -82,9 +89,16 @@ class RegistryActivities:
     @translate_errors
     def publish(self, request: PublishRequest) -> PublishResult:
         """Register the run's candidate as a new version (exactly once per run)."""
-        self.store.check_bucket(self.settings.models_bucket)
-        aliases.repair_production_mirror(self.registry, request.model)
-        result = self.publisher.publish(request, progress=heartbeat_progress())
+        try:
+            self.store.check_bucket(self.settings.models_bucket)
+            aliases.repair_production_mirror(self.registry, request.model)
+            result = self.publisher.publish(request, progress=heartbeat_progress())
+        except Exception:
+            metrics.PUBLISH_OUTCOMES.labels(request.model, "failed").inc()
+            raise
+        outcome = "promoted" if result.promoted else "registered"
+        metrics.PUBLISH_OUTCOMES.labels(request.model, outcome).inc()
+        track_publish(self.tracking, self.registry, request, result)
         if result.promoted and self.on_production_move is not None:
             request_id = f"publish:{request.workflow_id}:{request.run_id}"
             self._moved(request.model, self._publish_event(request.model, request_id))
@@ -198,6 +212,7 @@ class RegistryActivities:
             at=request.requested_at,
             expect_current=aliases.expectation_of(request.expected_production),
         )
+        self._mirror(request.model)
         self._moved(request.model, event)
         return PromoteVersionResult(
             model=request.model,
@@ -221,6 +236,7 @@ class RegistryActivities:
             expect_current=aliases.expectation_of(request.expected_production),
         )
         assert event.previous_version is not None
+        self._mirror(request.model)
         self._moved(request.model, event)
         return RollbackResult(
             model=request.model,
@@ -228,3 +244,7 @@ class RegistryActivities:
             to_version=event.version,
             event=event,
         )
+
+    def _mirror(self, model: str) -> None:
+        """MLflow's model registry follows ours (enqueued; nothing when tracking is off)."""
+        self.tracking.mirror_registry(model, lambda: mirror_state(self.registry, model))
