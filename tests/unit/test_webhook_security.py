@@ -4,8 +4,12 @@ a log line or a result. Each bad configuration is refused with its exact message
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -136,3 +140,35 @@ def test_a_redirecting_receiver_is_refused_and_not_followed(
     )
     assert [d.status for d in hook.deliveries] == [307] and elsewhere.deliveries == []
     assert TOKEN not in caplog.text
+
+
+def _documented_check() -> Callable[..., bool]:
+    """The five-line receiver check of docs/security.md ("Webhooks"), as written there."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    block = text.split("**A receiver checks a delivery in five lines**", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) == 5, code
+    namespace: dict[str, Any] = {"hmac": hmac, "hashlib": hashlib, "Mapping": Mapping}
+    exec(code, namespace)  # our own documentation, run as code
+    check: Callable[..., bool] = namespace["verified"]
+    return check
+
+
+def test_the_documented_receiver_check_accepts_and_refuses(tmp_path: Path) -> None:
+    verified = _documented_check()
+    with WebhookReceiver() as hook:
+        settings = Settings(**webhook_config(tmp_path, hook.url))
+        ActivityEnvironment().run(NotifyActivities(settings).notify, SUMMARY)
+    (delivery,) = hook.deliveries
+    headers = {
+        name: delivery.headers[name.lower()]
+        for name in ("Sentinel-Delivery", "Sentinel-Timestamp", "Sentinel-Signature")
+    }
+    sent = int(headers["Sentinel-Timestamp"])
+    assert verified(SIGNING_KEY, headers, delivery.body, sent + 1)
+    tampered = delivery.body.replace(b'"failed"', b'"succeeded"')
+    assert tampered != delivery.body and not verified(SIGNING_KEY, headers, tampered, sent)
+    assert not verified(b"another-key-of-sixteen-bytes", headers, delivery.body, sent)
+    assert not verified(SIGNING_KEY, headers, delivery.body, sent + 301)  # a stale replay
+    other_id = headers | {"Sentinel-Delivery": "00000000-0000-0000-0000-000000000000"}
+    assert not verified(SIGNING_KEY, other_id, delivery.body, sent)
