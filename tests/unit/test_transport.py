@@ -110,3 +110,27 @@ def test_a_worker_with_an_api_key_and_no_tls_exits_2_with_one_line(tmp_path: Pat
         f"error: SENTINEL_TEMPORAL_API_KEY_FILE is set but SENTINEL_TEMPORAL_TLS is false: "
         f"{CLEAR_TEXT}"
     ]
+
+
+def test_the_cli_with_a_certificate_but_no_key_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    env |= {
+        "PYTHONPATH": str(REPO),
+        "SENTINEL_TEMPORAL_ADDRESS": "127.0.0.1:9",
+        "SENTINEL_TEMPORAL_TLS": "true",
+        "SENTINEL_TEMPORAL_TLS_CERT_FILE": str(_files(tmp_path)["cert"]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "workflows.client.cli", "models", "list", "detector"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: SENTINEL_TEMPORAL_TLS_CERT_FILE is set without SENTINEL_TEMPORAL_TLS_KEY_FILE: a "
+        "client certificate needs its key (set both for mTLS, or neither for server-only TLS)"
+    ]
