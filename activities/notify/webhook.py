@@ -144,12 +144,12 @@ def target_from_settings(settings: Settings) -> WebhookTarget | None:
     url = _text(settings.webhook_url)
     if not url:
         return None
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
-    except ValueError:
-        raise ConfigurationError("SENTINEL_WEBHOOK_URL has an invalid port") from None
+    except ValueError:  # its message may quote the URL: name the setting only
+        raise ConfigurationError("SENTINEL_WEBHOOK_URL is not a valid URL") from None
+    scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
         shown = f"scheme {scheme!r}" if scheme else "no scheme"
         raise ConfigurationError(

@@ -146,6 +146,8 @@ async def test_webhook_payloads_of_succeeded_runs(
         ("succeeded", 1, True),
         ("succeeded", 2, False),
     ]
+    # The URL is a secret: it never enters a run's history (payloads, results, failures).
+    assert world.hook.url not in two_versions.first_history.to_json()
     received = everything[1:]
     for payload, version in zip(received, (1, 2), strict=True):
         candidate = metadata(store, settings.models_bucket, model, version)["candidate"]

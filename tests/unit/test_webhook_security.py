@@ -59,6 +59,7 @@ def _refused(settings: Settings) -> str:
             "SENTINEL_WEBHOOK_URL must not carry user:password@",
         ),
         (f"https:///{TOKEN}", "SENTINEL_WEBHOOK_URL names no host"),
+        (f"https://hooks.example.com:99999/{TOKEN}", "SENTINEL_WEBHOOK_URL is not a valid URL"),
     ],
 )
 def test_webhook_urls_that_are_refused_at_start(url: str, message: str, tmp_path: Path) -> None:
