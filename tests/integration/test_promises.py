@@ -2,7 +2,8 @@
 
 One model gets two real versions for the module: v1 asks for approval, nobody answers, and
 the timeout approves it; v2 is refused by the gate policy of its own request. Workers POST
-every run's summary to a real HTTP receiver on loopback. Then: the approval timeout, the
+every run's summary to a real HTTPS receiver on loopback (a test CA, trusted through the CA
+setting), signed. Then: the approval timeout, the
 request-level refusal, the webhook payloads (succeeded, failed, canceled), promote and
 rollback through the client and through the CLI. Expected values are literals, or read from
 what the store and the receiver hold, never the run's own report.
@@ -32,6 +33,7 @@ from tests.helpers.history import event_ids, pending
 from tests.helpers.outside import alias, alias_history, metadata
 from tests.helpers.polling import eventually
 from tests.helpers.stack import Queues, sentinel_for, unique_queues
+from tests.helpers.tls import make_test_ca
 from tests.helpers.webhook import WebhookReceiver, signature_ok, webhook_config
 from workers.dev import synthetic
 from workers.factory import build_worker
@@ -69,9 +71,10 @@ async def world(
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=3, verified=True
     )
     queues = unique_queues(settings, "promise")
-    with WebhookReceiver() as hook:
-        signing = tmp_path_factory.mktemp("webhook")
-        own = queues.settings.model_copy(update=webhook_config(signing, hook.url))
+    signing = tmp_path_factory.mktemp("webhook")
+    ca = make_test_ca(signing / "ca")  # HTTPS, trusted through SENTINEL_WEBHOOK_CA_FILE only
+    with WebhookReceiver(tls=ca) as hook:
+        own = queues.settings.model_copy(update=webhook_config(signing, hook.url, ca))
         workers = [build_worker(client, own, kind, store=store) for kind in ("cpu", "gpu")]
         tasks = [asyncio.create_task(worker.run()) for worker in workers]
         try:
@@ -146,6 +149,13 @@ async def test_webhook_payloads_of_succeeded_runs(
         ("succeeded", 1, True),
         ("succeeded", 2, False),
     ]
+    assert everything[0]["approve_command"] == (
+        f'sentinel retrain approve {model} --by "$USER" --comment "..."'
+    )
+    ids = [p["delivery_id"] for p in everything]
+    assert len(set(ids)) == 3
+    signed = [d for d in world.hook.deliveries if d.json().get("delivery_id") in ids]
+    assert len(signed) == 3 and all(signature_ok(d) for d in signed)
     # The URL is a secret: it never enters a run's history (payloads, results, failures).
     assert world.hook.url not in two_versions.first_history.to_json()
     received = everything[1:]
