@@ -4,8 +4,9 @@ One model gets two real versions for the module: v1 asks for approval, nobody an
 the timeout approves it; v2 is refused by the gate policy of its own request. Workers POST
 every run's summary, signed, to a real HTTPS receiver on loopback (a test CA, trusted through
 the CA setting). Then: the approval timeout, the request-level refusal, the webhook payloads
-(succeeded, failed, canceled), promote and rollback through the client and through the CLI. Expected values are literals, or read from
-what the store and the receiver hold, never the run's own report.
+(succeeded, failed, canceled), promote and rollback through the client and through the CLI.
+Expected values are literals, or read from what the store and the receiver hold, never the
+run's own report.
 """
 
 from __future__ import annotations
