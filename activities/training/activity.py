@@ -12,8 +12,9 @@ How an attempt ends other than by success:
 - cancel: the batch-end hook raises at the next batch boundary, pending checkpoint uploads are
   finished, and the activity raises ``CancelledError``;
 - worker shutdown (SIGTERM): at the next batch boundary after an optimizer step a mid-epoch
-  checkpoint is taken (at an epoch end, the epoch's; during validation, after it), uploaded
-  and heartbeated, and the attempt fails *retryably*, so another worker resumes it there;
+  checkpoint is taken (after an epoch's last batch or during its validation: the epoch's, once
+  validated), uploaded and heartbeated, and the attempt fails *retryably*, so another worker
+  resumes it there; once the last epoch is trained, the attempt finishes instead;
 - CUDA out of memory: the halved batch is heartbeated and the attempt fails retryably (below
   ``min_batch``: a final BadInputError);
 - worker death: nothing runs; the next attempt resumes from the newest checkpoint, at most

@@ -229,6 +229,7 @@ class TrainingHooks:
         self._trainer: Any = None
         self.shutdown_budget = shutdown_budget
         self._shutdown_seen: float | None = None
+        self._finishing = False
         self._in_epoch = False
         self._batches = 0
 
@@ -289,8 +290,13 @@ class TrainingHooks:
         shutting_down = self.signals.is_worker_shutdown()
         resumable = hasattr(trainer, "mid_epoch_snapshot")
         # Only where the weights hold every gradient (after an optimizer step): a state with
-        # accumulated gradients would lose them, and their samples with them.
-        at_boundary = resumable and bool(getattr(trainer, "at_step_boundary", False))
+        # accumulated gradients would lose them, and their samples with them. Not after the
+        # epoch's last batch: the epoch's own checkpoint follows its validation.
+        at_boundary = (
+            resumable
+            and bool(getattr(trainer, "at_step_boundary", False))
+            and int(getattr(trainer, "samples_left", 1)) > 0
+        )
         position = (int(trainer.epoch), int(getattr(trainer, "samples_done", 0)))
         if at_boundary and (shutting_down or self.policy.mid_epoch_due(position)):
             self._mid_epoch_checkpoint(trainer, position)
@@ -314,7 +320,8 @@ class TrainingHooks:
     def on_val_batch_end(self, validator: Any) -> None:
         if self.signals.is_cancelled():
             raise Interrupted("cancelled")
-        if self.signals.is_worker_shutdown():  # the epoch's checkpoint is worth some waiting
+        if self.signals.is_worker_shutdown() and not self._finishing:  # the epoch's checkpoint
+            # is worth some waiting (the final validation, once trained, all of it)
             now = time.monotonic()
             self._shutdown_seen = self._shutdown_seen or now
             if now - self._shutdown_seen > self.shutdown_budget:
@@ -365,6 +372,12 @@ class TrainingHooks:
             log.info("stop early requested: ending after epoch %d", self.state.epochs_done)
             self.state.stop_requested = True
             trainer.stop = True
-        if self.signals.is_worker_shutdown():
-            self._epoch_checkpoint(trainer, force=True)  # if skipped by the interval
-        self._check_interrupt()
+        if self.signals.is_cancelled():
+            raise Interrupted("cancelled")
+        if not self.signals.is_worker_shutdown():
+            return
+        if trainer.stop or self.state.epochs_done >= trainer.epochs:
+            self._finishing = True  # trained: the final validation and upload beat a retry
+            return
+        self._epoch_checkpoint(trainer, force=True)  # if skipped by the interval
+        raise Interrupted("worker_shutdown")

@@ -144,6 +144,13 @@ class ResumableMixin:
         base.optimizer_step()
         self.at_step_boundary = True
 
+    @property
+    def samples_left(self) -> int:
+        """Samples of the current epoch not trained yet (0: only its validation is left, which
+        a mid-epoch checkpoint cannot hold: the epoch's own checkpoint follows)."""
+        size = self.epoch_sampler.size if self.epoch_sampler else len(self.train_loader.dataset)
+        return size - self.samples_done
+
     # ------------------------------------------------------------------ checkpoint
     def mid_epoch_snapshot(self) -> tuple[tuple[int, int], Callable[[Path], None]]:
         """``((epochs done, samples of the next epoch done), write(path))``.

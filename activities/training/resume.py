@@ -108,7 +108,7 @@ def _check_mid_epoch(mid: Any, epoch: int) -> str | None:
         return "mid-epoch section malformed"
     if in_epoch != epoch + 1 or not has_state:
         return f"mid-epoch section of epoch {in_epoch} in a checkpoint after epoch {epoch + 1}"
-    if not 0 < samples <= len(order):
+    if not 0 < samples < len(order):
         return f"mid-epoch position {samples} outside its order of {len(order)} samples"
     return None
 

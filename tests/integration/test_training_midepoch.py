@@ -136,6 +136,39 @@ def test_sigterm_mid_epoch_resumes_at_that_batch(
     assert b"resuming from epoch 0 + 8 samples" in log
 
 
+def test_sigterm_after_an_epochs_last_batch_hands_over_its_validated_checkpoint(
+    settings: Settings, store: ObjectStore, snapshot: SnapshotRef, uninterrupted: Record
+) -> None:
+    """Nothing is left of the epoch but its validation: no mid-epoch checkpoint (it could not
+    be resumed), the epoch's own one once validated."""
+    workflow_id = f"mid-last-{uuid.uuid4().hex[:8]}"
+    train_images = len(set(_epoch(uninterrupted, 0)))
+    first: Record = []
+    env, beats = _env(workflow_id, 1, [])
+
+    def shut_down_before_the_last_batch(trainer: Any) -> None:
+        if trainer.epoch == 0 and train_images - len(_epoch(first, 0)) <= 2:
+            env.worker_shutdown()  # seen at the end of the epoch's last batch
+
+    acts = TrainingActivities(
+        settings, store, extra_callbacks=_recorder(first, shut_down_before_the_last_batch)
+    )
+    with pytest.raises(ApplicationError) as info:
+        env.run(acts.train, _request(snapshot))
+    assert info.value.type == "WorkerShutdown"
+    assert position_of_key(beats[-1]["key"]) == (1, 0) and _epoch(first, 1) == []
+
+    resumed: Record = []
+    env2, _ = _env(workflow_id, 2, [beats[-1]])
+    result = env2.run(
+        TrainingActivities(settings, store, extra_callbacks=_recorder(resumed)).train,
+        _request(snapshot),
+    )
+    assert result.resumed_from_epoch == 1 and result.epochs_done == EPOCHS
+    assert _epoch(first, 0) == _epoch(uninterrupted, 0) and _epoch(resumed, 0) == []
+    assert _epoch(resumed, 1) == _epoch(uninterrupted, 1)
+
+
 def test_interval_checkpoint_found_by_listing_after_a_crash(
     settings: Settings, store: ObjectStore, snapshot: SnapshotRef, uninterrupted: Record
 ) -> None:
