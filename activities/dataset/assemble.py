@@ -13,15 +13,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache
 from activities.dataset.cache_bound import enforce_bound, objects_in_use
-from activities.dataset.formats import Candidate, Source, read_source
+from activities.dataset.classify import read_classify
+from activities.dataset.formats import DATA_YAML_NAMES, Candidate, Source, read_source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
 from activities.dataset.source import SourceAccess
 from activities.dataset.split import assign_split
+from activities.dataset.tasks import TaskSpec, add_task_line, parse_task_spec
 from activities.dataset.validation import (
     MIN_IMAGE_SIDE,
     ImageCheck,
@@ -44,9 +46,12 @@ def _check_namespace(max_pixels: int) -> str:
 
 
 def _labels_for(
-    candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report
+    candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report, spec: TaskSpec
 ) -> Labels:
     labels = Labels(key, report)
+    if candidate.class_id is not None:  # classify: the folder's class, one line
+        labels.kept.append(str(candidate.class_id))
+        return labels
     if candidate.coco_boxes is not None:
         width, height = candidate.coco_size or (check.width, check.height)
         for kind, where, why in candidate.coco_dropped:
@@ -55,7 +60,7 @@ def _labels_for(
             labels.add_coco_box(cls, bbox, width, height, where)
         return labels
     for number, raw in enumerate(candidate.label_lines or [], start=1):
-        labels.add_yolo_line(raw, nc, f"line {number}")
+        add_task_line(labels, raw, nc, f"line {number}", spec)
     return labels
 
 
@@ -111,10 +116,10 @@ def _within_byte_cap(
 
 def _judged_labels(
     candidate: Candidate, check: ImageCheck, nc: int, key: str, request: AssembleRequest,
-    report: Report,
+    report: Report, spec: TaskSpec,
 ) -> list[str] | None:  # fmt: skip
     """The image's label lines, or None when it must be left out (see ``validation``)."""
-    labels = _labels_for(candidate, check, nc, key, report)
+    labels = _labels_for(candidate, check, nc, key, report, spec)
     if labels.incomplete and (request.bad_labels == "skip_image" or not labels.kept):
         report.add("image_with_bad_labels", key, labels.describe_dropped())
         return None
@@ -125,6 +130,19 @@ def _judged_labels(
     return labels.kept
 
 
+def _two_classes(kept: list[Candidate], shas: dict[str, str], report: Report) -> set[str]:
+    """Classify: contents found in folders of two classes (every copy is left out)."""
+    classes: dict[str, set[int | None]] = {}
+    for candidate in kept:
+        classes.setdefault(shas[candidate.rel], set()).add(candidate.class_id)
+    both = {sha for sha, found in classes.items() if len(found) > 1}
+    for candidate in kept:
+        if shas[candidate.rel] in both:
+            detail = "the same image is in another class folder too"
+            report.add("image_in_two_class_folders", candidate.rel, detail)
+    return both
+
+
 def _manifest_images(
     source: SourceAccess,
     read: Source,
@@ -132,10 +150,14 @@ def _manifest_images(
     request: AssembleRequest,
     settings: Settings,
     report: Report,
+    spec: TaskSpec,
 ) -> list[ManifestImage]:
     """Validate ``kept`` (problems go to ``report``), drop duplicates, split stably."""
     kept = _within_byte_cap(source, kept, settings.max_image_bytes, report)
     shas = source.shas([c.rel for c in kept], "downloaded")
+    if spec.task == "classify":
+        ambiguous = _two_classes(kept, shas, report)
+        kept = [c for c in kept if shas[c.rel] not in ambiguous]
     checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
     test_prefix = _test_prefix(request)
     first_of: dict[str, str] = {}
@@ -151,7 +173,8 @@ def _manifest_images(
         if sha in first_of:
             report.add("duplicate_image", key, f"same content as {first_of[sha]}")
             continue
-        labels = _judged_labels(candidate, check, len(read.class_names), key, request, report)
+        nc = len(read.class_names)
+        labels = _judged_labels(candidate, check, nc, key, request, report, spec)
         if labels is None:
             continue  # left out: its content stays free for a duplicate with good labels
         first_of[sha] = key
@@ -246,6 +269,7 @@ class Inspection:
     report: Report
     images: list[ManifestImage]
     test_prefix: str | None
+    spec: TaskSpec = field(default_factory=TaskSpec)
 
     @property
     def where(self) -> str:
@@ -254,6 +278,25 @@ class Inspection:
     def usable_counts(self, request: AssembleRequest) -> dict[str, int]:
         """Images per split; BadInputError when a retrain could not use them."""
         return _check_usable(self.images, request, self.where, self.unverified, self.report)
+
+
+def _read(
+    source: SourceAccess, request: AssembleRequest, report: Report
+) -> tuple[Source, TaskSpec]:
+    """The layout read for the request's task, and the task's spec (pose: from data.yaml)."""
+    if request.task == "classify":
+        names = request.class_names
+        return read_classify(source.objects, source.fetch, names, report), TaskSpec("classify")
+    if request.task != "detect" and request.format == "coco":
+        raise BadInputError(
+            f"a {request.task} dataset in COCO layout is not supported yet: use the YOLO or "
+            "Roboflow (YOLO) layout"
+        )
+    found = [name for name in DATA_YAML_NAMES if name in source.objects]
+    data = source.fetch(found[:1]).get(found[0]) if found and request.task == "pose" else None
+    spec = parse_task_spec(request.task, data, found[0] if found else "data.yaml")
+    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
+    return read, spec
 
 
 def inspect_source(
@@ -272,10 +315,10 @@ def inspect_source(
     """
     source = _list_source(store, settings, request, progress)
     report = Report(max_examples=request.max_examples)
-    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
+    read, spec = _read(source, request, report)
     verified = _verified(source, read, request)
     listed = len(source.objects)
-    images = _manifest_images(source, read, verified.kept, request, settings, report)
+    images = _manifest_images(source, read, verified.kept, request, settings, report, spec)
     inspection = Inspection(
         source=source,
         class_names=list(read.class_names),
@@ -285,6 +328,7 @@ def inspect_source(
         report=report,
         images=images,
         test_prefix=_test_prefix(request),
+        spec=spec,
     )
     del read, verified.kept[:]  # from here on only the images are held, not the listing
     source.objects.clear()
@@ -325,6 +369,9 @@ def _assemble(
         class_names=inspection.class_names,
         split_ratios=request.split_ratios.model_dump(),
         test_prefix=inspection.test_prefix,
+        task=request.task,
+        kpt_shape=list(inspection.spec.kpt_shape) if inspection.spec.kpt_shape else None,
+        flip_idx=list(inspection.spec.flip_idx) if inspection.spec.flip_idx else None,
         images=images,
         counts=counts,
         report=ManifestReport(

@@ -57,6 +57,7 @@ class Candidate:
     coco_size: tuple[int, int] | None = None
     folder_split: SplitName | None = None
     source_verified: bool | None = None  # COCO flags; None = the source has no opinion
+    class_id: int | None = None  # classify: the class of the image's folder
 
 
 @dataclass

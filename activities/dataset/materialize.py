@@ -5,8 +5,12 @@ Layout (deterministic, so a resumed training finds the same paths)::
     {cache_dir}/datasets/{dataset}/{sha256[:16]}/
         images/{train,val,test}/{stem}_{sha256[:12]}{suffix}
         labels/{train,val,test}/{stem}_{sha256[:12]}.txt
-        data.yaml       (absolute ``path``, train/val/test, names)
+        data.yaml       (absolute ``path``, train/val/test, names; pose: kpt_shape, flip_idx)
         .complete       (written last; the directory is renamed into place after it)
+
+A classification snapshot is laid out as Ultralytics reads one, ``{split}/{class}/{name}``
+(every class folder in every split, empty ones too), and is used by its directory: its
+``data_yaml`` is the root (``model.train(data=<dir>)``).
 
 Images are hard-linked from ``{cache_dir}/objects`` (copied across file systems), so a second
 materialization, or one of a grown snapshot, downloads only images it has never seen. The
@@ -48,7 +52,7 @@ class MaterializedDataset:
     """
 
     root: Path
-    data_yaml: Path
+    data_yaml: Path  # what Ultralytics' ``data=`` takes: the root itself for classify
     counts: dict[str, int] = field(default_factory=dict)
     downloaded: int = 0
     lease: IO[bytes] | None = field(default=None, repr=False, compare=False)
@@ -97,19 +101,32 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _place(staging: Path, manifest: Manifest, image: ManifestImage, cache: ObjectCache) -> None:
+    """Link one image (and write its label file) where Ultralytics looks for it."""
+    name = local_name(image)
+    if manifest.task == "classify":
+        folder = manifest.class_names[int(image.labels[0])]
+        _link(cache.path(image.sha256), staging / image.split / folder / name)
+        return
+    _link(cache.path(image.sha256), staging / "images" / image.split / name)
+    label = staging / "labels" / image.split / PurePosixPath(name).with_suffix(".txt").name
+    label.write_text("".join(f"{line}\n" for line in image.labels))
+
+
 def _build(
     staging: Path, root: Path, manifest: Manifest, cache: ObjectCache, on_progress: Progress
 ) -> dict[str, int]:
-    for kind in ("images", "labels"):
-        for split in SPLITS:
-            (staging / kind / split).mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        if manifest.task == "classify":
+            for name in manifest.class_names:
+                (staging / split / name).mkdir(parents=True, exist_ok=True)
+        else:
+            for kind in ("images", "labels"):
+                (staging / kind / split).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
     total = len(manifest.images)
     for done, image in enumerate(manifest.images, start=1):
-        name = local_name(image)
-        _link(cache.path(image.sha256), staging / "images" / image.split / name)
-        label = staging / "labels" / image.split / PurePosixPath(name).with_suffix(".txt").name
-        label.write_text("".join(f"{line}\n" for line in image.labels))
+        _place(staging, manifest, image, cache)
         counts[image.split] += 1
         if done % 200 == 0 or done == total:
             on_progress("linked", done, total)
@@ -121,6 +138,10 @@ def _build(
         "nc": len(manifest.class_names),
         "names": dict(enumerate(manifest.class_names)),
     }
+    if manifest.kpt_shape is not None:
+        data["kpt_shape"] = list(manifest.kpt_shape)
+        if manifest.flip_idx is not None:
+            data["flip_idx"] = list(manifest.flip_idx)
     (staging / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     marker = {"sha256": manifest.sha256(), "dataset": manifest.dataset, "counts": counts}
     (staging / COMPLETE).write_text(json.dumps(marker, sort_keys=True))
@@ -145,16 +166,17 @@ def materialize_snapshot(
     root = dataset_dir(settings, snapshot).resolve()
     leased = lease(root)  # before looking: an eviction of this snapshot finishes first
     try:
+        data = root if snapshot.task == "classify" else root / "data.yaml"
         counts = _read_complete(root, snapshot.sha256)
         if counts is not None:
-            return MaterializedDataset(root, root / "data.yaml", counts, 0, leased)
+            return MaterializedDataset(root, data, counts, 0, leased)
         with objects_in_use(settings.cache_dir):
             counts, downloaded = _materialize(store, settings, snapshot, root, on_progress)
     except BaseException:
         leased.close()
         raise
     enforce_bound(settings.cache_dir, settings.cache_max_bytes)
-    return MaterializedDataset(root, root / "data.yaml", counts, downloaded, leased)
+    return MaterializedDataset(root, data, counts, downloaded, leased)
 
 
 def _materialize(

@@ -61,8 +61,14 @@ def _champion(registry: Registry, request: EvaluateRequest) -> _Champion:
     version = registry.production_version(request.model)
     if version is None:
         return _Champion(None, compared=False)
-    theirs = list(registry.metadata(request.model, version).class_names)
+    meta = registry.metadata(request.model, version)
+    theirs = list(meta.class_names)
     expected = list(request.snapshot.class_names)
+    if meta.snapshot.task != request.snapshot.task:  # never comparable, whatever the options
+        raise BadInputError(
+            f"production champion {request.model} v{version} is a {meta.snapshot.task} model "
+            f"but snapshot {request.snapshot.key} is a {request.snapshot.task} dataset"
+        )
     if theirs == expected:
         return _Champion(version, compared=True)
     message = class_mismatch(
@@ -117,6 +123,7 @@ def _score(
         device=request.device,
         workdir=workdir,
         boxes_conf=options.evidence_conf if plots_dir is not None else None,
+        task=request.snapshot.task,
     )
     cand = val(
         candidate_path,
@@ -168,7 +175,10 @@ def evaluate(
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
     registry = Registry(store, settings.models_bucket)
     champion = _champion(registry, request)
-    with_evidence = evidence_prefix is not None and request.options.evidence
+    # Evidence pictures draw boxes: made for detection (the other tasks: numbers only).
+    with_evidence = (
+        evidence_prefix is not None and request.options.evidence and snapshot.task == "detect"
+    )
     with (
         materialize_snapshot(store, settings, snapshot, on_progress=progress) as dataset,
         scratch_dir(settings, "evaluate-") as tmp,

@@ -33,6 +33,8 @@ class ImageStats:
     """The matching statistics of every image (same order in every field)."""
 
     files: list[str] = field(default_factory=list)
+    kind: str = "map"  # "map": matches per image (every task but classify); "accuracy"
+    correct: list[bool] = field(default_factory=list)  # accuracy: top-1 right, per image
     tp: list[np.ndarray] = field(default_factory=list)  # (detections, 10) bool
     conf: list[np.ndarray] = field(default_factory=list)
     pred_cls: list[np.ndarray] = field(default_factory=list)
@@ -54,6 +56,8 @@ class ImageStats:
 
         return ImageStats(
             files=list(files),
+            kind=self.kind,
+            correct=pick(self.correct),
             tp=pick(self.tp),
             conf=pick(self.conf),
             pred_cls=pick(self.pred_cls),
@@ -193,16 +197,24 @@ def run_val(
     on_batch: OnBatch | None = None,
     plots_dir: Path | None = None,
     boxes_conf: float | None = None,
+    task: str = "detect",
 ) -> ValRun:
     """Validate ``weights`` (``.pt`` or ``.onnx``) on ``split`` of ``data_yaml``.
 
     ``plots_dir``: keep the Ultralytics plots named in :data:`PLOTS` there. ``boxes_conf``:
-    also record each image's detections at or above it and its ground-truth boxes.
+    also record each image's detections at or above it and its ground-truth boxes (detect
+    only). ``task``: another task's validator and metrics (:mod:`.tasks`).
     """
     from ultralytics import YOLO
 
-    model = YOLO(str(weights), task="detect")
-    validator_cls = _recording_validator(boxes_conf)
+    from activities.evaluation import tasks
+
+    model = YOLO(str(weights), task=task)
+    if task == "detect":
+        validator_cls = _recording_validator(boxes_conf)
+    else:
+        validator_cls = tasks.recording_validator(task)
+        rect = rect and task != "classify"
     captured: dict[str, Any] = {}
 
     def on_val_start(validator: Any) -> None:
@@ -237,6 +249,8 @@ def run_val(
             _keep_plots(Path(captured["validator"].save_dir), plots_dir)
     finally:
         shutil.rmtree(project, ignore_errors=True)
+    if task != "detect":
+        return tasks.val_run(task, result, captured["validator"])
     return _val_run(result, captured["validator"].recorded)
 
 

@@ -48,6 +48,7 @@ def export(
             opset=options.opset,
             dynamic=options.dynamic,
             simplify=options.simplify,
+            task=request.snapshot.task,
         )
         progress("export", 1, 1)
         parity = check_parity(
@@ -62,6 +63,7 @@ def export(
             images=request.parity_images,
             workdir=tmp,
             on_step=progress,
+            task=request.snapshot.task,
         )
         digest = sha256_file(onnx_path)
         key = f"{request.output_prefix.strip('/')}/model-{digest[:16]}.onnx"

@@ -68,6 +68,7 @@ from activities.training.runlog import (
     epoch_line,
     start_line,
 )
+from activities.training.task_checks import check_before_training
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,9 @@ class _Attempt:
         # The base is resolved and its bytes verified before the dataset or any training:
         # weights that do not match the digest vouching for them fail the run here.
         self.heartbeat.beat("base", force=True)
-        base = prepare_base(self.request.base, self.store, self.settings)
+        snapshot = self.request.snapshot
+        base = prepare_base(self.request.base, self.store, self.settings, snapshot.task)
+        check_before_training(self.store, self.settings, self.request, base)
 
         with self.owner.materialize(  # leased: the cache bound never evicts it meanwhile
             self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
