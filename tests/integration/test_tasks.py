@@ -109,7 +109,9 @@ async def _pose_base_refused_for_detect(
     prefix = f"datasets/detect-{uuid.uuid4().hex[:6]}"
     upload_task(store, settings.data_bucket, prefix, task="detect", count=12, seed=2, size=64)
     model = unique_model()
-    body = _request(prefix, "detect", queues, model, base=RegistryBase(model=pose_model, version="1"))
+    body = _request(
+        prefix, "detect", queues, model, base=RegistryBase(model=pose_model, version="1")
+    )
     code, out, err = await _retrain(queues, tmp_path, body)
     assert code != 0
     assert "is a pose model" in err + out and "detect dataset" in err + out, (out, err)
