@@ -84,7 +84,7 @@ def test_pose_spec_comes_from_data_yaml() -> None:
         parse_task_spec("pose", b"names: [a]\nkpt_shape: [4, 5]\n", "data.yaml")
     with pytest.raises(BadInputError, match="flip_idx must be a permutation"):
         parse_task_spec("pose", b"kpt_shape: [2, 3]\nflip_idx: [0, 0]\n", "data.yaml")
-    with pytest.raises(BadInputError, match="needs a data.yaml"):
+    with pytest.raises(BadInputError, match=r"needs a data\.yaml"):
         parse_task_spec("pose", None, "data.yaml")
 
 
@@ -158,7 +158,7 @@ def test_classify_is_gated_on_top1_and_detect_keeps_its_words() -> None:
 
 def test_a_gate_metric_of_another_task_is_refused_in_the_request() -> None:
     dataset = AssembleRequest(dataset="d", prefix="datasets/d", task="classify")
-    with pytest.raises(ValidationError, match="mask_map50_95.*not measured for a classify"):
+    with pytest.raises(ValidationError, match=r"mask_map50_95.*not measured for a classify"):
         RetrainRequest(model_name="m", dataset=dataset, gate=GatePolicy(metric="mask_map50_95"))
     RetrainRequest(model_name="m", dataset=dataset, gate=GatePolicy(metric="top5"))
 
