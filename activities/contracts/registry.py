@@ -64,6 +64,7 @@ class ModelVersion(Contract):
     run_id: str
     snapshot: SnapshotRef
     class_names: list[str]
+    task: str = Field("detect", description="the snapshot's task (contracts/tasks.py)")
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
     epochs: int = Field(ge=0)
     resumed_from_epoch: int | None = None
