@@ -20,13 +20,13 @@ from activities.contracts.dataset import MinCounts
 from activities.contracts.evaluation import EvaluationOptions
 from activities.contracts.export import ExportOptions
 from activities.contracts.retrain import RetrainRequest
-from activities.contracts.tasks import PRIMARY_METRIC, TASK_METRICS
+from activities.contracts.tasks import PRIMARY_METRIC, TASK_METRICS, metric_label
 from activities.contracts.training import RegistryBase
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import assemble_request, tiny_hyperparameters, unique_model
-from tests.helpers.outside import alias, metadata, objects
+from tests.helpers.outside import alias, metadata, objects, raw
 from tests.helpers.stack import Queues, RunWorkers
 from workers.dev.synthetic.tasks import upload_task
 
@@ -75,6 +75,7 @@ async def test_task_v1_then_v2_gated_exported_published(
         assert code == 0, (out, err)
         code, out, err = await _retrain(queues, tmp_path, _request(prefix, task, queues, model))
         assert code == 0, (out, err)
+        assert f"candidate {metric_label(task, None)}" in out, out
         if task == "pose":
             await _pose_base_refused_for_detect(queues, store, settings, tmp_path, model)
     bucket = settings.models_bucket
@@ -97,6 +98,8 @@ async def test_task_v1_then_v2_gated_exported_published(
     assert meta2["ci"]["estimate"] == pytest.approx(cand - champ, abs=1e-9)
     assert meta2["ci"]["low"] <= meta2["ci"]["high"] and meta2["ci"]["resamples"] > 0
     assert meta2["candidate"]["per_class_ap50_95"]  # per-class scores of the primary metric
+    report = raw(store, bucket, f"models/{model}/v2/report.md").decode()
+    assert f"- task: {task}" in report and f"gated on {metric_label(task, None)}" in report
     expected = 2 if meta2["gate"]["promote"] else 1
     assert meta2["gate"]["promote"] == (cand - champ >= -1e-9)
     assert alias(store, bucket, model) == expected
