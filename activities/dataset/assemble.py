@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache
 from activities.dataset.cache_bound import enforce_bound, objects_in_use
-from activities.dataset.classify import read_classify
-from activities.dataset.formats import DATA_YAML_NAMES, Candidate, Source, read_source
+from activities.dataset.formats import Candidate, Source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
 from activities.dataset.source import SourceAccess
 from activities.dataset.split import assign_split
-from activities.dataset.tasks import TaskSpec, add_task_line, parse_task_spec
+from activities.dataset.task_source import coco_task_lines, read_for_task, two_classes
+from activities.dataset.tasks import TaskSpec, add_task_line
 from activities.dataset.validation import (
     MIN_IMAGE_SIDE,
     ImageCheck,
@@ -51,6 +51,9 @@ def _labels_for(
     labels = Labels(key, report)
     if candidate.class_id is not None:  # classify: the folder's class, one line
         labels.kept.append(str(candidate.class_id))
+        return labels
+    if candidate.coco_boxes is not None and spec.task in ("segment", "pose"):
+        coco_task_lines(labels, candidate, check, nc, spec)
         return labels
     if candidate.coco_boxes is not None:
         width, height = candidate.coco_size or (check.width, check.height)
@@ -130,19 +133,6 @@ def _judged_labels(
     return labels.kept
 
 
-def _two_classes(kept: list[Candidate], shas: dict[str, str], report: Report) -> set[str]:
-    """Classify: contents found in folders of two classes (every copy is left out)."""
-    classes: dict[str, set[int | None]] = {}
-    for candidate in kept:
-        classes.setdefault(shas[candidate.rel], set()).add(candidate.class_id)
-    both = {sha for sha, found in classes.items() if len(found) > 1}
-    for candidate in kept:
-        if shas[candidate.rel] in both:
-            detail = "the same image is in another class folder too"
-            report.add("image_in_two_class_folders", candidate.rel, detail)
-    return both
-
-
 def _manifest_images(
     source: SourceAccess,
     read: Source,
@@ -156,7 +146,7 @@ def _manifest_images(
     kept = _within_byte_cap(source, kept, settings.max_image_bytes, report)
     shas = source.shas([c.rel for c in kept], "downloaded")
     if spec.task == "classify":
-        ambiguous = _two_classes(kept, shas, report)
+        ambiguous = two_classes(kept, shas, report)
         kept = [c for c in kept if shas[c.rel] not in ambiguous]
     checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
     test_prefix = _test_prefix(request)
@@ -280,25 +270,6 @@ class Inspection:
         return _check_usable(self.images, request, self.where, self.unverified, self.report)
 
 
-def _read(
-    source: SourceAccess, request: AssembleRequest, report: Report
-) -> tuple[Source, TaskSpec]:
-    """The layout read for the request's task, and the task's spec (pose: from data.yaml)."""
-    if request.task == "classify":
-        names = request.class_names
-        return read_classify(source.objects, source.fetch, names, report), TaskSpec("classify")
-    if request.task != "detect" and request.format == "coco":
-        raise BadInputError(
-            f"a {request.task} dataset in COCO layout is not supported yet: use the YOLO or "
-            "Roboflow (YOLO) layout"
-        )
-    found = [name for name in DATA_YAML_NAMES if name in source.objects]
-    data = source.fetch(found[:1]).get(found[0]) if found and request.task == "pose" else None
-    spec = parse_task_spec(request.task, data, found[0] if found else "data.yaml")
-    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
-    return read, spec
-
-
 def inspect_source(
     store: ObjectStore,
     settings: Settings,
@@ -315,7 +286,7 @@ def inspect_source(
     """
     source = _list_source(store, settings, request, progress)
     report = Report(max_examples=request.max_examples)
-    read, spec = _read(source, request, report)
+    read, spec = read_for_task(source, request, report)
     verified = _verified(source, read, request)
     listed = len(source.objects)
     images = _manifest_images(source, read, verified.kept, request, settings, report, spec)

@@ -79,6 +79,7 @@ KINDS: tuple[str, ...] = (
     "keypoint_count_mismatch",
     "visibility_out_of_range",
     "degenerate_rotated_box",
+    "rle_mask",
     "image_in_no_class_folder",
     "image_in_two_class_folders",
     "unknown_class_folder",
@@ -100,6 +101,7 @@ INCOMPLETE_KINDS = frozenset(
         "keypoint_count_mismatch",
         "visibility_out_of_range",
         "degenerate_rotated_box",
+        "rle_mask",
     }
 )
 """Dropped annotations that leave an object of the image unlabelled."""

@@ -8,6 +8,7 @@ any task is left out (labels never lie).
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -99,3 +100,37 @@ def test_a_broken_annotation_of_any_task_leaves_the_image_out(
     assert result.report["image_with_bad_labels"] == 1
     keys = {i.key for i in load_manifest(store, result.snapshot).images}
     assert f"{prefix}/images/{broken.stem}.png" not in keys
+
+
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_coco_polygons_and_keypoints(task: str, settings: Settings, store: ObjectStore) -> None:
+    prefix = f"datasets/coco-{task}-{uuid.uuid4().hex[:6]}"
+    upload_task(store, settings.data_bucket, prefix, task=task, count=8, size=64, layout="coco")  # type: ignore[arg-type]
+    result = _assemble(settings, store, prefix, task=task, format="coco")
+    manifest = load_manifest(store, result.snapshot)
+    # The same objects as the YOLO labels of the same synthetic images (to 6 decimals).
+    expected = {f"{img.stem}.png": img.labels for img in generate_task(task, 8, size=64)}  # type: ignore[arg-type]
+    got = {Path(i.key).name: i.labels for i in manifest.images}
+    assert set(got) == set(expected)
+    for name, lines in got.items():
+        for line, want in zip(lines, expected[name], strict=True):
+            values, wanted = [float(v) for v in line.split()], [float(v) for v in want.split()]
+            assert values == pytest.approx(wanted, abs=2e-6)
+    if task == "pose":  # kpt_shape from the categories' keypoint names, left/right mirrored
+        assert result.snapshot.kpt_shape == [4, 3] and manifest.flip_idx == [1, 0, 3, 2]
+
+
+def test_coco_rle_masks_are_refused_by_name(settings: Settings, store: ObjectStore) -> None:
+    prefix = f"datasets/coco-rle-{uuid.uuid4().hex[:6]}"
+    upload_task(
+        store, settings.data_bucket, prefix, task="segment", count=4, size=64, layout="coco"
+    )
+    key = f"{prefix}/annotations.json"
+    doc = json.loads(store.get_bytes(settings.data_bucket, key))
+    doc["annotations"][0]["segmentation"] = {"size": [64, 64], "counts": "PPYo1"}
+    store.put_bytes(settings.data_bucket, key, json.dumps(doc).encode())
+    result = _assemble(settings, store, prefix, task="segment", format="coco")
+    assert result.report["rle_mask"] == 1 and result.report["image_with_bad_labels"] == 1
+    assert sum(result.counts.values()) == 3
+    manifest = load_manifest(store, result.snapshot)
+    assert "RLE mask not decoded" in " ".join(manifest.report.examples["rle_mask"])

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -175,8 +176,8 @@ def upload_task(
     size: int = 96,
     layout: str = "yolo",
 ) -> UploadSummary:
-    """Write a ``task`` dataset under ``prefix`` (``yolo`` with ``verified.jsonl``, or
-    ``roboflow``); ``detect`` is :func:`.layouts.upload`."""
+    """Write a ``task`` dataset under ``prefix`` (``yolo`` with ``verified.jsonl``,
+    ``roboflow``, or ``coco`` for segment and pose); ``detect`` is :func:`.layouts.upload`."""
     prefix = prefix.strip("/")
     if task == "detect":
         verified = True if layout == "yolo" else None
@@ -185,6 +186,8 @@ def upload_task(
     images = generate_task(task, count, seed=seed, start=start, size=size)
     if task == "classify":
         return _upload_classify(store, bucket, prefix, images, seed, start, layout)
+    if layout == "coco":
+        return _upload_coco(store, bucket, prefix, images, task, seed, start)
     if layout == "roboflow":
         summary = write_layout(store, bucket, prefix, layout="roboflow", images=images,
                                seed=seed, start=start, verified=None)  # fmt: skip
@@ -239,3 +242,61 @@ def _upload_classify(
         objects=len(images),
         keys=tuple(key for key, _, _ in items),
     )
+
+
+KEYPOINT_NAMES = ("top_left", "top_right", "bottom_right", "bottom_left")
+
+
+def _coco_annotation(task: Task, box: Box, number: int, image_id: int) -> dict[str, Any]:
+    w, h = box.x1 - box.x0, box.y1 - box.y0
+    ann: dict[str, Any] = {
+        "id": number,
+        "image_id": image_id,
+        "category_id": box.cls + 1,
+        "bbox": [box.x0, box.y0, w, h],
+        "area": w * h,
+        "iscrowd": 0,
+    }
+    if task == "segment":
+        ann["segmentation"] = [[v for point in shape_polygon(box) for v in point]]
+    else:
+        corners = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)]
+        ann["keypoints"] = [v for x, y in corners for v in (x, y, 2)]
+        ann["num_keypoints"] = 4
+    return ann
+
+
+def _upload_coco(
+    store: ObjectStore,
+    bucket: str,
+    prefix: str,
+    images: Sequence[SyntheticImage],
+    task: Task,
+    seed: int,
+    start: int,
+) -> UploadSummary:
+    """Images and one ``annotations.json`` with polygons (segment) or keypoints (pose)."""
+    if task not in ("segment", "pose"):
+        raise ValueError(f"COCO has no {task} annotations")
+    categories: list[dict[str, Any]] = [
+        {"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)
+    ]
+    if task == "pose":
+        for category in categories:
+            category["keypoints"] = list(KEYPOINT_NAMES)
+    entries: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for image_id, img in enumerate(images, start=start + 1):
+        name = f"images/{img.stem}.png"
+        entries.append({"id": image_id, "file_name": name, "width": img.size,
+                        "height": img.size})  # fmt: skip
+        for box in img.boxes:
+            annotations.append(_coco_annotation(task, box, len(annotations) + 1, image_id))
+    doc = {"images": entries, "annotations": annotations, "categories": categories}
+    items = [(_join(prefix, f"images/{img.stem}.png"), img.png, "image/png") for img in images]
+    items.append((_join(prefix, "annotations.json"), json.dumps(doc).encode(), "application/json"))
+    _put_all(store, bucket, items)
+    return UploadSummary(
+        layout="coco", bucket=bucket, prefix=prefix, seed=seed, start=start, count=len(images),
+        objects=len(annotations), keys=tuple(key for key, _, _ in items),
+    )  # fmt: skip
