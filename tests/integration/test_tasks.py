@@ -5,7 +5,7 @@ that task, v1 trained from the task's architecture and published, v2 gated again
 same test split with the task's own metric and bootstrap interval, both exported with ONNX
 parity. Tiny on purpose (64 px, one epoch, 20 images): the numbers are not the point, the
 plumbing is. The pose run also proves a pose base is refused for a detection dataset before
-anything is trained.
+anything is trained, the segment run that another class list than the champion's is.
 """
 
 from __future__ import annotations
@@ -34,17 +34,20 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _request(prefix: str, task: str, queues: Queues, model: str, **updates: object) -> str:
-    request = RetrainRequest(
-        model_name=model,
-        dataset=assemble_request(
+    fields: dict[str, object] = {
+        "dataset": assemble_request(
             model, prefix, task=task, min_counts=MinCounts(train=4, val=1, test=1)
         ),
+        **updates,
+    }
+    request = RetrainRequest(
+        model_name=model,
         hyperparameters=tiny_hyperparameters(1),
         evaluation=EvaluationOptions(bootstrap_resamples=50),
         export=ExportOptions(map_tolerance=0.05),
         cpu_task_queue=queues.cpu,
         gpu_task_queue=queues.gpu,
-        **updates,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
     )
     return request.model_dump_json()
 
@@ -78,6 +81,13 @@ async def test_task_v1_then_v2_gated_exported_published(
         assert f"candidate {metric_label(task, None)}" in out, out
         if task == "pose":
             await _pose_base_refused_for_detect(queues, store, settings, tmp_path, model)
+        if task == "segment":  # another class list than the champion's: refused, both named
+            names = ["circle", "square", "triangle", "hexagon"]
+            dataset = assemble_request(model, prefix, task=task, class_names=names)
+            body = _request(prefix, task, queues, model, dataset=dataset)
+            code, out, err = await _retrain(queues, tmp_path, body)
+            assert code != 0 and "['circle', 'square', 'triangle']" in err + out, (out, err)
+            assert str(names) in err + out and "v2" in err + out
     bucket = settings.models_bucket
     meta1, meta2 = metadata(store, bucket, model, 1), metadata(store, bucket, model, 2)
     primary = PRIMARY_METRIC[task]
