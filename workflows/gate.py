@@ -177,7 +177,7 @@ def class_losses(evaluation: EvaluateResult, policy: GatePolicy) -> list[ClassLo
     return losses
 
 
-def describe_loss(loss: ClassLoss, tolerance: float) -> str:
+def describe_loss(loss: ClassLoss, tolerance: float, score: str = "AP50-95") -> str:
     """One class loss in words, with its numbers (for reasons and reports)."""
     interval = (
         f", {loss.ci_level:.0%} CI [{_signed(loss.ci_low)}, {_signed(loss.ci_high)}]"
@@ -185,7 +185,7 @@ def describe_loss(loss: ClassLoss, tolerance: float) -> str:
         else " (no interval: point estimate)"
     )
     return (
-        f"class '{loss.name}' AP50-95 {_f(loss.champion_ap50_95)} -> "
+        f"class '{loss.name}' {score} {_f(loss.champion_ap50_95)} -> "
         f"{_f(loss.candidate_ap50_95)} ({_signed(loss.difference)}{interval}; "
         f"{loss.instances} test instances) loses more than the per-class tolerance {_f(tolerance)}"
     )
@@ -201,7 +201,12 @@ def protect_classes(decision: GateDecision, evaluation: EvaluateResult) -> GateD
     losses = class_losses(evaluation, policy)
     if not losses or policy.per_class_tolerance is None:
         return decision
-    text = "; ".join(describe_loss(loss, policy.per_class_tolerance) for loss in losses)
+    # The per-class scores are the primary metric's: AP50-95 of its matches, or accuracy.
+    score = "accuracy" if evaluation.candidate.task == "classify" else "AP50-95"
+    if evaluation.candidate.task in ("segment", "pose"):
+        score = f"{'mask' if evaluation.candidate.task == 'segment' else 'pose'} AP50-95"
+    tolerance = policy.per_class_tolerance
+    text = "; ".join(describe_loss(loss, tolerance, score) for loss in losses)
     if decision.promote:
         reason = f"not promoted: {text} (overall: {decision.reason})"
     else:

@@ -35,8 +35,9 @@ class GatePolicy(Contract):
         None,
         description="the metric judged (activities/contracts/tasks.py names them); None: the "
         "task's primary metric (box mAP50-95 for detect and obb, mask mAP50-95 for segment, "
-        "pose mAP50-95 for pose, top-1 accuracy for classify). ``floor``, ``min_improvement`` "
-        "and the per-class rule apply to it",
+        "pose mAP50-95 for pose, top-1 accuracy for classify). ``floor`` and "
+        "``min_improvement`` apply to it; the bootstrap interval and the per-class rule "
+        "measure the primary metric (another metric is judged on point estimates)",
     )
 
 
