@@ -43,3 +43,25 @@ def test_an_architecture_of_another_task_is_refused() -> None:
     with pytest.raises(BadInputError, match="builds a segment model but dataset 'shapes' is a obb"):
         check_architecture("yolov8n-seg.yaml", _snapshot("obb"))
     check_architecture("yolov8n-obb.yaml", _snapshot("obb"))
+
+
+def test_batch_prediction_refuses_a_model_of_another_task() -> None:
+    from activities.predict.models import resolve
+    from tests.helpers import factories
+
+    meta = factories.model_version("masks", 3)
+    meta = meta.model_copy(
+        update={"snapshot": meta.snapshot.model_copy(update={"task": "segment"})}
+    )
+
+    class Registry:  # the two reads resolve makes
+        bucket = "sentinel-models"
+
+        def resolve_version(self, model: str, version: int | str) -> int:
+            return 3
+
+        def metadata(self, model: str, version: int):  # type: ignore[no-untyped-def]
+            return meta
+
+    with pytest.raises(BadInputError, match="masks v3 is a segment model: batch prediction"):
+        resolve(Registry(), "masks", "production", "pytorch")  # type: ignore[arg-type]
