@@ -134,3 +134,13 @@ def test_coco_rle_masks_are_refused_by_name(settings: Settings, store: ObjectSto
     assert sum(result.counts.values()) == 3
     manifest = load_manifest(store, result.snapshot)
     assert "RLE mask not decoded" in " ".join(manifest.report.examples["rle_mask"])
+
+
+def test_data_validate_of_a_task_counts_its_objects(settings: Settings, store: ObjectStore) -> None:
+    prefix = f"datasets/val-pose-{uuid.uuid4().hex[:6]}"
+    upload_task(store, settings.data_bucket, prefix, task="pose", count=6, size=64)
+    request = AssembleRequest(dataset="poses", prefix=prefix, task="pose", min_counts=NO_MINIMUM)
+    found = ActivityEnvironment().run(DatasetActivities(settings, store).validate_dataset, request)
+    assert found.can_train and found.usable == 6 and not found.findings
+    objects = sum(len(img.labels) for img in generate_task("pose", 6, size=64))
+    assert sum(n for split in found.class_counts.values() for n in split.values()) == objects
