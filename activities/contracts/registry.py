@@ -181,6 +181,11 @@ class VersionSummary(Contract):
     created_at: datetime
     workflow_id: str
     map50_95: float
+    task: str = Field("detect", description="the version's task")
+    score: float | None = Field(
+        None, description="its gated metric's score when not detect's mAP50-95 (gate.metric)"
+    )
+    metric: str | None = None
     gate_promote: bool
     gate_reason: str
     parity_passed: bool

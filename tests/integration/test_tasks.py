@@ -79,6 +79,8 @@ async def test_task_v1_then_v2_gated_exported_published(
         code, out, err = await _retrain(queues, tmp_path, _request(prefix, task, queues, model))
         assert code == 0, (out, err)
         assert f"candidate {metric_label(task, None)}" in out, out
+        code, listing, err = await sentinel_cli(queues, "models", "list", model)
+        assert code == 0 and metric_label(task, None) in listing, (listing, err)
         if task == "pose":
             await _pose_base_refused_for_detect(queues, store, settings, tmp_path, model)
         if task == "segment":  # another class list than the champion's: refused, both named

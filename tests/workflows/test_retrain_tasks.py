@@ -43,9 +43,7 @@ async def test_a_segment_run_is_gated_on_mask_map_unless_the_policy_names_anothe
         update={
             "candidate": _seg(mask=0.40, box=0.60),
             "champion": _seg(mask=0.45, box=0.50),
-            "ci": DifferenceCI(
-                estimate=-0.05, low=-0.1, high=0.0, level=0.95, resamples=9, seed=0
-            ),
+            "ci": DifferenceCI(estimate=-0.05, low=-0.1, high=0.0, level=0.95, resamples=9, seed=0),
         }
     )
     stubs.returns(names.EVALUATE, evaluation)
