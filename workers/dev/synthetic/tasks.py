@@ -10,6 +10,7 @@
   ``{split}/{class}/`` in the Roboflow layout).
 
 Deterministic as the detection set: image ``i`` of seed ``s`` depends only on ``(s, i, size)``.
+Just over 300 lines: the drawing, the labels and the four layouts of the tasks read together.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from workers.dev.synthetic.images import (
     CLASS_COLORS,
     CLASS_NAMES,
     Box,
+    Layout,
     SyntheticImage,
     _place_boxes,
     _png,
@@ -174,14 +176,14 @@ def upload_task(
     seed: int = 0,
     start: int = 0,
     size: int = 96,
-    layout: str = "yolo",
+    layout: Layout = "yolo",
 ) -> UploadSummary:
     """Write a ``task`` dataset under ``prefix`` (``yolo`` with ``verified.jsonl``,
     ``roboflow``, or ``coco`` for segment and pose); ``detect`` is :func:`.layouts.upload`."""
     prefix = prefix.strip("/")
     if task == "detect":
         verified = True if layout == "yolo" else None
-        return upload(store, bucket, prefix, layout=layout, count=count, seed=seed,  # type: ignore[arg-type]  # yolo/roboflow checked by write_layout
+        return upload(store, bucket, prefix, layout=layout, count=count, seed=seed,
                       start=start, size=size, verified=verified)  # fmt: skip
     images = generate_task(task, count, seed=seed, start=start, size=size)
     if task == "classify":
