@@ -177,10 +177,7 @@ def evaluate(
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
     registry = Registry(store, settings.models_bucket)
     champion = _champion(registry, request)
-    # Evidence pictures draw boxes: made for detection (the other tasks: numbers only).
-    with_evidence = (
-        evidence_prefix is not None and request.options.evidence and snapshot.task == "detect"
-    )
+    with_evidence = evidence_prefix is not None and request.options.evidence
     with (
         materialize_snapshot(store, settings, snapshot, on_progress=progress) as dataset,
         scratch_dir(settings, "evaluate-") as tmp,
@@ -230,7 +227,8 @@ def _evidence(
         store,
         EvidenceTarget(settings.runs_bucket, prefix),
         candidate=scores.candidate,
-        champion=scores.champion,
+        # Per-image pictures draw boxes: detect's; the other tasks keep the plots only.
+        champion=scores.champion if request.snapshot.task == "detect" else None,
         champion_version=champion.version,
         plots_dir=workdir / "plots",
         workdir=workdir / "pictures",

@@ -110,6 +110,9 @@ async def test_task_v1_then_v2_gated_exported_published(
     assert meta2["ci"]["estimate"] == pytest.approx(cand - champ, abs=1e-9)
     assert meta2["ci"]["low"] <= meta2["ci"]["high"] and meta2["ci"]["resamples"] > 0
     assert meta2["candidate"]["per_class_ap50_95"]  # per-class scores of the primary metric
+    # Evidence: the candidate's plots (per-image pictures draw boxes: detect's only).
+    assert "evidence/confusion_matrix_normalized.png" in meta2["artifacts"]
+    assert not [name for name in meta2["artifacts"] if name.startswith("evidence/worse-")]
     report = raw(store, bucket, f"models/{model}/v2/report.md").decode()
     assert f"- task: {task}" in report and f"gated on {metric_label(task, None)}" in report
     expected = 2 if meta2["gate"]["promote"] else 1
