@@ -5,8 +5,9 @@ Line formats (normalised coordinates, as Ultralytics reads them):
 * ``detect``: ``cls cx cy w h`` (:mod:`activities.dataset.validation`);
 * ``segment``: ``cls x1 y1 ... xn yn``, a polygon of at least 3 points. Fewer ->
   ``polygon_too_few_points``; an odd number of coordinates -> ``wrong_field_count``; a point
-  outside the image (beyond ``CLIP_EPSILON``, clipped silently below it) ->
-  ``polygon_outside_image``;
+  far outside (beyond ``[ABSURD_MIN, ABSURD_MAX]``) or a polygon with nothing inside the image
+  (zero area once clipped) -> ``polygon_outside_image``; points slightly outside are clipped
+  to the image, as boxes are (``coords_clipped`` beyond ``CLIP_EPSILON``, kept);
 * ``pose``: ``cls cx cy w h`` then ``kpt_shape[0]`` keypoints of ``kpt_shape[1]`` values
   (``x y`` or ``x y v``). Another count -> ``keypoint_count_mismatch``; a visibility not in
   {0, 1, 2} -> ``visibility_out_of_range``; the box follows the detect policy;
@@ -97,6 +98,12 @@ def _class_id(labels: Labels, text: str, nc: int, where: str, raw: str) -> int |
     return int(value)
 
 
+def _area(xs: list[float], ys: list[float]) -> float:
+    """Shoelace area of the polygon ``xs, ys``."""
+    n = len(xs)
+    return 0.5 * abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n)))
+
+
 def _segment(labels: Labels, cls: int, fields: list[str], where: str, raw: str) -> None:
     if len(fields) % 2:
         labels.drop("wrong_field_count", where, f"{len(fields)} coordinates (odd)", raw)
@@ -108,12 +115,18 @@ def _segment(labels: Labels, cls: int, fields: list[str], where: str, raw: str) 
     values = _floats(labels, fields, where, raw)
     if values is None:
         return
-    if any(v < -CLIP_EPSILON or v > 1 + CLIP_EPSILON for v in values):
+    if any(not ABSURD_MIN <= v <= ABSURD_MAX for v in values):
         worst = max(values, key=lambda v: max(-v, v - 1))
-        labels.drop("polygon_outside_image", where, f"coordinate {worst:g} outside [0, 1]", raw)
+        labels.drop("polygon_outside_image", where, f"coordinate {worst:g} far outside", raw)
         return
-    clipped = " ".join(f"{min(max(v, 0.0), 1.0):.6f}" for v in values)
-    labels.kept.append(f"{cls} {clipped}")
+    clipped = [min(max(v, 0.0), 1.0) for v in values]
+    if _area(clipped[0::2], clipped[1::2]) < MIN_OBB_AREA:
+        labels.drop("polygon_outside_image", where, "nothing of it inside the image", raw)
+        return
+    overhang = max(max(-v, v - 1) for v in values)
+    if overhang > CLIP_EPSILON:
+        labels.report.add("coords_clipped", labels.key, f"{where}: overhang {overhang:.4f} clipped")
+    labels.kept.append(f"{cls} " + " ".join(f"{v:.6f}" for v in clipped))
 
 
 def _box_text(labels: Labels, cls: int, box: list[float], where: str, raw: str) -> str | None:
@@ -170,8 +183,7 @@ def _obb(labels: Labels, cls: int, fields: list[str], where: str, raw: str) -> N
     if any(not ABSURD_MIN <= v <= ABSURD_MAX for v in values):
         labels.drop("coords_absurd", where, " ".join(f"{v:g}" for v in values), raw)
         return
-    xs, ys = values[0::2], values[1::2]
-    area = 0.5 * abs(sum(xs[i] * ys[(i + 1) % 4] - xs[(i + 1) % 4] * ys[i] for i in range(4)))
+    area = _area(values[0::2], values[1::2])
     if area < MIN_OBB_AREA:
         labels.drop("degenerate_rotated_box", where, f"area {area:.3g}", raw)
         return

@@ -52,8 +52,8 @@ def test_good_lines_of_each_task_are_kept_canonically() -> None:
     ("spec", "line", "kind"),
     [
         (TaskSpec("segment"), "0 0.1 0.1 0.5 0.1", "polygon_too_few_points"),
-        (TaskSpec("segment"), "0 0.1 0.1 0.5 0.1 1.3 0.4", "polygon_outside_image"),
-        (TaskSpec("segment"), "0 0.1 0.1 0.5 0.1 -0.2 0.4", "polygon_outside_image"),
+        (TaskSpec("segment"), "0 0.1 0.1 0.5 0.1 1.7 0.4", "polygon_outside_image"),
+        (TaskSpec("segment"), "0 1.1 0.1 1.4 0.1 1.3 0.4", "polygon_outside_image"),
         (TaskSpec("segment"), "0 0.1 0.1 0.5 0.1 0.3", "wrong_field_count"),
         (TaskSpec("segment"), "5 0.1 0.1 0.5 0.1 0.3 0.4", "class_out_of_range"),
         (POSE, "0 0.5 0.5 0.2 0.2 0.45 0.45 2", "keypoint_count_mismatch"),
@@ -74,6 +74,12 @@ def test_each_bad_line_is_dropped_and_makes_the_image_incomplete(
     assert labels.kept == [] and _only(report) == {kind: 1}
     # Labels never lie: the image has an object left unlabelled, whatever the task.
     assert labels.incomplete and kind in labels.dropped[0]
+
+
+def test_a_polygon_slightly_outside_is_clipped_and_reported() -> None:
+    labels, report = _lines(TaskSpec("segment"), "0 0.1 0.1 0.5 0.1 1.2 0.4")
+    assert labels.kept == ["0 0.100000 0.100000 0.500000 0.100000 1.000000 0.400000"]
+    assert _only(report) == {"coords_clipped": 1} and not labels.incomplete
 
 
 def test_pose_spec_comes_from_data_yaml() -> None:
