@@ -54,10 +54,12 @@ from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef
 from activities.contracts.retrain import EvaluationOptions, Progress, RetrainRequest
 from activities.contracts.training import Hyperparameters
 from activities.dataset import assemble, materialize_snapshot
+from activities.infra import timings
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.infra.yolo_env import bootstrap_offline
+from bench._overhead_breakdown import attach
 from bench._overhead_results import Job, Pair, print_results
 from bench._stack import bench_stack
 from tests.helpers.polling import eventually
@@ -131,9 +133,17 @@ def run_bare(job: Job, data_yaml: Path, work: Path) -> dict[str, float]:
 
 
 async def run_pipeline(
-    sentinel: SentinelClient, job: Job, prefix: str, resamples: int, poll: float = 0.25
+    sentinel: SentinelClient,
+    job: Job,
+    prefix: str,
+    resamples: int,
+    poll: float = 0.25,
+    pair: Pair | None = None,
 ) -> dict[str, float]:
-    """The full RetrainWorkflow for a fresh model (a v1: no champion); seconds per stage."""
+    """The full RetrainWorkflow for a fresh model (a v1: no champion); seconds per stage.
+
+    ``pair``: gets the run's activity timing records (the workers run in this process).
+    """
     model = f"ovh-{job.name}-{uuid.uuid4().hex[:8]}"
     request = RetrainRequest(
         model_name=model,
@@ -143,7 +153,7 @@ async def run_pipeline(
     )
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    await sentinel.start_retrain(request)
+    workflow_id = await sentinel.start_retrain(request)
     last, last_at = "queued", start
     result_task = asyncio.ensure_future(sentinel.result(model))
     while poll > 0 and not result_task.done():
@@ -161,6 +171,8 @@ async def run_pipeline(
     stages[last] = stages.get(last, 0.0) + end - last_at
     stages["total"] = end - start
     stages["map50_95"] = result.candidate_map50_95
+    if pair is not None:
+        attach(pair, timings.recent(workflow_id))
     return stages
 
 
@@ -224,7 +236,9 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
                 # bare first, then pipeline; the order alternates within the process
                 pair.bare = await asyncio.to_thread(run_bare, job, data_yaml, work)
                 print(f"[{job.name}] rep {rep + 1} bare {pair.bare['total']:.1f}s", flush=True)
-                pair.pipeline = await run_pipeline(sentinel, job, prefix, args.bootstrap, args.poll)
+                pair.pipeline = await run_pipeline(
+                    sentinel, job, prefix, args.bootstrap, args.poll, pair
+                )
                 print(
                     f"[{job.name}] rep {rep + 1} pipeline {pair.pipeline['total']:.1f}s "
                     f"(ratio {pair.ratio:.3f})",

@@ -31,6 +31,7 @@ from activities.contracts.dataset import SPLITS, SnapshotRef
 from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
 from activities.dataset.cache_bound import enforce_bound, lease, objects_in_use
 from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
+from activities.infra import timings
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -145,7 +146,8 @@ def materialize_snapshot(
     root = dataset_dir(settings, snapshot).resolve()
     leased = lease(root)  # before looking: an eviction of this snapshot finishes first
     try:
-        counts = _read_complete(root, snapshot.sha256)
+        with timings.span("mat_lookup"):
+            counts = _read_complete(root, snapshot.sha256)
         if counts is not None:
             return MaterializedDataset(root, root / "data.yaml", counts, 0, leased)
         with objects_in_use(settings.cache_dir):
@@ -153,7 +155,8 @@ def materialize_snapshot(
     except BaseException:
         leased.close()
         raise
-    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    with timings.span("mat_cache_bound"):
+        enforce_bound(settings.cache_dir, settings.cache_max_bytes)
     return MaterializedDataset(root, root / "data.yaml", counts, downloaded, leased)
 
 
@@ -161,20 +164,23 @@ def _materialize(
     store: ObjectStore, settings: Settings, snapshot: SnapshotRef, root: Path, progress: Progress
 ) -> tuple[dict[str, int], int]:
     """Download what the cache lacks and build the directory: ``(counts, downloaded)``."""
-    manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
+    with timings.span("mat_load_manifest"):
+        manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
     cache = ObjectCache(settings.cache_dir)
     missing: dict[str, Wanted] = {}
-    for image in manifest.images:
-        if not cache.touch(image.sha256) and image.sha256 not in missing:
-            missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
-    cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
+    with timings.span("mat_fetch"):
+        for image in manifest.images:
+            if not cache.touch(image.sha256) and image.sha256 not in missing:
+                missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
+        cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
     root.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(root.parent, ".*.tmp-*")
     if root.exists() and _read_complete(root, snapshot.sha256) is None:
         shutil.rmtree(root)  # left by something else than this function: rebuild it
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
-        counts = _build(staging, root, manifest, cache, progress)
+        with timings.span("mat_link_farm"):
+            counts = _build(staging, root, manifest, cache, progress)
         try:
             os.rename(staging, root)
         except OSError:

@@ -38,6 +38,7 @@ from activities.contracts.registry import (
     PublishRequest,
     PublishResult,
 )
+from activities.infra import timings
 from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.registry import aliases, layout
@@ -179,7 +180,8 @@ class Publisher:
 
     def _upload(self, key: str, path: Path) -> ArtifactRecord:
         content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-        info = self.store.put_file(self.bucket, key, path, content_type=content_type)
+        with timings.span("upload"):
+            info = self.store.put_file(self.bucket, key, path, content_type=content_type)
         return ArtifactRecord(key=key, sha256=info.sha256 or "", size=info.size)
 
     def _stage_files(self, request: PublishRequest, work: Path, step: Progress) -> dict[str, Path]:
@@ -188,18 +190,23 @@ class Publisher:
         staged: dict[str, Path] = {}
         for done, (name, ref) in enumerate(sources.items(), start=1):
             staged[name] = work / name
-            self.store.get_file(ref.bucket, ref.key, staged[name], expected_sha256=ref.sha256)
+            with timings.span("download"):
+                self.store.get_file(ref.bucket, ref.key, staged[name], expected_sha256=ref.sha256)
             step("download", done, len(sources))
         staged["results.csv"] = work / "results.csv"
         if request.results_csv_key is not None:  # verified against its recorded sha256
             bucket = request.candidate.bucket
-            self.store.get_file(bucket, request.results_csv_key, staged["results.csv"])
-            curves = draw_training_curves(staged["results.csv"], work)
+            with timings.span("download"):
+                self.store.get_file(bucket, request.results_csv_key, staged["results.csv"])
+            with timings.span("training_curves"):
+                curves = draw_training_curves(staged["results.csv"], work)
             if curves is not None:
                 staged[artifact_name(TRAINING_CURVES)] = curves
         else:
             staged["results.csv"].write_text(evaluation_csv(request))
-        staged.update(fetch_evidence(self.store, request.evaluation.evidence, work / "evidence"))
+        with timings.span("download"):
+            evidence = fetch_evidence(self.store, request.evaluation.evidence, work / "evidence")
+        staged.update(evidence)
         return staged
 
     def write_version(
