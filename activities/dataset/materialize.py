@@ -91,7 +91,7 @@ def _read_complete(root: Path, sha256: str) -> dict[str, int] | None:
     return {s: int(marker.get("counts", {}).get(s, 0)) for s in SPLITS}
 
 
-def _link(source: Path, target: Path) -> None:
+def _link(source: str, target: str) -> None:
     try:
         os.link(source, target)
     except OSError:
@@ -106,11 +106,18 @@ def _build(
             (staging / kind / split).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
     total = len(manifest.images)
+    # Plain strings and os calls: one link and one small write per image, and on a
+    # re-materialization of a grown snapshot this loop is most of the work (pathlib
+    # objects cost more than the system calls here).
+    objects, sep = str(cache.objects), os.sep
+    images = {split: str(staging / "images" / split) for split in SPLITS}
+    labels = {split: str(staging / "labels" / split) for split in SPLITS}
     for done, image in enumerate(manifest.images, start=1):
-        name = local_name(image)
-        _link(cache.path(image.sha256), staging / "images" / image.split / name)
-        label = staging / "labels" / image.split / PurePosixPath(name).with_suffix(".txt").name
-        label.write_text("".join(f"{line}\n" for line in image.labels))
+        name, sha = local_name(image), image.sha256
+        _link(f"{objects}{sep}{sha[:2]}{sep}{sha}", f"{images[image.split]}{sep}{name}")
+        stem = os.path.splitext(name)[0]  # as PurePosixPath(name).with_suffix(".txt")
+        with open(f"{labels[image.split]}{sep}{stem}.txt", "w", encoding="utf-8") as label:
+            label.write("".join(f"{line}\n" for line in image.labels))
         counts[image.split] += 1
         if done % 200 == 0 or done == total:
             on_progress("linked", done, total)
