@@ -25,6 +25,18 @@ the in-process CPU worker, so they cost the pipeline side a little).
 Also measures stop-early latency: a pipeline run is sent ``stop_early`` after its second epoch;
 ``stop_early_latency_seconds`` = signal -> the progress query leaves the ``training`` stage.
 
+Where the seconds go: the workers run in this process, so after each pipeline run the
+activities' timing records (:mod:`activities.infra.timings`: one per activity execution,
+opened by the worker's interceptor, filled by spans around the real code paths) are read
+back by workflow id. Per job a table gives each stage's wall time against the bare step it
+matches and every named cost inside it (training: Ultralytics itself, heartbeats, checkpoint
+staging and its background upload, control polling, progress signals, the run log, dataset
+materialization, final uploads; evaluation: validation, its plots, evidence; export: ONNX
+export, the parity check's checker / raw outputs / PyTorch and ONNX validations, upload;
+publish: transfers, training curves), plus orchestration (what the activities' wall times do
+not cover). :mod:`bench._overhead_breakdown` prints it and one line per figure
+(``breakdown_<job>_<stage>[_<cost>]_seconds=<s>``) before the last lines.
+
 The last lines are machine-readable::
 
     overhead_ratio_tiny=<x>
