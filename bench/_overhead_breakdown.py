@@ -2,8 +2,8 @@
 
 The workers run in the benchmark's process, so each activity's timing record
 (:mod:`activities.infra.timings`, opened by the worker's interceptor) is read back by the
-run's workflow id. Per job, medians over the pairs: a table, then one machine-readable line
-per stage and cost::
+run's workflow id. Per job, medians over the pairs: a table; for the medium job also one
+machine-readable line per stage and cost::
 
     breakdown_<job>_<stage>_seconds=<s>          (the activity's wall time)
     breakdown_<job>_<stage>_<cost>_seconds=<s>   (a named cost inside it)

@@ -102,7 +102,8 @@ def print_results(results: dict[str, Any], bootstrap: int) -> None:
         table(*results[name])
     from bench._overhead_breakdown import print_breakdown
 
-    lines = [line for name in ("tiny", "medium") for line in print_breakdown(*results[name])]
+    print_breakdown(*results["tiny"])  # the table only: the lines are the medium job's
+    lines = print_breakdown(*results["medium"])
     tiny, medium = results["tiny"][1], results["medium"][1]
     intercept, slope = fit(tiny, medium)
     print(f"\n2-point fit through the medians: pipeline = {intercept:.1f}s + {slope:.3f} x bare")

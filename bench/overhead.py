@@ -35,7 +35,7 @@ materialization, final uploads; evaluation: validation, its plots, evidence; exp
 export, the parity check's checker / raw outputs / PyTorch and ONNX validations, upload;
 publish: transfers, training curves), plus orchestration (what the activities' wall times do
 not cover). :mod:`bench._overhead_breakdown` prints it and one line per figure
-(``breakdown_<job>_<stage>[_<cost>]_seconds=<s>``) before the last lines.
+of the medium job (``breakdown_medium_<stage>[_<cost>]_seconds=<s>``) before the last lines.
 
 The last lines are machine-readable::
 

@@ -34,8 +34,8 @@ combined table and, last, every machine-readable line, overhead first::
     predict_ratio_vs_bare_onnx=<x>
     predict_images_repeated=<n>
 
-plus the breakdowns (where the seconds go): ``breakdown_<job>_<stage>_seconds`` and
-``breakdown_<job>_<stage>_<cost>_seconds`` per stage and named cost of the pipeline
+plus the breakdowns (where the seconds go): ``breakdown_medium_<stage>_seconds`` and
+``breakdown_medium_<stage>_<cost>_seconds`` per stage and named cost of the pipeline
 (``bench/overhead.py``, :mod:`bench._overhead_breakdown`), and ``incremental_seconds_<cost>``
 per cost of the incremental assembly (``bench/dataset.py``).
 
