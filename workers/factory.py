@@ -14,6 +14,7 @@ from activities.infra.storage import ObjectStore
 from activities.infra.workflow_runs import WorkflowRuns
 from activities.training.progress import ProgressReporter
 from workers import wiring
+from workers.telemetry import ActivityMetricsInterceptor
 from workers.timing import TimingInterceptor
 from workers.wiring import QueueKind
 
@@ -35,7 +36,9 @@ def build_worker(
     Sync activities run in a thread pool sized to the queue's concurrency; a GPU worker runs
     one training per GPU by default. Heartbeats are throttled to at most
     ``heartbeat_throttle_seconds`` so a cancel reaches a running activity within seconds,
-    whatever its heartbeat timeout. Every activity execution is timed (:mod:`workers.timing`).
+    whatever its heartbeat timeout. Every activity is counted and its heartbeats timed for
+    the operator metrics (:mod:`workers.telemetry`), and every activity execution is timed
+    per named cost (:mod:`workers.timing`).
     """
     store = store or ObjectStore.from_settings(settings)
     concurrency = settings.cpu_concurrency if kind == "cpu" else settings.gpu_concurrency
@@ -49,10 +52,10 @@ def build_worker(
         task_queue=task_queue or task_queue_for(kind, settings),
         workflows=wiring.workflows() if kind == "cpu" else [],
         activities=acts,
-        interceptors=[TimingInterceptor()],
         activity_executor=ThreadPoolExecutor(max_workers=concurrency + 1),
         max_concurrent_activities=concurrency,
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        interceptors=[ActivityMetricsInterceptor(), TimingInterceptor()],
     )

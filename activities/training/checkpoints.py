@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activities.infra import metrics
 from activities.infra.files import atomic_copy
 from activities.infra.storage import ObjectStore
 
@@ -161,6 +162,7 @@ class CheckpointUploader:
                 self._upload(epoch, path)
             except Exception:  # never kill the thread: the next epoch tries again
                 self.failures += 1
+                metrics.CHECKPOINT_UPLOAD_FAILURES.inc()
                 log.exception("checkpoint upload of epoch %d failed", epoch)
             finally:
                 with self._cond:
@@ -171,6 +173,8 @@ class CheckpointUploader:
         key = checkpoint_key(self.run_prefix, epoch)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
+        metrics.CHECKPOINT_UPLOAD_SECONDS.observe(time.monotonic() - started)
+        metrics.CHECKPOINT_UPLOAD_BYTES.inc(info.size)
         ref = CheckpointRef(epoch, key, info.sha256)
         with self._cond:
             self.refs = merge_refs(self.refs, ref)

@@ -26,6 +26,7 @@ from temporalio.client import Client
 
 from activities.contracts import names
 from activities.infra import timings
+from activities.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,12 @@ class SignalPacer:
 
 
 def training_progress_callbacks(
-    reporter: ProgressReporter, pacer: SignalPacer | None = None
+    reporter: ProgressReporter,
+    pacer: SignalPacer | None = None,
+    tracking: Tracking | None = None,
 ) -> dict[str, Callable[[Any], None]]:
-    """Ultralytics callbacks that tell the workflow about finished epochs, now and then."""
+    """Ultralytics callbacks that tell the workflow about finished epochs, now and then (and
+    about MLflow records that are late or lost, when tracking is on)."""
     from activities.contracts.retrain import TrainingProgress
     from activities.training.callbacks import epoch_metrics
 
@@ -110,6 +114,7 @@ def training_progress_callbacks(
                          time.monotonic()):  # fmt: skip
             return
         start = int(getattr(trainer, "start_epoch", 0) or 0)
+        late = tracking.status_line(info.workflow_run_id or "") if tracking else None
         reporter.report(
             names.TRAINING_PROGRESS_SIGNAL,
             TrainingProgress(
@@ -118,6 +123,7 @@ def training_progress_callbacks(
                 metrics=epoch_metrics(trainer),
                 attempt=info.attempt,
                 resumed_from_epoch=start or None,
+                tracking=late,
             ),
         )
 
