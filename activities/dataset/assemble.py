@@ -32,7 +32,7 @@ from activities.dataset.validation import (
     check_image,
 )
 from activities.dataset.verified import Verified, list_source, verified_candidates
-from activities.infra import metrics
+from activities.infra import metrics, timings
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -145,11 +145,13 @@ def _manifest_images(
 ) -> list[ManifestImage]:
     """Validate ``kept`` (problems go to ``report``), drop duplicates, split stably."""
     kept = _within_byte_cap(source, kept, settings.max_image_bytes, report)
-    shas = source.shas([c.rel for c in kept], "downloaded")
+    with timings.span("fetch_images"):
+        shas = source.shas([c.rel for c in kept], "downloaded")
     if spec.task == "classify":
         ambiguous = two_classes(kept, shas, report)
         kept = [c for c in kept if shas[c.rel] not in ambiguous]
-    checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
+    with timings.span("image_checks"):
+        checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
     test_prefix = _test_prefix(request)
     first_of: dict[str, str] = {}
     images: list[ManifestImage] = []
@@ -285,10 +287,13 @@ def inspect_source(
     The caller holds :func:`~activities.dataset.cache_bound.objects_in_use` meanwhile (the
     objects read must not be evicted under it).
     """
-    source = _list_source(store, settings, request, progress)
+    with timings.span("list"):
+        source = _list_source(store, settings, request, progress)
     report = Report(max_examples=request.max_examples)
-    read, spec = read_for_task(source, request, report)
-    verified = _verified(source, read, request)
+    with timings.span("read_layout"):
+        read, spec = read_for_task(source, request, report)
+    with timings.span("verified_list"):
+        verified = _verified(source, read, request)
     listed = len(source.objects)
     images = _manifest_images(source, read, verified.kept, request, settings, report, spec)
     inspection = Inspection(
@@ -330,7 +335,8 @@ def assemble(
     """
     with objects_in_use(settings.cache_dir):  # no eviction while objects are read
         result = _assemble(store, settings, request, progress)
-    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    with timings.span("cache_bound"):
+        enforce_bound(settings.cache_dir, settings.cache_max_bytes)
     return result
 
 
@@ -361,9 +367,10 @@ def _assemble(
             examples=report.examples,
         ),
     )
-    snapshot, reused = store_manifest(
-        store, settings.data_bucket, manifest, max_bytes=settings.max_document_bytes
-    )
+    with timings.span("store_manifest"):
+        snapshot, reused = store_manifest(
+            store, settings.data_bucket, manifest, max_bytes=settings.max_document_bytes
+        )
     progress("stored", 1, 1)
     log.info(
         "dataset %s: snapshot %s (%s), %d images %s, downloaded %d, %s",

@@ -35,6 +35,7 @@ from activities.contracts.dataset import SPLITS, SnapshotRef
 from activities.dataset.cache import ObjectCache, Wanted, sweep_stale
 from activities.dataset.cache_bound import enforce_bound, lease, objects_in_use
 from activities.dataset.manifest import Manifest, ManifestImage, load_manifest
+from activities.infra import timings
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -94,23 +95,19 @@ def _read_complete(root: Path, sha256: str) -> dict[str, int] | None:
     return {s: int(marker.get("counts", {}).get(s, 0)) for s in SPLITS}
 
 
-def _link(source: Path, target: Path) -> None:
+def _link(source: str, target: str) -> None:
     try:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
 
 
-def _place(staging: Path, manifest: Manifest, image: ManifestImage, cache: ObjectCache) -> None:
-    """Link one image (and write its label file) where Ultralytics looks for it."""
-    name = local_name(image)
-    if manifest.task == "classify":
-        folder = manifest.class_names[int(image.labels[0])]
-        _link(cache.path(image.sha256), staging / image.split / folder / name)
-        return
-    _link(cache.path(image.sha256), staging / "images" / image.split / name)
-    label = staging / "labels" / image.split / PurePosixPath(name).with_suffix(".txt").name
-    label.write_text("".join(f"{line}\n" for line in image.labels))
+def _place_classified(
+    staging: Path, manifest: Manifest, image: ManifestImage, cache: ObjectCache
+) -> None:
+    """Link one classification image into its class folder (``{split}/{class}/``)."""
+    folder = manifest.class_names[int(image.labels[0])]
+    _link(str(cache.path(image.sha256)), str(staging / image.split / folder / local_name(image)))
 
 
 def _build(
@@ -125,8 +122,21 @@ def _build(
                 (staging / kind / split).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = dict.fromkeys(SPLITS, 0)
     total = len(manifest.images)
+    # Plain strings and os calls: one link and one small write per image, and on a
+    # re-materialization of a grown snapshot this loop is most of the work (pathlib
+    # objects cost more than the system calls here).
+    objects, sep = str(cache.objects), os.sep
+    images = {split: str(staging / "images" / split) for split in SPLITS}
+    labels = {split: str(staging / "labels" / split) for split in SPLITS}
     for done, image in enumerate(manifest.images, start=1):
-        _place(staging, manifest, image, cache)
+        if manifest.task == "classify":
+            _place_classified(staging, manifest, image, cache)
+        else:
+            name, sha = local_name(image), image.sha256
+            _link(f"{objects}{sep}{sha[:2]}{sep}{sha}", f"{images[image.split]}{sep}{name}")
+            stem = os.path.splitext(name)[0]  # as PurePosixPath(name).with_suffix(".txt")
+            with open(f"{labels[image.split]}{sep}{stem}.txt", "w", encoding="utf-8") as label:
+                label.write("".join(f"{line}\n" for line in image.labels))
         counts[image.split] += 1
         if done % 200 == 0 or done == total:
             on_progress("linked", done, total)
@@ -167,7 +177,8 @@ def materialize_snapshot(
     leased = lease(root)  # before looking: an eviction of this snapshot finishes first
     try:
         data = root if snapshot.task == "classify" else root / "data.yaml"
-        counts = _read_complete(root, snapshot.sha256)
+        with timings.span("mat_lookup"):
+            counts = _read_complete(root, snapshot.sha256)
         if counts is not None:
             return MaterializedDataset(root, data, counts, 0, leased)
         with objects_in_use(settings.cache_dir):
@@ -175,7 +186,8 @@ def materialize_snapshot(
     except BaseException:
         leased.close()
         raise
-    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    with timings.span("mat_cache_bound"):
+        enforce_bound(settings.cache_dir, settings.cache_max_bytes)
     return MaterializedDataset(root, data, counts, downloaded, leased)
 
 
@@ -183,20 +195,23 @@ def _materialize(
     store: ObjectStore, settings: Settings, snapshot: SnapshotRef, root: Path, progress: Progress
 ) -> tuple[dict[str, int], int]:
     """Download what the cache lacks and build the directory: ``(counts, downloaded)``."""
-    manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
+    with timings.span("mat_load_manifest"):
+        manifest = load_manifest(store, snapshot, max_bytes=settings.max_document_bytes)
     cache = ObjectCache(settings.cache_dir)
     missing: dict[str, Wanted] = {}
-    for image in manifest.images:
-        if not cache.touch(image.sha256) and image.sha256 not in missing:
-            missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
-    cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
+    with timings.span("mat_fetch"):
+        for image in manifest.images:
+            if not cache.touch(image.sha256) and image.sha256 not in missing:
+                missing[image.sha256] = Wanted(image.key, image.etag, image.sha256)
+        cache.fetch(store, manifest.bucket, list(missing.values()), progress=progress)
     root.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(root.parent, ".*.tmp-*")
     if root.exists() and _read_complete(root, snapshot.sha256) is None:
         shutil.rmtree(root)  # left by something else than this function: rebuild it
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
-        counts = _build(staging, root, manifest, cache, progress)
+        with timings.span("mat_link_farm"):
+            counts = _build(staging, root, manifest, cache, progress)
         try:
             os.rename(staging, root)
         except OSError:

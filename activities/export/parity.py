@@ -18,6 +18,7 @@ import numpy as np
 
 from activities.contracts.export import ParityReport
 from activities.contracts.tasks import metric_label
+from activities.infra import timings
 from activities.infra.heartbeat import Progress, no_progress
 
 
@@ -146,7 +147,8 @@ def check_parity(
         )
 
     try:
-        onnx.checker.check_model(str(onnx_path))
+        with timings.span("parity_checker"):
+            onnx.checker.check_model(str(onnx_path))
     except Exception as exc:  # any checker failure is a parity failure, not a crash
         return failed(f"onnx.checker: {exc}", checker_ok=False)
     on_step("checker", 1, 3)
@@ -154,13 +156,16 @@ def check_parity(
     if not picked:
         return failed("no test images to compare on")
     try:
-        max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
+        with timings.span("parity_outputs"):
+            max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
     except Exception as exc:  # ONNX Runtime refusing the file is a parity failure
         return failed(f"ONNX Runtime vs PyTorch: {exc}", images_compared=0)
     on_step("outputs", 2, 3)
-    pt_map = _test_map(pt_path, data_yaml, imgsz, conf, iou, workdir, task)
+    with timings.span("parity_pt_val"):
+        pt_map = _test_map(pt_path, data_yaml, imgsz, conf, iou, workdir, task)
     try:
-        onnx_map = _test_map(onnx_path, data_yaml, imgsz, conf, iou, workdir, task)
+        with timings.span("parity_onnx_val"):
+            onnx_map = _test_map(onnx_path, data_yaml, imgsz, conf, iou, workdir, task)
     except Exception as exc:
         return failed(
             f"ONNX validation failed: {exc}",
