@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from activities.infra import timings
 from activities.infra.errors import BadInputError
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader
 from activities.training.control import ControlPoller
@@ -145,7 +146,8 @@ class Heartbeat:
                 return
             self._last = now
         try:
-            self._send(self.details())
+            with timings.span("heartbeat"):
+                self._send(self.details())
         except Exception as exc:  # a busy event loop must not kill the training
             log.warning("heartbeat not sent: %s: %s", type(exc).__name__, exc)
 
@@ -310,7 +312,8 @@ class TrainingHooks:
         if self.policy.unchanged(position):
             return
         started = time.monotonic()
-        position, write = trainer.mid_epoch_snapshot()
+        with timings.span("checkpoint_stage"):  # the copy; serialisation: bg.checkpoint_serialise
+            position, write = trainer.mid_epoch_snapshot()
         copied = time.monotonic() - started
         self.snapshot_seconds += copied
         log.info("mid-epoch state at %s copied in %.3fs on the training thread", position, copied)
@@ -339,7 +342,8 @@ class TrainingHooks:
         if epoch >= trainer.epochs or self.policy.unchanged((epoch, 0)):
             return
         if force or self.policy.epoch_end_due((epoch, 0)):
-            self.uploader.submit(trainer.last, epoch)
+            with timings.span("checkpoint_stage"):
+                self.uploader.submit(trainer.last, epoch)
             self.policy.taken((epoch, 0))
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
@@ -367,8 +371,13 @@ class TrainingHooks:
             map50=metrics.get("map50", 0.0),
         )
         if self.on_epoch is not None:
-            self.on_epoch(self.state.epochs_done, int(trainer.epochs), metrics, pace)
-        if not trainer.stop and self.state.epochs_done < trainer.epochs and self.poller.requested():
+            with timings.span("run_log"):
+                self.on_epoch(self.state.epochs_done, int(trainer.epochs), metrics, pace)
+        stop = False
+        if not trainer.stop and self.state.epochs_done < trainer.epochs:
+            with timings.span("control_poll"):
+                stop = self.poller.requested()
+        if stop:
             log.info("stop early requested: ending after epoch %d", self.state.epochs_done)
             self.state.stop_requested = True
             trainer.stop = True

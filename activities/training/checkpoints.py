@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activities.infra import metrics
+from activities.infra import metrics, timings
 from activities.infra.files import atomic_copy
 from activities.infra.storage import ObjectStore
 
@@ -206,7 +206,8 @@ class CheckpointUploader:
                 serialised = 0.0
                 if item.write is not None:
                     started = time.monotonic()
-                    item.write(item.path)  # serialisation, off the training thread
+                    with timings.span("checkpoint_serialise"):  # off the training thread
+                        item.write(item.path)
                     serialised = time.monotonic() - started
                     self.serialise_seconds += serialised
                 self._upload(item.position, item.path, serialised)
