@@ -29,10 +29,11 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
-from activities.infra.errors import NotFoundError, translate_errors
+from activities.infra.errors import IntegrityError, NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.links import LinkSigner
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
@@ -46,7 +47,7 @@ class RegistryActivities:
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
-        self.registry = Registry(store, settings.models_bucket)
+        self.registry = Registry(store, settings.models_bucket, keyring(settings))
         self.publisher = Publisher(self.registry)
         self.signer = LinkSigner.from_settings(settings, store)
 
@@ -67,8 +68,13 @@ class RegistryActivities:
         production = self.registry.production_version(request.model, scan)
         newest = sorted(scan.versions, reverse=True)[: request.limit]
         summaries = []
+        untrusted: dict[int, str] = {}
         for version in newest:
-            meta = self.registry.metadata(request.model, version)
+            try:
+                meta = self.registry.metadata(request.model, version)
+            except IntegrityError as exc:  # marked, never trusted (nor fatal to the listing)
+                untrusted[version] = str(exc)
+                continue
             summaries.append(
                 VersionSummary(
                     version=version,
@@ -88,6 +94,7 @@ class RegistryActivities:
             production_version=production,
             latest_version=max(scan.versions, default=None),
             total=len(scan.versions),
+            untrusted=untrusted,
         )
 
     def _resolve(self, model: str, version: int | None, alias: str) -> tuple[int, bool, bool]:

@@ -38,16 +38,18 @@ from activities.contracts.registry import (
     PublishRequest,
     PublishResult,
 )
+from activities.contracts.weights import TRAINABLE_TASK
 from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.registry import aliases, layout
-from activities.registry.core import Registry, dump
+from activities.registry.core import Registry
 from activities.registry.evidence import (
     TRAINING_CURVES,
     artifact_name,
     draw_training_curves,
     fetch_evidence,
 )
+from activities.registry.model_signature import onnx_signature
 from activities.registry.report import evaluation_csv, render_report
 from activities.registry.version import version_metadata
 
@@ -212,6 +214,11 @@ class Publisher:
         with tempfile.TemporaryDirectory(prefix="sentinel-publish-") as tmp:
             work = Path(tmp)
             staged = self._stage_files(request, work, step)
+            signature = onnx_signature(
+                staged["model.onnx"],
+                request.imported.task if request.imported else TRAINABLE_TASK,
+                request.snapshot.class_names,
+            )
             for done, (name, path) in enumerate(staged.items(), start=1):
                 artifacts[name] = self._upload(layout.artifact_key(model, version, name), path)
                 step("upload", done, len(staged))
@@ -220,7 +227,7 @@ class Publisher:
             artifacts["report.md"] = self._upload(
                 layout.artifact_key(model, version, "report.md"), work / "report.md"
             )
-        meta = version_metadata(request, version, gate, artifacts)
+        meta = version_metadata(request, version, gate, artifacts, signature)
         self.write_metadata(meta)
         return meta
 
@@ -229,7 +236,7 @@ class Publisher:
         self.store.put_bytes(
             self.bucket,
             layout.metadata_key(meta.model, meta.version),
-            dump(meta),
+            self.registry.encode(meta),  # signed: it vouches for every file of the version
             content_type="application/json",
             if_absent=True,
         )

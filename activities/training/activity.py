@@ -36,6 +36,7 @@ from activities.contracts import names
 from activities.contracts.training import TrainRequest, TrainResult
 from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.training import args as train_args
 from activities.training.base_model import prepare_base
@@ -190,7 +191,10 @@ class _Attempt:
                 self.store, self.bucket, self.prefix, prior, workdir / "resume",
                 epochs=self.hp.epochs,
                 on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
+                keys=keyring(self.settings),
             )  # fmt: skip
+            for bad, why in selection.rejected:  # e.g. found by listing, no signed sidecar
+                self.log.write(f"checkpoint {bad.key} (epoch {bad.epoch}) ignored: {why}")
             self.heartbeat.set_checkpoints(selection.remaining)
             resumed = selection.ref.epoch if selection.ref else None
             self.heartbeat.update_summary(
@@ -202,7 +206,7 @@ class _Attempt:
             )  # fmt: skip
             uploader = CheckpointUploader(
                 self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
-                existing=selection.remaining,
+                existing=selection.remaining, keys=keyring(self.settings),
             )  # fmt: skip
             plan = FitPlan(
                 self.request, extra, dataset.data_yaml, workdir / "train", batch, device,

@@ -30,6 +30,7 @@ from activities.contracts.bases import (
 from activities.contracts.weights import TRAINABLE_TASK
 from activities.infra.errors import BadInputError, ConfigurationError
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.infra.weights_cache import CachedWeights, cached_weights
 
@@ -68,7 +69,7 @@ def _architecture(spec: ArchitectureBase) -> PreparedBase:
 def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings) -> CachedWeights:
     from activities.weights import Catalog
 
-    record = Catalog(store, settings.models_bucket).require(spec.name)
+    record = Catalog(store, settings.models_bucket, keyring(settings)).require(spec.name)
     if record.task != TRAINABLE_TASK:  # refused before a byte is downloaded
         raise BadInputError(
             f"catalog weights {spec.name!r} are a {record.task} model: Sentinel trains "

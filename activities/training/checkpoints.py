@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.infra.files import atomic_copy
+from activities.infra.signing import Keyring, sidecar_bytes, sidecar_key
 from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ class CheckpointUploader:
         *,
         existing: list[CheckpointRef] | None = None,
         keep: int = KEEP,
+        keys: Keyring | None = None,
     ) -> None:
         self.store = store
+        self.keys = keys  # signs a sidecar per checkpoint: what a retry found by listing trusts
         self.bucket = bucket
         self.run_prefix = run_prefix
         self.staging_dir = staging_dir
@@ -171,6 +174,9 @@ class CheckpointUploader:
         key = checkpoint_key(self.run_prefix, epoch)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
+        if self.keys is not None and info.sha256:
+            body = sidecar_bytes(self.keys, key, info.sha256)
+            self.store.put_bytes(self.bucket, sidecar_key(key), body)
         ref = CheckpointRef(epoch, key, info.sha256)
         with self._cond:
             self.refs = merge_refs(self.refs, ref)
@@ -184,7 +190,7 @@ class CheckpointUploader:
         for old in dropped:
             if old.key != key:
                 try:
-                    self.store.delete(self.bucket, old.key)
+                    self.store.delete_many(self.bucket, [old.key, sidecar_key(old.key)])
                 except Exception:  # best effort: an extra old object is harmless
                     log.warning("could not delete old checkpoint %s", old.key)
         # Keep the newest staged copy for this attempt; older local copies are not needed.

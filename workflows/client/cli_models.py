@@ -153,3 +153,5 @@ def _print_listing(model: str, listing: ListVersionsResult) -> None:
             "imported" if v.imported else "trained",
         )
     console.print(table)
+    for version, why in sorted(listing.untrusted.items()):
+        console.print(f"[red]v{version} UNTRUSTED[/red]: {why}")
