@@ -73,10 +73,15 @@ class Selection:
 
 def check_checkpoint(path: Path, epochs: int) -> tuple[str | None, dict[str, Any] | None]:
     """``(reason it cannot be resumed or None, checkpoint dict)``; restricted unpickling."""
-    from ultralytics.nn.tasks import torch_safe_load
+    import torch
+
+    # why: the allowlist Ultralytics itself uses under ULTRALYTICS_SAFE_LOAD (private, pinned
+    # version); torch_safe_load would also rewrap non-dict files, hiding what they are.
+    from ultralytics.nn.tasks import _SafeLoad
 
     try:
-        ckpt, _ = torch_safe_load(path, safe_only=True)
+        with _SafeLoad.loading(path):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         return f"not loadable ({type(exc).__name__}: {str(exc)[:120]})", None
     if not isinstance(ckpt, dict):

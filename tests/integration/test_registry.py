@@ -38,7 +38,7 @@ from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.conftest import Queues
 from tests.helpers.factories import AT, SNAPSHOT
-from tests.helpers.outside import raw, sha256_of
+from tests.helpers.outside import raw, sha256_of, signed_body
 from tests.helpers.registry_setup import stored_publish_request
 from tests.helpers.stage_workflows import PublishWorkflow
 
@@ -338,8 +338,8 @@ def test_explicit_promote_and_rollback_move_the_alias_and_are_recorded(
         ("rollback", 1, 2),
     ]
     assert [e.reason for e in history[2:]] == ["hotfix", "regression", "still bad"]
-    pointer = AliasEvent.model_validate_json(
-        store.get_bytes(settings.models_bucket, layout.production_key(model))
+    pointer = AliasEvent.model_validate(
+        signed_body(store.get_bytes(settings.models_bucket, layout.production_key(model)))
     )
     assert pointer == history[-1]
     shown = acts.show_version(ShowVersionRequest(model=model))
