@@ -32,6 +32,7 @@ def workflows() -> list[type]:
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
         ShowVersionWorkflow,
+        VerifyModelWorkflow,
     )
     from workflows.retention import GarbageCollectionWorkflow
     from workflows.retrain import RetrainWorkflow
@@ -51,6 +52,7 @@ def workflows() -> list[type]:
         TrainingLogWorkflow,
         DownloadLinksWorkflow,
         PredictWorkflow,
+        VerifyModelWorkflow,
     ]
 
 
@@ -107,6 +109,7 @@ def activities(
             dataset.validate_dataset,
             logs.read_training_log,
             registry.download_links,
+            registry.verify_model,
             predict.plan_prediction,
             predict.predict_shard,  # model.onnx with ONNX Runtime
             predict.finish_prediction,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from activities.contracts import names
+from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
 from activities.contracts.registry import (
     DownloadLink,
     DownloadLinksRequest,
@@ -39,6 +40,7 @@ from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
+from activities.registry.verify import verify_model
 
 
 class RegistryActivities:
@@ -157,6 +159,12 @@ class RegistryActivities:
             files=files,
             expires_at=datetime.now(UTC) + expires,
         )
+
+    @activity.defn(name=names.VERIFY_MODEL)
+    @translate_errors
+    def verify_model(self, request: VerifyModelRequest) -> VerifyModelResult:
+        """Every signature and every file of a model (or one version), failures collected."""
+        return verify_model(self.registry, request, heartbeat_progress())
 
     @activity.defn(name=names.PROMOTE_VERSION)
     @translate_errors

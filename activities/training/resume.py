@@ -9,8 +9,9 @@ for: a checkpoint found by listing without a valid sidecar is ignored, never unp
 opened with Ultralytics' restricted loader (``weights_only=True`` plus its class allowlist):
 it must be an Ultralytics training checkpoint *with* optimizer state (a stripped one would
 silently start over in Ultralytics 8.4), for the same ``epochs`` (Ultralytics cannot change
-it on resume), and not at the final epoch (nothing would be left to resume). A candidate that fails is logged and skipped; when none is left the run
-starts over from the base model. Nothing here raises on a bad checkpoint: no crash loop.
+it on resume), and not at the final epoch (nothing would be left to resume). A candidate that
+fails is logged and skipped; when none is left the run starts over from the base model.
+Nothing here raises on a bad checkpoint: no crash loop.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.publish import Publisher
-from tests.helpers.tiny_onnx import onnx_bytes
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
 from tests.helpers.outside import sha256_of
+from tests.helpers.tiny_onnx import onnx_bytes
 from workflows.gate import apply_parity
 
 
