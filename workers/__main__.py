@@ -42,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def check(settings: Settings) -> None:
-    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable and
-    ``SENTINEL_DEFAULT_BASE`` (when set) names a base."""
+    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable,
+    ``SENTINEL_DEFAULT_BASE`` (when set) names a base and the signing keys are readable."""
+    from activities.infra.signing import keyring
     from activities.training.base_model import default_base
 
     default_base(settings)
+    keyring(settings)
     await connect(settings)
     store = ObjectStore.from_settings(settings, max_attempts=2)
     for bucket in settings.buckets:
@@ -55,9 +57,11 @@ async def check(settings: Settings) -> None:
 
 async def serve(settings: Settings, queues: str) -> None:
     """Run one worker per queue kind until a termination signal."""
+    from activities.infra.signing import keyring
     from activities.infra.yolo_env import bootstrap_offline
     from workers.factory import build_worker
 
+    keyring(settings)  # a worker without its signing keys refuses to start (one line, exit 1)
     bootstrap_offline()
     client = await connect(settings)
     store = ObjectStore.from_settings(settings)
