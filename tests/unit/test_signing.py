@@ -64,8 +64,12 @@ def test_sidecar_vouches_only_for_its_own_key() -> None:
     keys = Keyring((NEW,))
     data = sidecar_bytes(keys, "runs/r/checkpoints/epoch-0002.pt", "ab" * 32)
     assert vouched_sha256(keys, data, "runs/r/checkpoints/epoch-0002.pt", "s") == "ab" * 32
-    with pytest.raises(IntegrityError, match="vouches for 'runs/r/checkpoints/epoch-0002.pt'"):
-        vouched_sha256(keys, data, "runs/r/checkpoints/epoch-0009.pt", "s")
+    with pytest.raises(IntegrityError) as moved:
+        vouched_sha256(keys, data, "runs/r/checkpoints/epoch-0009.pt", "sidecar")
+    assert str(moved.value) == (
+        "sidecar vouches for 'runs/r/checkpoints/epoch-0002.pt', "
+        "not 'runs/r/checkpoints/epoch-0009.pt'"
+    )
 
 
 def test_key_file_rules(tmp_path: Path) -> None:
