@@ -1,6 +1,6 @@
 """Run every benchmark (``make bench``): one table of every figure, then the lines.
 
-The benchmarks: S3 restart, dataset, recovery, predict, overhead, bounds.
+The benchmarks: S3 restart, dataset, recovery, predict, slow MLflow, overhead, bounds.
 
 Each benchmark runs as a subprocess (it starts its own servers); its output streams to stderr
 as it runs, and its machine-readable ``key=value`` lines are collected. Then this prints one
@@ -33,6 +33,10 @@ combined table and, last, every machine-readable line, overhead first::
     predict_ratio_vs_bare_pytorch=<x>
     predict_ratio_vs_bare_onnx=<x>
     predict_images_repeated=<n>
+    slow_mlflow_overhead_ratio=<x>
+    slow_mlflow_cpu_share=<x>
+    slow_mlflow_enqueue_share=<x>
+    slow_mlflow_delay_seconds=<s>
 
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
@@ -59,10 +63,11 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "recovery": ("Training recovery", ["--epochs", "8"]),
     "s3_restart": ("Embedded stack restart", []),
     "predict": ("Batch prediction", ["--images", "200"]),
+    "tracking_overhead": ("Slow MLflow", []),
     "bounds": ("Bounds and retention", []),
 }
 # Cheapest first: a broken stack shows up early (bounds uploads 110,000 objects: last).
-ORDER = ("s3_restart", "dataset", "recovery", "predict", "overhead", "bounds")
+ORDER = ("s3_restart", "dataset", "recovery", "predict", "tracking_overhead", "overhead", "bounds")
 
 
 def supports_quick(script: Path) -> bool:

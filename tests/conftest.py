@@ -30,10 +30,12 @@ from tests.helpers.stack import (
     exported_env,
     prepared_store,
     stack_env,
+    start_mlflow,
     start_s3,
     start_temporal,
     unique_queues,
 )
+from workers.dev.mlflow_server import MlflowServer
 from workers.dev.stack import S3Server, TemporalDevServer
 
 # Re-exported for test modules that still import them from here (new code: tests.helpers).
@@ -76,6 +78,19 @@ def settings(
 @pytest.fixture(scope="session")
 def store(settings: Settings) -> ObjectStore:
     return ObjectStore.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    stack_dir: Path, s3_server: S3Server, store: ObjectStore
+) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (SQLite in the stack dir, artifacts in the test S3).
+
+    Started on first request only: the tests that track runs ask for it (about 10-30 s).
+    """
+    server = start_mlflow(stack_dir / "mlflow", s3_server.endpoint, store)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

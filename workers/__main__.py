@@ -17,9 +17,13 @@ from activities.infra.connection import TemporalUnavailableError, connect
 from activities.infra.errors import SentinelError
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
+from activities.tracking import Tracking
 from workers.wiring import parse_queues
 
 log = logging.getLogger("sentinel.workers")
+
+TRACKING_FLUSH_SECONDS = 10.0
+"""On shutdown, how long MLflow records still waiting may take to be sent."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,23 +64,35 @@ async def serve(settings: Settings, queues: str) -> None:
     from activities.infra.signing import keyring
     from activities.infra.yolo_env import bootstrap_offline
     from workers.factory import build_worker
+    from workers.telemetry import RetrainWatch, start_metrics
 
     keyring(settings)  # a worker without its signing keys refuses to start (one line, exit 1)
     bootstrap_offline()
-    client = await connect(settings)
+    kinds = parse_queues(queues)
+    telemetry = start_metrics(settings)  # before connecting: the client records SDK metrics
+    client = await connect(settings, runtime=telemetry.runtime if telemetry else None)
     store = ObjectStore.from_settings(settings)
-    workers = [build_worker(client, settings, kind, store=store) for kind in parse_queues(queues)]
+    workers = [build_worker(client, settings, kind, store=store) for kind in kinds]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runs = [asyncio.create_task(w.run()) for w in workers]
+    # CPU workers run the workflows: they sample them for the metrics.
+    watch = RetrainWatch(client) if telemetry and "cpu" in kinds else None
+    watching = asyncio.create_task(watch.run()) if watch else None
     log.info("serving %s", ", ".join(f"{w.task_queue}" for w in workers))
     await asyncio.wait(
         [*runs, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
     )
     log.info("shutting down (graceful for %.0fs)", settings.graceful_shutdown_seconds)
+    if watching:
+        watching.cancel()
     await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    # What MLflow has not received yet gets a few seconds; the rest is logged as not sent.
+    await asyncio.to_thread(Tracking.from_settings(settings).close, TRACKING_FLUSH_SECONDS)
+    if telemetry:
+        telemetry.close()
     for task in runs:
         if task.done() and (error := task.exception()) is not None:
             raise error

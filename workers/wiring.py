@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeGuard
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.infra.workflow_runs import WorkflowRuns
+from activities.tracking import Tracking
 from activities.training.progress import ProgressReporter
 
 QueueKind = Literal["cpu", "gpu"]
@@ -68,7 +69,10 @@ def activities(
 
     ``progress`` lets training report each epoch to its workflow (the ``progress`` query);
     ``runs`` lets retention ask Temporal which workflows are running.
+    Training, evaluation and the registry record runs in MLflow when
+    ``settings.mlflow_tracking_uri`` is set (one background sender per process).
     """
+    tracking = Tracking.from_settings(settings)
     if kind == "cpu":
         from activities.controller import ControllerActivities
         from activities.dataset import DatasetActivities
@@ -86,7 +90,7 @@ def activities(
         notify = NotifyActivities(settings)
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
-        registry = RegistryActivities(settings, store)
+        registry = RegistryActivities(settings, store, tracking=tracking)
         retention = RetentionActivities(settings, store, runs)
         weights = WeightsActivities(settings, store)
         logs = TrainingLogActivities(settings, store)
@@ -120,9 +124,9 @@ def activities(
         from activities.training.activity import TrainingActivities
         from activities.training.progress import training_progress_callbacks
 
-        callbacks = training_progress_callbacks(progress) if progress else None
-        training = TrainingActivities(settings, store, extra_callbacks=callbacks)
-        evaluation = EvaluationActivities(settings, store)
+        callbacks = training_progress_callbacks(progress, tracking=tracking) if progress else None
+        training = TrainingActivities(settings, store, extra_callbacks=callbacks, tracking=tracking)
+        evaluation = EvaluationActivities(settings, store, tracking=tracking)
         predict = PredictActivities(settings, store)
         return [training.train, evaluation.evaluate, predict.predict_shard]  # model.pt
     raise ValueError(f"unknown queue kind {kind!r}: use 'cpu' or 'gpu'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -47,6 +47,7 @@ class RetrainHandlers:
         self._version: int | None = None
         self._approval: ApprovalState = "not_required"
         self._approval_note: ApprovalDecision | None = None
+        self._approval_requested_at: datetime | None = None
         self._stop_early = False
         self._stop_sent = False
         self._error: str | None = None
@@ -73,10 +74,12 @@ class RetrainHandlers:
             candidate_version=self._version,
             decision=self._decision,
             approval=self._approval,
+            approval_requested_at=self._approval_requested_at,
             stop_early_requested=self._stop_early,
             error=self._error,
             attempt=self._training.attempt,
             resumed_from_epoch=self._training.resumed_from_epoch,
+            tracking=self._training.tracking,
         )
 
     def _eta(self, now: float) -> float | None:
@@ -162,6 +165,8 @@ class RetrainHandlers:
     def _ask_for_approval(self) -> None:
         """From now on ``approve`` and ``reject`` are accepted (until one of them, or a timeout)."""
         self._approval = "pending"
+        # Workflow time: a state change only (no command), so runs in flight replay unchanged.
+        self._approval_requested_at = workflow.now()
         self._set_stage("awaiting_approval")
 
     def _set_stage(self, stage: Stage) -> None:

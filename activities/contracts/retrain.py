@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -80,6 +81,9 @@ class TrainingProgress(Contract):
     metrics: dict[str, float] = Field(default_factory=dict)
     attempt: int = 1
     resumed_from_epoch: int | None = Field(None, description="epochs in the resumed checkpoint")
+    tracking: str | None = Field(
+        None, description="MLflow records not sent yet or lost (None: all sent or tracking off)"
+    )
 
 
 class ApprovalDecision(Contract):
@@ -103,12 +107,18 @@ class Progress(Contract):
     candidate_version: int | None = None
     decision: GateDecision | None = None
     approval: ApprovalState = "not_required"
+    approval_requested_at: datetime | None = Field(
+        None, description="when the run started waiting for approval (alerting on long waits)"
+    )
     stop_early_requested: bool = False
     error: str | None = None
     attempt: int = Field(1, description="training attempt (> 1: resumed after a failure)")
     resumed_from_epoch: int | None = None
     live: bool = Field(
         False, description="epoch and metrics come from the training's latest heartbeat"
+    )
+    tracking: str | None = Field(
+        None, description="experiment tracking trouble reported by training (None: none)"
     )
 
 

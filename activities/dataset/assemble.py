@@ -30,6 +30,7 @@ from activities.dataset.validation import (
     check_image,
 )
 from activities.dataset.verified import Verified, list_source, verified_candidates
+from activities.infra import metrics
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -291,6 +292,13 @@ def inspect_source(
     return inspection
 
 
+def _count_findings(dataset: str, report: Report) -> None:
+    """Operator metrics: what validation fixed or skipped, per kind."""
+    for kind, count in report.summary().items():
+        if count:
+            metrics.ASSEMBLY_FINDINGS.labels(dataset, kind).inc(count)
+
+
 def assemble(
     store: ObjectStore,
     settings: Settings,
@@ -316,6 +324,7 @@ def _assemble(
 ) -> AssembleResult:
     inspection = inspect_source(store, settings, request, progress=progress)
     source, report, images = inspection.source, inspection.report, inspection.images
+    _count_findings(request.dataset, report)  # before the usability check: failures count too
     counts = inspection.usable_counts(request)
     manifest = Manifest(
         dataset=request.dataset,

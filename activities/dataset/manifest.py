@@ -95,6 +95,17 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def split_digest(manifest: Manifest, split: SplitName) -> str:
+    """The identity of one split: sha256 of its images (key, content sha256, labels), in key
+    order. Equal digests mean two runs were evaluated on the same images and labels."""
+    images = [
+        {"key": i.key, "sha256": i.sha256, "labels": list(i.labels)}
+        for i in sorted(manifest.images, key=lambda i: i.key)
+        if i.split == split
+    ]
+    return hashlib.sha256(canonical_json(images)).hexdigest()
+
+
 def snapshot_key(dataset: str, sha256: str) -> str:
     return f"snapshots/{dataset}/{sha256}.json"
 

@@ -24,11 +24,13 @@ from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, Evalu
 from activities.contracts.evidence import Evidence
 from activities.evaluation.common import fetch_weights, scratch_dir
 from activities.evaluation.evidence import EvidenceTarget
-from activities.infra.errors import BadInputError, translate_errors
+from activities.infra.errors import BadInputError, SentinelError, translate_errors
 from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
 from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
+from activities.tracking import Tracking
+from activities.tracking.records import evaluation_metrics
 
 if TYPE_CHECKING:
     from activities.evaluation.validate import ValRun
@@ -237,23 +239,43 @@ def evidence_prefix_of(workflow_id: str, run_id: str, attempt: int) -> str:
 
 
 class EvaluationActivities:
-    """The evaluate activity bound to one store (GPU workers)."""
+    """The evaluate activity bound to one store (GPU workers); ``tracking``: MLflow (off by
+    default) gets the test-split metrics."""
 
-    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ObjectStore, *, tracking: Tracking | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.tracking = tracking or Tracking(None)
 
     @activity.defn(name=names.EVALUATE)
     @translate_errors
     def evaluate(self, request: EvaluateRequest) -> EvaluateResult:
         """Candidate and production champion on the same test split, with a bootstrap CI."""
         info = activity.info()
-        return evaluate(
-            self.store,
-            self.settings,
-            request,
-            progress=heartbeat_progress(),
-            evidence_prefix=evidence_prefix_of(
-                info.workflow_id or "no-workflow", info.workflow_run_id or "run", info.attempt
-            ),
+        workflow_id = info.workflow_id or ""
+        tracker = self.tracking.run(request.model, workflow_id, info.workflow_run_id or workflow_id)
+        try:
+            result = evaluate(
+                self.store,
+                self.settings,
+                request,
+                progress=heartbeat_progress(),
+                evidence_prefix=evidence_prefix_of(
+                    workflow_id or "no-workflow", info.workflow_run_id or "run", info.attempt
+                ),
+            )
+        except SentinelError as exc:
+            if not exc.retryable:  # the retrain ends here: so does its MLflow run
+                tracker.tags({"sentinel.error": f"evaluation: {exc}"})
+                tracker.finish("FAILED")
+            raise
+        tracker.metrics(evaluation_metrics(result))
+        tracker.tags(
+            {
+                "sentinel.champion_version": result.champion_version or "none",
+                "sentinel.comparison_note": result.comparison_note or "",
+            }
         )
+        return result

@@ -8,6 +8,7 @@ import sys
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from activities.infra.settings import Settings
 
@@ -27,12 +28,15 @@ def _tls_config(settings: Settings) -> TLSConfig | bool:
     return True
 
 
-async def connect(settings: Settings, *, timeout: float | None = None) -> Client:
+async def connect(
+    settings: Settings, *, timeout: float | None = None, runtime: Runtime | None = None
+) -> Client:
     """A client for the configured Temporal, using the pydantic data converter.
 
     Retries for ``timeout`` seconds (default: ``temporal_connect_timeout_seconds``; a dev
     server may still be starting), then raises :class:`TemporalUnavailableError` naming the
-    address and the setting to fix.
+    address and the setting to fix. ``runtime``: the SDK runtime to use (workers pass one
+    that records metrics); default the SDK's process-wide one.
     """
     wait = settings.temporal_connect_timeout_seconds if timeout is None else timeout
     deadline = asyncio.get_running_loop().time() + wait
@@ -45,6 +49,7 @@ async def connect(settings: Settings, *, timeout: float | None = None) -> Client
                 data_converter=pydantic_data_converter,
                 tls=_tls_config(settings),
                 api_key=settings.temporal_api_key(),
+                runtime=runtime,
             )
         except Exception as exc:  # the SDK raises RuntimeError with a long gRPC text
             last = exc

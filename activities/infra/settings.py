@@ -119,6 +119,22 @@ class Settings(BaseSettings):
     # Notifications
     webhook_url: str | None = Field(None, description="Webhook for run summaries (optional)")
 
+    # Experiment tracking (MLflow), optional: unset means no tracking at all.
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking server URL; unset: no experiment tracking"
+    )
+    mlflow_experiment_prefix: str = Field(
+        "sentinel/", max_length=200, description="MLflow experiment of a model: prefix + model name"
+    )
+    mlflow_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Per-request timeout of MLflow calls (background thread)"
+    )
+
+    # Operator metrics (Prometheus)
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the workers' Prometheus /metrics; 0: off"
+    )
+
     @model_validator(mode="after")
     def _credentials_from_files(self) -> Settings:
         for field, file_field in (

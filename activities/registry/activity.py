@@ -30,6 +30,7 @@ from activities.contracts.registry import (
     ShowVersionResult,
     VersionSummary,
 )
+from activities.infra import metrics
 from activities.infra.errors import IntegrityError, NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.links import LinkSigner
@@ -40,26 +41,40 @@ from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
+from activities.registry.tracking import mirror_state, track_publish
 from activities.registry.verify import verify_model
+from activities.tracking import Tracking
 
 
 class RegistryActivities:
-    """Registry activities bound to one store and the configured models bucket."""
+    """Registry activities bound to one store and the configured models bucket; ``tracking``
+    (off by default) records publishes in MLflow and mirrors the registry into MLflow's."""
 
-    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ObjectStore, *, tracking: Tracking | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.registry = Registry(store, settings.models_bucket, keyring(settings))
         self.publisher = Publisher(self.registry)
         self.signer = LinkSigner.from_settings(settings, store)
+        self.tracking = tracking or Tracking(None)
 
     @activity.defn(name=names.PUBLISH)
     @translate_errors
     def publish(self, request: PublishRequest) -> PublishResult:
         """Register the run's candidate as a new version (exactly once per run)."""
-        self.store.check_bucket(self.settings.models_bucket)
-        aliases.repair_production_mirror(self.registry, request.model)
-        return self.publisher.publish(request, progress=heartbeat_progress())
+        try:
+            self.store.check_bucket(self.settings.models_bucket)
+            aliases.repair_production_mirror(self.registry, request.model)
+            result = self.publisher.publish(request, progress=heartbeat_progress())
+        except Exception:
+            metrics.PUBLISH_OUTCOMES.labels(request.model, "failed").inc()
+            raise
+        outcome = "promoted" if result.promoted else "registered"
+        metrics.PUBLISH_OUTCOMES.labels(request.model, outcome).inc()
+        track_publish(self.tracking, self.registry, request, result)
+        return result
 
     @activity.defn(name=names.LIST_VERSIONS)
     @translate_errors
@@ -181,6 +196,7 @@ class RegistryActivities:
             at=request.requested_at,
             expect_current=aliases.expectation_of(request.expected_production),
         )
+        self._mirror(request.model)
         return PromoteVersionResult(
             model=request.model,
             version=request.version,
@@ -203,9 +219,14 @@ class RegistryActivities:
             expect_current=aliases.expectation_of(request.expected_production),
         )
         assert event.previous_version is not None
+        self._mirror(request.model)
         return RollbackResult(
             model=request.model,
             from_version=event.previous_version,
             to_version=event.version,
             event=event,
         )
+
+    def _mirror(self, model: str) -> None:
+        """MLflow's model registry follows ours (enqueued; nothing when tracking is off)."""
+        self.tracking.mirror_registry(model, lambda: mirror_state(self.registry, model))

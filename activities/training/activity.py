@@ -33,11 +33,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.contracts import names
+from activities.contracts.bases import BaseRecord
 from activities.contracts.training import TrainRequest, TrainResult
-from activities.infra.errors import translate_errors
+from activities.infra import metrics
+from activities.infra.errors import SentinelError, translate_errors
 from activities.infra.settings import Settings
 from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
+from activities.tracking import Tracking
 from activities.training import args as train_args
 from activities.training.base_model import prepare_base
 from activities.training.callbacks import (
@@ -69,6 +72,7 @@ from activities.training.runlog import (
     epoch_line,
     start_line,
 )
+from activities.training.telemetry import EpochTelemetry, track_start
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,8 @@ class TrainingActivities:
     """The ``train`` activity bound to settings and a store (dependency injection).
 
     ``materialize`` (default ``activities.dataset.materialize_snapshot``) and
-    ``extra_callbacks`` (``{event: fn}`` added after ours) exist for tests.
+    ``extra_callbacks`` (``{event: fn}`` added after ours) exist for tests; ``tracking``
+    records the run in MLflow (off by default).
     """
 
     def __init__(
@@ -107,9 +112,11 @@ class TrainingActivities:
         extra_callbacks: dict[str, Callable[[Any], None]] | None = None,
         control_poll_seconds: float = POLL_INTERVAL_SECONDS,
         log_upload_seconds: float = UPLOAD_INTERVAL_SECONDS,
+        tracking: Tracking | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.tracking = tracking or Tracking(None)
         self.materialize = materialize or _default_materialize
         self.extra_callbacks = extra_callbacks or {}
         self.control_poll_seconds = control_poll_seconds
@@ -122,8 +129,11 @@ class TrainingActivities:
         from activities.infra.yolo_env import bootstrap_offline
 
         bootstrap_offline()
-        info = activity.info()
-        return _Attempt(self, request, info).run()
+        attempt = _Attempt(self, request, activity.info())
+        try:
+            return attempt.run()
+        finally:
+            attempt.report_tracking()
 
 
 class _Attempt:
@@ -139,6 +149,9 @@ class _Attempt:
         self.info = info
         self.prefix = run_prefix(info.workflow_id)
         self.signals = _activity_signals()
+        self.tracker = owner.tracking.run(
+            request.model_name, info.workflow_id, info.workflow_run_id or info.workflow_id
+        )
 
     def run(self) -> TrainResult:
         """The attempt, its log kept beside the checkpoints (``logs/attempt-N.log``)."""
@@ -196,6 +209,7 @@ class _Attempt:
             for bad, why in selection.rejected:  # e.g. found by listing, no signed sidecar
                 self.log.write(f"checkpoint {bad.key} (epoch {bad.epoch}) ignored: {why}")
             self.heartbeat.set_checkpoints(selection.remaining)
+            self._track_start(selection.ref, base.record)
             resumed = selection.ref.epoch if selection.ref else None
             self.heartbeat.update_summary(
                 epoch=resumed or 0, epochs=self.hp.epochs, resumed_from_epoch=resumed
@@ -250,6 +264,7 @@ class _Attempt:
             interval=max(1.0, self.request.heartbeat_timeout_seconds / 4),
             max_seconds=SETUP_KEEPALIVE_MAX_SECONDS,
         )
+        telemetry = EpochTelemetry(self.request.model_name, self.tracker)
         hooks = TrainingHooks(
             self.heartbeat,
             uploader,
@@ -264,18 +279,46 @@ class _Attempt:
         )
         try:
             keepalive.start()
-            fit(plan, hooks, extra_callbacks=self.owner.extra_callbacks)
+            fit(
+                plan, hooks, extra_callbacks=self.owner.extra_callbacks,
+                observers=telemetry.callbacks(),
+            )  # fmt: skip
         except Interrupted as exc:
             self._finish_checkpoints(uploader)
             raise self._interrupted(exc, hooks) from None
         except Exception as exc:
             if not is_out_of_memory(exc):
                 uploader.close(timeout=FLUSH_TIMEOUT_SECONDS)
+                self._track_failure(exc)
                 raise
             raise self._out_of_memory(hooks.state.batch or plan.batch, uploader) from None
         finally:
             keepalive.stop()
         return hooks
+
+    # ------------------------------------------------------------------ tracking
+    def _track_start(self, resumed: CheckpointRef | None, base: BaseRecord) -> None:
+        """Operator metrics and the MLflow run's parameters, tags and lineage (enqueued)."""
+        if resumed is not None:
+            metrics.TRAINING_RESUMES.labels(self.request.model_name).inc()
+        track_start(
+            self.tracker, self.request, base=base, attempt=self.info.attempt,
+            resumed_from_epoch=resumed.epoch if resumed else None, store=self.store,
+        )  # fmt: skip
+
+    def _track_failure(self, exc: BaseException) -> None:
+        """A final failure (bad input, integrity) ends the MLflow run FAILED; retries do not."""
+        final = isinstance(exc, SentinelError) and not exc.retryable
+        if final or getattr(exc, "non_retryable", False):
+            self.tracker.tags({"sentinel.error": f"{type(exc).__name__}: {exc}"})
+            self.tracker.finish("FAILED")
+
+    def report_tracking(self) -> None:
+        """What MLflow has not received yet goes to the worker's log (it is still being sent:
+        a record that is finally lost is logged again by the sender)."""
+        line = self.tracker.status_line()
+        if line:
+            log.warning("%s (attempt %d): %s", self.info.workflow_id, self.info.attempt, line)
 
     # ------------------------------------------------------------------ helpers
     def _workdir(self) -> Path:
@@ -328,6 +371,7 @@ class _Attempt:
         done = hooks.state.epochs_done
         if exc.reason == "cancelled":
             log.info("training cancelled after %d epoch(s)", done)
+            self.tracker.finish("KILLED")
             return CancelledError("training cancelled at a batch boundary")
         log.info("worker shutting down after %d epoch(s): handing over", done)
         return ApplicationError(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activities.infra import metrics
 from activities.infra.files import atomic_copy
 from activities.infra.signing import Keyring, sidecar_bytes, sidecar_key
 from activities.infra.storage import ObjectStore
@@ -164,6 +165,7 @@ class CheckpointUploader:
                 self._upload(epoch, path)
             except Exception:  # never kill the thread: the next epoch tries again
                 self.failures += 1
+                metrics.CHECKPOINT_UPLOAD_FAILURES.inc()
                 log.exception("checkpoint upload of epoch %d failed", epoch)
             finally:
                 with self._cond:
@@ -174,6 +176,8 @@ class CheckpointUploader:
         key = checkpoint_key(self.run_prefix, epoch)
         started = time.monotonic()
         info = self.store.put_file(self.bucket, key, path)
+        metrics.CHECKPOINT_UPLOAD_SECONDS.observe(time.monotonic() - started)
+        metrics.CHECKPOINT_UPLOAD_BYTES.inc(info.size)
         if self.keys is not None and info.sha256:
             body = sidecar_bytes(self.keys, key, info.sha256)
             self.store.put_bytes(self.bucket, sidecar_key(key), body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +42,19 @@ def fit(
     hooks: TrainingHooks,
     *,
     extra_callbacks: dict[str, Callable[[Any], None]],
+    observers: Sequence[tuple[str, Callable[[Any], None]]] = (),
 ) -> None:
     """Resume ``plan.checkpoint`` when given, else train from the (verified) base model.
 
+    ``observers`` (telemetry that never raises) run before ``hooks``, so an epoch is recorded
+    even when a hook ends the attempt at its end; ``extra_callbacks`` run after them.
     A verified checkpoint that Ultralytics still refuses *before* training starts is logged
     and the run starts over from the base model (no crash loop across retries).
     """
 
     def install(model: Any) -> None:
+        for event, fn in observers:
+            model.add_callback(event, fn)
         hooks.install(model)
         for event, fn in extra_callbacks.items():
             model.add_callback(event, fn)

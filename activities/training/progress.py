@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.contracts import names
+from activities.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,12 @@ class SignalPacer:
 
 
 def training_progress_callbacks(
-    reporter: ProgressReporter, pacer: SignalPacer | None = None
+    reporter: ProgressReporter,
+    pacer: SignalPacer | None = None,
+    tracking: Tracking | None = None,
 ) -> dict[str, Callable[[Any], None]]:
-    """Ultralytics callbacks that tell the workflow about finished epochs, now and then."""
+    """Ultralytics callbacks that tell the workflow about finished epochs, now and then (and
+    about MLflow records that are late or lost, when tracking is on)."""
     from activities.contracts.retrain import TrainingProgress
     from activities.training.callbacks import epoch_metrics
 
@@ -108,6 +112,7 @@ def training_progress_callbacks(
                          time.monotonic()):  # fmt: skip
             return
         start = int(getattr(trainer, "start_epoch", 0) or 0)
+        late = tracking.status_line(info.workflow_run_id or "") if tracking else None
         reporter.report(
             names.TRAINING_PROGRESS_SIGNAL,
             TrainingProgress(
@@ -116,6 +121,7 @@ def training_progress_callbacks(
                 metrics=epoch_metrics(trainer),
                 attempt=info.attempt,
                 resumed_from_epoch=start or None,
+                tracking=late,
             ),
         )
 

@@ -21,6 +21,7 @@ from ._k8s import (
     rendered,
     secret_templates,
 )
+from ._monitoring import PODMONITOR_SCHEMA, PROMETHEUSRULE_SCHEMA
 from ._support import (
     APP_LABEL,
     HEARTBEAT_TIMEOUT_BUDGET_S,
@@ -49,7 +50,11 @@ OVERLAY_TARGETS = [t for t in TARGETS if t != "base"]
 KEDA_TARGETS = [t for t, (_, component) in COMPONENT_TARGETS.items() if component == "keda"]
 # Custom resources (no schema in kubernetes-validate) that components may add, and the
 # hand-written schema that checks them instead.
-CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT_SCHEMA}
+CRD_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT_SCHEMA,
+    ("monitoring.coreos.com/v1", "PodMonitor"): PODMONITOR_SCHEMA,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUSRULE_SCHEMA,
+}
 CHECK_COMMAND = ["python", "-m", "workers", "--check"]
 
 
@@ -204,15 +209,18 @@ def test_disruption_budgets_cover_each_worker_one_at_a_time(target: str):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_network_policy_allows_only_dns_temporal_and_s3(target: str):
+def test_network_policy_allows_only_dns_temporal_and_s3_out_and_metrics_in(target: str):
     docs = RENDERED[target]
     (policy,) = by_kind(docs, "NetworkPolicy")
     spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"] == dict([APP_LABEL])
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
-    assert not spec.get("ingress"), "nothing connects to a worker"
-    ports = sorted((p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"])
     env = pod_env(_deployment(docs, "cpu"), _configmaps(docs))
+    # Only Prometheus connects to a worker, only on the metrics port, from one namespace.
+    (scrape,) = spec["ingress"]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": int(env["SENTINEL_METRICS_PORT"])}]
+    assert all("ipBlock" not in peer and "namespaceSelector" in peer for peer in scrape["from"])
+    ports = sorted((p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"])
     temporal_port = int(env["SENTINEL_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
     s3_port = int(env["SENTINEL_S3_ENDPOINT"].rsplit(":", 1)[1])
     assert ports == sorted([("TCP", 53), ("UDP", 53), ("TCP", temporal_port), ("TCP", s3_port)])

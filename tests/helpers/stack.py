@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.infra.settings import Settings
 from activities.infra.signing import ensure_key_file
 from activities.infra.storage import ObjectStore
+from workers.dev.mlflow_server import ARTIFACTS_BUCKET, MlflowServer
 from workers.dev.stack import S3Server, TemporalDevServer, free_port
 from workflows.client.api import SentinelClient
 
@@ -51,6 +52,27 @@ def start_s3(state_dir: Path) -> S3Server:
     persistent = os.environ.get("SENTINEL_TEST_S3_PERSISTENT") == "1"
     server = S3Server(
         state_dir, port=free_port(), data_dir=state_dir / "objects" if persistent else None
+    )
+    server.start()
+    return server
+
+
+def start_mlflow(
+    state_dir: Path,
+    s3_endpoint: str,
+    store: ObjectStore,
+    *,
+    access_key: str = S3_TEST_KEY,
+    secret_key: str = S3_TEST_SECRET,
+) -> MlflowServer:
+    """A real ``mlflow server`` on a free loopback port, artifacts in the given S3 server."""
+    store.ensure_bucket(ARTIFACTS_BUCKET)
+    server = MlflowServer(
+        state_dir,
+        port=free_port(),
+        s3_endpoint=s3_endpoint,
+        access_key=access_key,
+        secret_key=secret_key,
     )
     server.start()
     return server

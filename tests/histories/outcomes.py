@@ -8,10 +8,11 @@ as real activities here. One outcome needs more: ``retrain-resumed-after-worker-
 first worker as a separate process and SIGKILLs it during training (:mod:`tests.histories.kill`).
 One history, ``retrain_promoted_v1``, comes from a real run (real training, real S3:
 ``tests/integration/test_retrain.py`` with ``SENTINEL_RECORD_HISTORY=1``); the script does not
-re-record it, nor ``predict_pytorch_compared`` (a real batch prediction comparing two versions,
-``tests/integration/test_predict.py``). Nor ``retrain-class-collapse-approved-before-per-class-gate`` (generation
-``2026-12-02``): recorded on stub activities by the workflow code of commit 45c04ac, before the
-per-class rule and the approval notification, it proves both are guarded.
+re-record it, nor ``predict_pytorch_compared`` (a real batch prediction comparing two
+versions, ``tests/integration/test_predict.py``). Nor
+``retrain-class-collapse-approved-before-per-class-gate`` (generation ``2026-12-02``):
+recorded on stub activities by the workflow code of commit 45c04ac, before the per-class rule
+and the approval notification, it proves both are guarded.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The embedded stack command: starts, serves the UI, stops cleanly, fails in one line."""
+"""The embedded stack command: starts, serves the UIs (Temporal, MLflow), stops cleanly, fails
+in one line; its demo tracks both versions in MLflow."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+
+from mlflow import MlflowClient
 
 from tests.conftest import REPO_ROOT
 from workers.dev.stack import free_port, port_in_use
@@ -35,6 +38,8 @@ def _ports() -> list[str]:
         str(free_port()),
         "--s3-port",
         str(free_port()),
+        "--mlflow-port",
+        str(free_port()),
     ]
 
 
@@ -51,12 +56,18 @@ def test_stack_starts_serves_ui_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.poll() is None, (seen, proc.communicate())
     with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}", timeout=10) as response:
         assert response.status == 200
+    mlflow_port = int(ports[7])
+    with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=10) as reply:
+        assert reply.status == 200
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert any("Temporal UI" in line for line in seen) and "Stopping workers" in out
+    assert f"MLflow UI     http://127.0.0.1:{mlflow_port}\n" in seen
     assert not port_in_use(int(ports[1])), "Temporal server left running"
+    assert not port_in_use(mlflow_port), "MLflow server left running"
     assert (tmp_path / "temporal" / "temporal.db").exists()
+    assert (tmp_path / "mlflow" / "mlflow.db").exists()
 
 
 def test_taken_port_is_a_one_line_error_naming_the_fix(tmp_path: Path) -> None:
@@ -104,7 +115,7 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
     assert (tmp_path / "signing.keys").read_text().startswith("# generated signing key")
     assert "v1" in out and "v2" in out and "champion" in out
     assert "models/demo-shapes/v2/model.onnx" in out
-    assert "Temporal UI" in out
+    assert "Temporal UI" in out and "MLflow UI" in out
     # The loop between the versions: pre-annotation, verification, the controller's retrain.
     assert "pre-annotating them with production demo-shapes" in out
     assert "labellers corrected and verified the 8 images" in out
@@ -117,3 +128,16 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
     links = re.findall(r"\]\((evidence/[^)]+\.png)\)", report.read_text())
     assert "evidence/confusion_matrix_normalized.png" in links
     assert all((report.parent / link).is_file() for link in links), links
+    # Both versions were tracked: read MLflow's database directly (its server has stopped).
+    mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("sentinel/demo-shapes")
+    assert experiment is not None
+    runs = mlflow.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    assert [r.data.tags.get("sentinel.version") for r in runs] == ["1", "2"]
+    for run, epochs in zip(runs, ([1], [1, 2]), strict=True):  # v1: 2 // 2 epochs, v2: 2
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in mlflow.get_metric_history(run.info.run_id, "epoch")]
+        assert sorted(steps) == epochs
+    versions = mlflow.search_model_versions("name = 'demo-shapes'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert "production" in mlflow.get_registered_model("demo-shapes").aliases

@@ -59,7 +59,8 @@ def _stack(state_dir: Path, ports: list[str]) -> Iterator[list[str]]:
 def test_restart_keeps_datasets_and_a_published_model_that_loads_verified(
     tmp_path: Path,
 ) -> None:
-    ports = ["--temporal-port", str(free_port()), "--ui-port", str(free_port())]
+    # S3's persistence alone: no MLflow server (its artifacts bucket would be a fourth bucket).
+    ports = ["--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--no-mlflow"]
     s3_port = free_port()
     ports += ["--s3-port", str(s3_port)]
     settings = Settings(

@@ -3,8 +3,9 @@
 Starts the real Temporal dev server (Web UI on, SQLite file under ``--state-dir`` so workflow
 state survives a restart), moto's S3 server with the buckets created (its objects kept under
 ``--state-dir`` too, so datasets, checkpoints and models survive a restart as well; see
-:mod:`workers.dev.s3_store`), and CPU + GPU workers in this process. Ctrl-C stops everything
-in order. ``--demo`` runs the demo job and exits.
+:mod:`workers.dev.s3_store`), a real MLflow tracking server (SQLite under ``--state-dir``,
+artifacts in the S3 server; ``--no-mlflow`` to skip it) and CPU + GPU workers in this process.
+Ctrl-C stops everything in order. ``--demo`` runs the demo job and exits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+
+from workers.dev.mlflow_server import ARTIFACTS_BUCKET, MlflowServer
 from workers.dev.stack import S3Server, ServiceError, TemporalDevServer
 
 log = logging.getLogger("sentinel.dev")
@@ -28,11 +31,20 @@ DEV_SECRET_KEY = "sentinel-dev-secret"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m workers.dev",
-        description="Run the embedded stack: Temporal dev server + Web UI, S3 (moto), workers.",
+        description="Run the embedded stack: Temporal dev server + Web UI, S3 (moto), MLflow "
+        "tracking server + UI, workers.",
     )
     parser.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port")
     parser.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
     parser.add_argument("--s3-port", type=int, default=9000, help="S3 server port")
+    parser.add_argument(
+        "--mlflow-port", type=int, default=5000, help="MLflow tracking server and UI port"
+    )
+    parser.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="start no MLflow server (SENTINEL_MLFLOW_TRACKING_URI, when set, is used as is)",
+    )
     parser.add_argument(
         "--state-dir", type=Path, default=Path(".state"), help="Temporal database, logs, cache"
     )
@@ -71,25 +83,52 @@ def _where_state_lives(temporal: TemporalDevServer, s3: S3Server) -> None:
         print(f"S3 objects kept in {s3.data_dir.resolve()} (restored at the next start)")
 
 
+def _start_mlflow(args: argparse.Namespace, s3: S3Server, state_dir: Path) -> MlflowServer | None:
+    """The stack's MLflow server, unless turned off or another tracking server is configured."""
+    if args.no_mlflow or os.environ.get("SENTINEL_MLFLOW_TRACKING_URI"):
+        return None
+    from activities.infra.settings import Settings
+    from activities.infra.storage import ObjectStore
+
+    ObjectStore.from_settings(Settings()).ensure_bucket(ARTIFACTS_BUCKET)
+    server = MlflowServer(
+        state_dir / "mlflow",
+        port=args.mlflow_port,
+        s3_endpoint=s3.endpoint,
+        access_key=os.environ["SENTINEL_S3_ACCESS_KEY"],
+        secret_key=os.environ["SENTINEL_S3_SECRET_KEY"],
+    )
+    server.start()
+    os.environ["SENTINEL_MLFLOW_TRACKING_URI"] = server.url
+    return server
+
+
 async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Server) -> int:
     from activities.infra.connection import connect
     from activities.infra.settings import Settings
     from activities.infra.storage import ObjectStore
     from activities.infra.yolo_env import bootstrap_offline
+    from activities.tracking import Tracking
     from workers.factory import build_worker
+    from workers.telemetry import start_metrics
 
     settings = Settings()
     store = ObjectStore.from_settings(settings)
     for bucket in settings.buckets:
         store.ensure_bucket(bucket)
     bootstrap_offline()
-    client = await connect(settings)
+    telemetry = start_metrics(settings)
+    client = await connect(settings, runtime=telemetry.runtime if telemetry else None)
     workers = [build_worker(client, settings, kind, store=store) for kind in ("cpu", "gpu")]
     tasks = [asyncio.create_task(w.run()) for w in workers]
+    mlflow_url = settings.mlflow_tracking_uri
     print(f"Temporal UI   {temporal.ui_url}")
+    print(f"MLflow UI     {mlflow_url or 'off'}")
     print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
     print(f"S3            http://{settings.s3_endpoint}  buckets {', '.join(settings.buckets)}")
     _where_state_lives(temporal, s3)
+    if telemetry:
+        print(f"Metrics       http://127.0.0.1:{telemetry.port}/metrics")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -101,7 +140,12 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Serv
 
             demo = asyncio.create_task(
                 run_demo(
-                    client, settings, store, temporal.ui_url, report_dir=args.state_dir / "reports"
+                    client,
+                    settings,
+                    store,
+                    temporal.ui_url,
+                    report_dir=args.state_dir / "reports",
+                    mlflow_url=mlflow_url,
                 )
             )
             waiter = asyncio.create_task(stop.wait())
@@ -119,6 +163,9 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Serv
         print("Stopping workers...")
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(Tracking.from_settings(settings).close, 30.0)
+        if telemetry:
+            telemetry.close()
     return code
 
 
@@ -133,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     s3 = S3Server(
         s3_dir, port=args.s3_port, data_dir=None if args.s3_in_memory else s3_dir / "objects"
     )
+    mlflow: MlflowServer | None = None
     try:
         temporal.start()
         s3.start()
         _export_env(temporal, s3, state_dir)
+        mlflow = _start_mlflow(args, s3, state_dir)
         if args.demo:
             _quiet_ultralytics()
         return asyncio.run(_run(args, temporal, s3))
@@ -151,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
+        if mlflow is not None:
+            mlflow.stop()
         s3.stop()
         temporal.stop()
 

@@ -9,7 +9,8 @@
    images, reaches its threshold and starts the v2 retrain: evaluated against v1 on the same
    held-out test split, gated, published;
 6. write v2's report with its pictures to a folder (``sentinel models report``, verified) and
-   print a summary table and where to look in the Temporal UI.
+   print a summary table and where to look in the Temporal UI and the MLflow UI (both runs
+   are tracked there when the stack runs its MLflow server).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def _summary(
     predicted: PredictResult,
     agreed: preannotate.Agreement,
     report: Path | None = None,
+    mlflow_url: str | None = None,
+    experiment: str = "",
 ) -> None:
     table = Table(title="Sentinel Training demo")
     for column in (
@@ -110,6 +113,11 @@ def _summary(
         )
     if ui_url:
         console.print(f"Inspect the runs in the Temporal UI: {ui_url}/namespaces/default/workflows")
+    if mlflow_url:
+        console.print(
+            f"Parameters, per-epoch metrics, lineage and the registered versions in the MLflow "
+            f"UI: {mlflow_url}/#/models/{MODEL} (experiment {experiment})"
+        )
 
 
 async def _preannotate(
@@ -160,6 +168,8 @@ async def run_demo(
     store: ObjectStore,
     ui_url: str | None = None,
     report_dir: Path | None = None,
+    *,
+    mlflow_url: str | None = None,
 ) -> int:
     """The whole demo; returns the process exit code.
 
@@ -194,5 +204,8 @@ async def run_demo(
             MODEL, report_dir / f"{MODEL}-v{version}", version=version
         )
         report = next(f.path for f in written.files if f.name == "report.md")
-    _summary(results, ui_url, *loop, report=report)
+    _summary(
+        results, ui_url, *loop, report=report, mlflow_url=mlflow_url,
+        experiment=f"{settings.mlflow_experiment_prefix}{MODEL}",
+    )  # fmt: skip
     return 0

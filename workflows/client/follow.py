@@ -66,6 +66,10 @@ def print_progress(progress: RunProgress) -> None:
     if progress.decision is not None:
         table.add_row("gate", progress.decision.reason)
     table.add_row("approval", progress.approval)
+    if progress.approval == "pending" and progress.approval_requested_at is not None:
+        table.add_row("waiting since", progress.approval_requested_at.isoformat(timespec="seconds"))
+    if progress.tracking:
+        table.add_row("tracking", progress.tracking)
     if progress.candidate_version is not None:
         table.add_row("version", f"v{progress.candidate_version}")
     if progress.error:
