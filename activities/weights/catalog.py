@@ -18,7 +18,7 @@ from activities.contracts.weights import (
     WeightsRecord,
     catalog_key,
 )
-from activities.infra.errors import BadInputError, NotFoundError
+from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
 from activities.infra.settings import Settings
 from activities.infra.signing import Keyring, keyring
 from activities.infra.storage import ObjectStore
@@ -106,8 +106,14 @@ class Catalog:
             if info.key.endswith(".json")
         )
         records = []
+        untrusted: dict[str, str] = {}
         for key in keys[:limit]:
-            record = self.get(key.removeprefix(CATALOG_PREFIX).removesuffix(".json"))
+            name = key.removeprefix(CATALOG_PREFIX).removesuffix(".json")
+            try:
+                record = self.get(name)
+            except IntegrityError as exc:  # marked, never trusted (nor fatal to the listing)
+                untrusted[name] = str(exc)
+                continue
             if record is not None:
                 records.append(record)
-        return ListWeightsResult(entries=records, total=len(keys))
+        return ListWeightsResult(entries=records, total=len(keys), untrusted=untrusted)

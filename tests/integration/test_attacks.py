@@ -158,6 +158,12 @@ async def test_unsigned_catalog_record_is_refused(
         f"{settings.models_bucket}/{catalog_key(name)} is not signed: refusing to trust it"
     )
     assert not marker.exists()
+    async with run_workers(kinds=("cpu",)):  # the listing marks it instead of failing
+        code, out, err = await sentinel_cli(queues, "weights", "list", env={"COLUMNS": "400"})
+    assert code == 0, (out, err)
+    assert f"{name} UNTRUSTED: {settings.models_bucket}/{catalog_key(name)} is not signed" in out, (
+        out
+    )
 
 
 # ------------------------------------------------------------------ (c) the registry
