@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,27 @@ def test_signed_json_is_readable_and_verifiable(tmp_path: Path) -> None:
     document = json.loads(data)
     assert document["hmac"]["key_id"] == "k2026" and data.startswith(b'{\n  "bucket"')
     assert keys.verified_model(data, S3Base, "doc").key == "a.pt"
+
+
+def test_a_worker_without_its_keys_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SENTINEL_SIGNING_KEY_FILE"}
+    env.update(SENTINEL_S3_ACCESS_KEY="unused", SENTINEL_S3_SECRET_KEY="unused")
+    missing = subprocess.run(
+        [sys.executable, "-m", "workers", "--queues", "cpu"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith(
+        "error: SENTINEL_SIGNING_KEY_FILE is not set"
+    ), missing.stderr[-2000:]
+    short = tmp_path / "signing.keys"
+    short.write_text("k1:too-short\n")
+    env["SENTINEL_SIGNING_KEY_FILE"] = str(short)
+    bad = subprocess.run(
+        [sys.executable, "-m", "workers", "--queues", "cpu"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1] == (
+        f"error: {short} line 1: key 'k1' is shorter than 32 bytes (use 'openssl rand -hex 32')"
+    )
