@@ -32,6 +32,7 @@ from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
 from tests.helpers.stack import Queues, RunWorkers, sentinel_for
+from tests.helpers.tiny_onnx import onnx_bytes
 from workflows.gate import apply_parity
 
 
@@ -112,7 +113,7 @@ def _publish_v1(store: ObjectStore, runs: str, models: str, model: str) -> None:
     """Version 1 of ``model`` through the real publish protocol."""
     prefix = f"runs/retrain-{model}/"
     pt = store.put_bytes(runs, f"{prefix}best.pt", b"weights v1")
-    onnx = store.put_bytes(runs, f"{prefix}export/model-v1.onnx", b"onnx v1")
+    onnx = store.put_bytes(runs, f"{prefix}export/model-v1.onnx", onnx_bytes(b"onnx v1"))
     exported = export_result(
         weights(onnx.key, onnx.sha256 or "", runs), weights(pt.key, pt.sha256 or "", runs)
     )

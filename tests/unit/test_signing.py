@@ -142,8 +142,10 @@ def test_a_worker_without_its_keys_refuses_to_start(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines()[-1].startswith(
-        "error: SENTINEL_SIGNING_KEY_FILE is not set"
+    assert (
+        missing.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: SENTINEL_SIGNING_KEY_FILE is not set")
     ), missing.stderr[-2000:]
     short = tmp_path / "signing.keys"
     short.write_text("k1:too-short\n")
