@@ -14,13 +14,14 @@ import signal
 import sys
 
 from activities.infra.connection import TemporalUnavailableError, connect
-from activities.infra.errors import SentinelError
+from activities.infra.errors import ConfigurationError, SentinelError
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.tracking import Tracking
 from workers.wiring import parse_queues
 
 log = logging.getLogger("sentinel.workers")
+EXIT_CONFIGURATION = 2  # the settings are wrong (exit 1: something is unreachable or broken)
 
 TRACKING_FLUSH_SECONDS = 10.0
 """On shutdown, how long MLflow records still waiting may take to be sent."""
@@ -57,6 +58,17 @@ async def check(settings: Settings) -> None:
     store = ObjectStore.from_settings(settings, max_attempts=2)
     for bucket in settings.buckets:
         store.check_bucket(bucket)
+
+
+def preflight(settings: Settings) -> None:
+    """Refuse a wrong security configuration at once, before any connection: TLS settings
+    that would send credentials in clear text, a webhook that is not HTTPS or not signed
+    (:class:`ConfigurationError`, one line naming the setting)."""
+    from activities.infra.connection import tls_config
+    from activities.notify.webhook import target_from_settings
+
+    tls_config(settings)
+    target_from_settings(settings)
 
 
 async def serve(settings: Settings, queues: str) -> None:
@@ -103,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings()
+        preflight(settings)
         if args.check:
             asyncio.run(check(settings))
             print("ok: Temporal and S3 reachable, buckets present")
             return 0
         asyncio.run(serve(settings, args.queues or settings.worker_queues))
         return 0
+    except ConfigurationError as exc:  # e.g. an API key without TLS: fix the settings
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
     except (TemporalUnavailableError, SentinelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -78,6 +78,7 @@ def activities(
         from activities.dataset import DatasetActivities
         from activities.export import ExportActivities
         from activities.notify import NotifyActivities
+        from activities.notify.announce import ProductionAnnouncer
         from activities.predict import PredictActivities
         from activities.registry.activity import RegistryActivities
         from activities.retention import RetentionActivities
@@ -90,7 +91,10 @@ def activities(
         notify = NotifyActivities(settings)
         controller = ControllerActivities(settings, store)
         export = ExportActivities(settings, store)
-        registry = RegistryActivities(settings, store, tracking=tracking)
+        announcer = ProductionAnnouncer(settings)
+        registry = RegistryActivities(
+            settings, store, tracking=tracking, on_production_move=announcer.announce
+        )
         retention = RetentionActivities(settings, store, runs)
         weights = WeightsActivities(settings, store)
         logs = TrainingLogActivities(settings, store)

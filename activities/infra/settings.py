@@ -1,7 +1,7 @@
 """Process-wide configuration, read from the environment (prefix ``SENTINEL_``) or files.
 
-Secrets (S3 keys, Temporal API key) come only from here: never from workflow inputs, so they
-never appear in Temporal history or the Web UI.
+Secrets (S3 keys, Temporal API key, the webhook URL and its signing key) come only from here:
+never from workflow inputs, so they never appear in Temporal history or the Web UI.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     temporal_tls: bool = Field(False, description="Connect to Temporal over TLS")
     temporal_tls_cert_file: Path | None = Field(None, description="mTLS client cert (PEM) file")
     temporal_tls_key_file: Path | None = Field(None, description="mTLS client key (PEM) file")
+    temporal_tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signs Temporal's certificate (default: system CAs)"
+    )
+    temporal_tls_server_name: str | None = Field(
+        None, description="Name Temporal's certificate must carry (default: the address's host)"
+    )
     temporal_api_key_file: Path | None = Field(None, description="File holding a Temporal API key")
     temporal_connect_timeout_seconds: float = Field(
         10.0, gt=0, le=300, description="How long to keep trying to reach Temporal, then fail"
@@ -117,7 +123,16 @@ class Settings(BaseSettings):
     )
 
     # Notifications
-    webhook_url: str | None = Field(None, description="Webhook for run summaries (optional)")
+    webhook_url: SecretStr | None = Field(
+        None, description="Webhook for run and production events: https://, a secret (optional)"
+    )
+    webhook_url_file: Path | None = Field(None, description="File holding the webhook URL")
+    webhook_secret_file: Path | None = Field(
+        None, description="File holding the key that signs webhook deliveries (HMAC-SHA256)"
+    )
+    webhook_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) of the webhook's HTTPS server (default: system CAs)"
+    )
 
     # Experiment tracking (MLflow), optional: unset means no tracking at all.
     mlflow_tracking_uri: str | None = Field(
@@ -140,6 +155,7 @@ class Settings(BaseSettings):
         for field, file_field in (
             ("s3_access_key", "s3_access_key_file"),
             ("s3_secret_key", "s3_secret_key_file"),
+            ("webhook_url", "webhook_url_file"),
         ):
             if getattr(self, field) is None and getattr(self, file_field) is not None:
                 object.__setattr__(self, field, _read_secret_file(getattr(self, file_field)))

@@ -8,6 +8,7 @@ behind the truth for longer than the next registry operation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
@@ -15,6 +16,7 @@ from temporalio import activity
 from activities.contracts import names
 from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
 from activities.contracts.registry import (
+    AliasEvent,
     DownloadLink,
     DownloadLinksRequest,
     DownloadLinksResult,
@@ -45,13 +47,26 @@ from activities.registry.tracking import mirror_state, track_publish
 from activities.registry.verify import verify_model
 from activities.tracking import Tracking
 
+ProductionMoveHook = Callable[[str, AliasEvent], object]
+"""Told ``(model, event)`` after each move of the production alias (the worker wires the
+webhook's production events here); it must not raise or block."""
+
 
 class RegistryActivities:
     """Registry activities bound to one store and the configured models bucket; ``tracking``
-    (off by default) records publishes in MLflow and mirrors the registry into MLflow's."""
+    (off by default) records publishes in MLflow and mirrors the registry into MLflow's.
+
+    ``on_production_move``: called after publish, promote or rollback moved production, so
+    every path that moves it is announced (``activities.notify.announce``).
+    """
 
     def __init__(
-        self, settings: Settings, store: ObjectStore, *, tracking: Tracking | None = None
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        *,
+        tracking: Tracking | None = None,
+        on_production_move: ProductionMoveHook | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,6 +74,19 @@ class RegistryActivities:
         self.publisher = Publisher(self.registry)
         self.signer = LinkSigner.from_settings(settings, store)
         self.tracking = tracking or Tracking(None)
+        self.on_production_move = on_production_move
+
+    def _moved(self, model: str, event: AliasEvent | None) -> None:
+        if event is not None and self.on_production_move is not None:
+            self.on_production_move(model, event)
+
+    def _publish_event(self, model: str, request_id: str) -> AliasEvent | None:
+        """The alias event a publish wrote (looked for among the newest few)."""
+        for seq in sorted(self.registry.scan(model).history, reverse=True)[:8]:
+            event = self.registry.read(layout.history_key(model, seq), AliasEvent)
+            if event is not None and event.request_id == request_id:
+                return event
+        return None
 
     @activity.defn(name=names.PUBLISH)
     @translate_errors
@@ -74,6 +102,9 @@ class RegistryActivities:
         outcome = "promoted" if result.promoted else "registered"
         metrics.PUBLISH_OUTCOMES.labels(request.model, outcome).inc()
         track_publish(self.tracking, self.registry, request, result)
+        if result.promoted and self.on_production_move is not None:
+            request_id = f"publish:{request.workflow_id}:{request.run_id}"
+            self._moved(request.model, self._publish_event(request.model, request_id))
         return result
 
     @activity.defn(name=names.LIST_VERSIONS)
@@ -197,6 +228,7 @@ class RegistryActivities:
             expect_current=aliases.expectation_of(request.expected_production),
         )
         self._mirror(request.model)
+        self._moved(request.model, event)
         return PromoteVersionResult(
             model=request.model,
             version=request.version,
@@ -220,6 +252,7 @@ class RegistryActivities:
         )
         assert event.previous_version is not None
         self._mirror(request.model)
+        self._moved(request.model, event)
         return RollbackResult(
             model=request.model,
             from_version=event.previous_version,

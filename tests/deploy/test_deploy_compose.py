@@ -33,6 +33,7 @@ COMPOSE: dict[str, Any] = yaml.safe_load(RAW)
 SERVICES: dict[str, Any] = COMPOSE["services"]
 SENTINEL_SERVICES = ("worker-cpu", "worker-gpu", "controller-apply")
 WORKERS = {"worker-cpu": "cpu", "worker-gpu": "gpu"}
+POLICIES = (COMPOSE_DIR.parent / "minio" / "policies").resolve()
 EXAMPLE_ENV = {e.name: e.value for e in env_example().values() if e.active}
 
 
@@ -78,7 +79,9 @@ def test_every_compose_variable_is_documented_in_env_example():
     missing = used - set(entries)
     assert not missing, f"compose.yaml uses {sorted(missing)}, undocumented in .env.example"
     compose_only = {name for name in entries if not name.startswith("SENTINEL_")}
-    unused = compose_only - used
+    # compose secrets read their variable directly (`environment:`), not by interpolation
+    sourced = {s["environment"] for s in COMPOSE["secrets"].values() if "environment" in s}
+    unused = compose_only - used - sourced
     assert not unused, f".env.example documents {sorted(unused)}, unused by compose.yaml"
     for name, op, _ in interpolations(RAW):
         if op in (":?", "?"):
@@ -124,12 +127,13 @@ def test_sentinel_services_use_the_image_hardened_and_with_secrets_as_files():
         assert service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
         env = service["environment"]
-        for secret in service["secrets"]:
+        for entry in service["secrets"]:
+            secret = entry["source"] if isinstance(entry, dict) else entry
             assert secret in COMPOSE["secrets"], f"{name}: unknown secret {secret}"
             assert (
                 "environment" in COMPOSE["secrets"][secret] or "file" in COMPOSE["secrets"][secret]
             )
-        mounted = {f"/run/secrets/{s}" for s in service["secrets"]}
+        mounted = {f"/run/secrets/{_target(s)}" for s in service["secrets"]}
         for key in ("SENTINEL_S3_ACCESS_KEY_FILE", "SENTINEL_S3_SECRET_KEY_FILE"):
             assert env[key] in mounted, f"{name}: {key} points at no mounted secret"
         depends = service["depends_on"]
@@ -160,10 +164,16 @@ def test_gpu_worker_reserves_an_nvidia_gpu():
         assert SERVICES[name]["shm_size"], f"{name}: DataLoader needs more than 64 MB of /dev/shm"
 
 
+def _target(entry: str | dict[str, str]) -> str:
+    """The file name under /run/secrets of a service's secret (short or long syntax)."""
+    return entry if isinstance(entry, str) else entry.get("target", entry["source"])
+
+
 def _run_minio_init(
-    tmp_path: Path, env: dict[str, str], secret: str
+    tmp_path: Path, env: dict[str, str], secret: str, gpu_secret: str = "a-real-gpu-secret"
 ) -> subprocess.CompletedProcess:
-    """The minio-init script, run by /bin/sh against a fake `mc` that logs its arguments."""
+    """The minio-init script, run by /bin/sh against a fake `mc` that logs its arguments,
+    with the real policy templates of deploy/minio/policies."""
     script = SERVICES["minio-init"]["command"][0].replace("$$", "$")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -171,11 +181,19 @@ def _run_minio_init(
     (bin_dir / "mc").chmod(0o755)
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
-    (secrets / "s3_access_key").write_text("sentinel-worker")
-    (secrets / "s3_secret_key").write_text(secret)
-    policy = "/tmp/sentinel-policy.json"
-    assert policy in script
-    script = script.replace(policy, str(tmp_path / "sentinel-policy.json"))
+    for name, value in {
+        "s3_access_key": "sentinel-cpu",
+        "s3_secret_key": secret,
+        "s3_gpu_access_key": "sentinel-gpu",
+        "s3_gpu_secret_key": gpu_secret,
+    }.items():
+        (secrets / name).write_text(value)
+    (volume,) = SERVICES["minio-init"]["volumes"]
+    source, target, _ = volume.split(":")
+    assert (COMPOSE_DIR / source).resolve() == POLICIES
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    script = script.replace(f"{target}/", f"{POLICIES}/").replace("/tmp/", f"{out}/")
     script = script.replace("/run/secrets", str(secrets))
     full_env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -187,36 +205,71 @@ def _run_minio_init(
     )
 
 
-def test_minio_init_creates_buckets_and_a_bucket_scoped_user(tmp_path: Path):
-    env = {k: interpolate(str(v), {**EXAMPLE_ENV, "MINIO_ROOT_PASSWORD": "not-a-placeholder"})
-           for k, v in SERVICES["minio-init"]["environment"].items()}  # fmt: skip
+def _granted(policy: dict[str, Any], bucket: str) -> set[str]:
+    """Actions a policy allows on objects of ``bucket`` (Deny statements subtracted)."""
+    allowed: set[str] = set()
+    denied: set[str] = set()
+    for statement in policy["Statement"]:
+        if f"arn:aws:s3:::{bucket}/*" in statement["Resource"]:
+            (allowed if statement["Effect"] == "Allow" else denied).update(statement["Action"])
+    return allowed - denied
+
+
+def test_minio_init_creates_versioned_buckets_and_two_scoped_users(tmp_path: Path):
+    example = {**EXAMPLE_ENV, "MINIO_ROOT_PASSWORD": "not-a-placeholder"}
+    env = {
+        k: interpolate(str(v), example) for k, v in SERVICES["minio-init"]["environment"].items()
+    }
+    env["SENTINEL_MODELS_BUCKET"] = "acme-models"  # the policies follow the bucket names of .env
     result = _run_minio_init(tmp_path, env, secret="a-real-secret-key")
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "mc.log").read_text()
     buckets = [env[f"SENTINEL_{b}_BUCKET"] for b in ("DATA", "RUNS", "MODELS")]
     for bucket in buckets:
         assert f"mb --ignore-existing local/{bucket}" in log
-    policy = json.loads((tmp_path / "sentinel-policy.json").read_text())
-    (statement,) = policy["Statement"]
-    assert sorted(statement["Resource"]) == sorted(
-        [f"arn:aws:s3:::{b}" for b in buckets] + [f"arn:aws:s3:::{b}/*" for b in buckets]
-    )
-    assert "admin user add local sentinel-worker a-real-secret-key" in log
-    assert "admin policy attach local sentinel-rw --user sentinel-worker" in log
+    assert "version enable local/acme-models" in log
+    cpu = json.loads((tmp_path / "out" / "sentinel-cpu.json").read_text())
+    gpu = json.loads((tmp_path / "out" / "sentinel-gpu.json").read_text())
+    for policy in (cpu, gpu):
+        resources = {r for st in policy["Statement"] for r in st["Resource"]}
+        assert {r.split(":::")[1].split("/")[0] for r in resources} == set(buckets)
+        assert "s3:*" not in {a for st in policy["Statement"] for a in st["Action"]}
+    assert {"s3:PutObject", "s3:DeleteObject"} <= _granted(cpu, "acme-models")
+    assert _granted(gpu, "acme-models") == {"s3:GetObject"}, "GPU workers write no model"
+    assert "s3:PutObject" in _granted(gpu, env["SENTINEL_RUNS_BUCKET"])
+    for policy in (cpu, gpu):
+        assert not {"s3:DeleteObjectVersion", "s3:PutBucketVersioning"} & _granted(
+            policy, "acme-models"
+        ), "no worker may purge the models bucket's history"
+    assert "admin user add local sentinel-cpu a-real-secret-key" in log
+    assert "admin policy attach local sentinel-cpu --user sentinel-cpu" in log
+    assert "admin user add local sentinel-gpu a-real-gpu-secret" in log
+    assert "admin policy attach local sentinel-gpu --user sentinel-gpu" in log
 
 
-@pytest.mark.parametrize("which", ["root", "s3"])
+@pytest.mark.parametrize("which", ["root", "s3", "gpu"])
 def test_minio_init_refuses_the_env_example_placeholders(tmp_path: Path, which: str):
     env = {
         k: interpolate(str(v), EXAMPLE_ENV)
         for k, v in SERVICES["minio-init"]["environment"].items()
     }
-    if which == "s3":
+    if which != "root":
         env["MINIO_ROOT_PASSWORD"] = "not-a-placeholder"
     secret = EXAMPLE_ENV["SENTINEL_S3_SECRET_KEY"] if which == "s3" else "a-real-secret-key"
-    result = _run_minio_init(tmp_path, env, secret=secret)
+    gpu_secret = EXAMPLE_ENV["GPU_S3_SECRET_KEY"] if which == "gpu" else "a-real-gpu-secret"
+    result = _run_minio_init(tmp_path, env, secret=secret, gpu_secret=gpu_secret)
     assert result.returncode != 0 and "change-me" in result.stderr
     assert not (tmp_path / "mc.log").exists(), "nothing may be created with public credentials"
+
+
+def test_gpu_worker_gets_its_own_identity_and_no_webhook():
+    cpu, gpu = SERVICES["worker-cpu"], SERVICES["worker-gpu"]
+    sources = {s["source"] if isinstance(s, dict) else s for s in gpu["secrets"]}
+    assert sources == {"s3_gpu_access_key", "s3_gpu_secret_key"}
+    assert {_target(s) for s in gpu["secrets"]} == {"s3_access_key", "s3_secret_key"}
+    assert {"webhook_url", "webhook_signing_key"} <= set(cpu["secrets"])
+    assert cpu["environment"]["SENTINEL_WEBHOOK_URL_FILE"] == "/run/secrets/webhook_url"
+    assert gpu["environment"]["SENTINEL_WEBHOOK_URL_FILE"] is None
 
 
 def test_env_file_is_git_ignored():

@@ -100,6 +100,8 @@ def test_secret_templates_validate_and_are_not_applied_by_kustomize():
     assert set(templates) == {
         "sentinel-s3-credentials",
         "sentinel-signing-keys",
+        "sentinel-s3-gpu",
+        "sentinel-webhook",
         "sentinel-temporal-tls",
         "sentinel-temporal-api-key",
     }

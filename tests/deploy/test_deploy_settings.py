@@ -72,9 +72,11 @@ def _parses(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def test_the_settings_class_is_what_this_rule_expects():
-    assert NAMES.secret_values == {"SENTINEL_S3_ACCESS_KEY", "SENTINEL_S3_SECRET_KEY"}, (
-        "a new secret setting with a _file twin: give it a Secret/compose secret and update here"
-    )
+    assert NAMES.secret_values == {
+        "SENTINEL_S3_ACCESS_KEY",
+        "SENTINEL_S3_SECRET_KEY",
+        "SENTINEL_WEBHOOK_URL",
+    }, "a new secret setting with a _file twin: give it a Secret/compose secret and update here"
     assert "SENTINEL_WORKER_QUEUES" in NAMES.all
 
 
@@ -132,18 +134,34 @@ def test_k8s_workers_get_every_setting(
         _parses({k: v for k, v in env.items() if isinstance(v, str)}, monkeypatch, tmp_path)
 
 
+# Least privilege: each Deployment mounts its own S3 identity, and only the CPU workers (who
+# send notifications) the webhook's Secret; these file settings stay unset for the GPU ones.
+S3_SECRET = {
+    "sentinel-worker-cpu": "sentinel-s3-credentials",
+    "sentinel-worker-gpu": "sentinel-s3-gpu",
+}
+CPU_ONLY_SECRETS = {"sentinel-webhook"}
+WEBHOOK_FILES = {
+    "SENTINEL_WEBHOOK_URL_FILE",
+    "SENTINEL_WEBHOOK_SECRET_FILE",
+    "SENTINEL_WEBHOOK_CA_FILE",
+}
+
+
 @pytest.mark.parametrize("target", sorted(RENDERED))
 def test_k8s_file_settings_point_into_mounted_secrets(target: str):
     docs = RENDERED[target]
     configmaps = {d["metadata"]["name"]: d for d in by_kind(docs, "ConfigMap")}
     templates = secret_templates()
+    every_used = set()
     for deployment in by_kind(docs, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
         env: dict[str, Any] = {**commented_keys(CONFIGMAP_FILE), **pod_env(deployment, configmaps)}
+        gpu = deployment["metadata"]["name"] == "sentinel-worker-gpu"
         used_secrets = set()
-        for name in sorted(NAMES.file_paths):
+        for name in sorted(NAMES.file_paths - (WEBHOOK_FILES if gpu else set())):
             path = Path(env[name])
             mount = mounts.get(str(path.parent))
             assert mount, f"{deployment['metadata']['name']}: {name}={path} is in no mount"
@@ -154,7 +172,14 @@ def test_k8s_file_settings_point_into_mounted_secrets(target: str):
             assert template, f"no template in deploy/k8s/secrets for {secret['secretName']}"
             assert path.name in template.get("stringData", {}), f"{name}: no key {path.name}"
             used_secrets.add(secret["secretName"])
-        assert used_secrets == set(templates), "every Secret template is mounted and read"
+        mounted = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert used_secrets == mounted, "every Secret mounted is read"
+        own_s3 = S3_SECRET[deployment["metadata"]["name"]]
+        assert own_s3 in mounted and not (set(S3_SECRET.values()) - {own_s3}) & mounted
+        if gpu:
+            assert not mounted & CPU_ONLY_SECRETS, "GPU workers get no webhook URL or key"
+        every_used |= used_secrets
+    assert every_used == set(templates), "every Secret template is mounted and read"
 
 
 def test_no_unknown_sentinel_names_anywhere_in_deploy():

@@ -5,6 +5,8 @@ Add an example here whenever you add a Contract subclass.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pydantic import BaseModel
 
 from activities.contracts.bases import BaseRecord, CatalogBase
@@ -141,7 +143,13 @@ from activities.contracts.controller import (  # noqa: E402
     CountNewResult,
 )
 from activities.contracts.gate import GateDecision  # noqa: E402
-from activities.contracts.notify import NotifyRequest, NotifyResult  # noqa: E402
+from activities.contracts.notify import (  # noqa: E402
+    NotifyRequest,
+    NotifyResult,
+    ProductionNotice,
+    RunNotice,
+    WebhookHeader,
+)
 from activities.contracts.retention import GcCategory, GcRequest, GcResult  # noqa: E402
 from activities.contracts.retrain import (  # noqa: E402
     ApprovalDecision,
@@ -222,6 +230,32 @@ EXAMPLES.extend(
             duration_seconds=3.0,
         ),
         NotifyResult(delivered=False, detail="webhook failed: refused"),
+        WebhookHeader(delivery_id="6c1f7f0e-3b1c-5d35-9d3e-5e6e7471a5c2", timestamp=1764633600),
+        RunNotice(
+            event="awaiting_approval",
+            delivery_id="6c1f7f0e-3b1c-5d35-9d3e-5e6e7471a5c2",
+            timestamp=1764633600,
+            model_name="shapes",
+            workflow_id="retrain-shapes",
+            outcome="awaiting_approval",
+            reason="promote: +0.02",
+            metrics={"map50_95": 0.5},
+            approve_command='sentinel retrain approve shapes --by "$USER" --comment "..."',
+            reject_command='sentinel retrain reject shapes --by "$USER" --comment "..."',
+        ),
+        ProductionNotice(
+            event="rolled_back",
+            delivery_id="0d5bb5a4-7f43-5b0e-8a53-3a4b1e0c7e11",
+            timestamp=1764633600,
+            model_name="shapes",
+            version=2,
+            previous_version=3,
+            action="rollback",
+            reason="bad in the field",
+            request_id="cli-rollback-1",
+            at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
+            seq=4,
+        ),
     ]
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from activities.infra.storage import ObjectStore
 from tests.helpers.factories import tiny_retrain_request
 from tests.helpers.outside import alias
 from tests.helpers.stack import Queues, RunWorkers, sentinel_for
+from tests.helpers.webhook import webhook_config
 from workers.dev import synthetic
 from workers.dev.stack import free_port
 from workflows.client import MAX_REQUEST_BYTES, RequestTooLargeError
@@ -146,10 +148,12 @@ async def test_unreachable_webhook_does_not_fail_the_run(
     store: ObjectStore,
     settings: Settings,
     good_prefix: str,
+    tmp_path: Path,
 ) -> None:
     sentinel = sentinel_for(client, queues)
     request = tiny_retrain_request(good_prefix, queues, epochs=1)
-    async with run_workers(webhook_url=f"http://127.0.0.1:{free_port()}/hook"):
+    dead = webhook_config(tmp_path, f"http://127.0.0.1:{free_port()}/hook")
+    async with run_workers(**dead):
         await sentinel.start_retrain(request)
         result = await asyncio.wait_for(sentinel.result(request.model_name), 240)
     assert result.version == 1 and result.promoted

@@ -2,10 +2,11 @@
 
 One model gets two real versions for the module: v1 asks for approval, nobody answers, and
 the timeout approves it; v2 is refused by the gate policy of its own request. Workers POST
-every run's summary to a real HTTP receiver on loopback. Then: the approval timeout, the
-request-level refusal, the webhook payloads (succeeded, failed, canceled), promote and
-rollback through the client and through the CLI. Expected values are literals, or read from
-what the store and the receiver hold, never the run's own report.
+every run's summary, signed, to a real HTTPS receiver on loopback (a test CA, trusted through
+the CA setting). Then: the approval timeout, the request-level refusal, the webhook payloads
+(succeeded, failed, canceled), promote and rollback through the client and through the CLI.
+Expected values are literals, or read from what the store and the receiver hold, never the
+run's own report.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from tests.helpers.history import event_ids, pending
 from tests.helpers.outside import alias, alias_history, metadata
 from tests.helpers.polling import eventually
 from tests.helpers.stack import Queues, sentinel_for, unique_queues
-from tests.helpers.webhook import WebhookReceiver
+from tests.helpers.tls import make_test_ca
+from tests.helpers.webhook import WebhookReceiver, signature_ok, webhook_config
 from workers.dev import synthetic
 from workers.factory import build_worker
 from workflows.client import SentinelClient
@@ -61,14 +63,18 @@ class TwoVersions:
 
 
 @pytest.fixture(scope="module")
-async def world(client: Client, settings: Settings, store: ObjectStore) -> AsyncIterator[World]:
+async def world(
+    client: Client, settings: Settings, store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
     prefix = f"datasets/promises-{uuid.uuid4().hex[:6]}"
     synthetic.upload(
         store, settings.data_bucket, prefix, layout="yolo", count=24, seed=3, verified=True
     )
     queues = unique_queues(settings, "promise")
-    with WebhookReceiver() as hook:
-        own = queues.settings.model_copy(update={"webhook_url": hook.url})
+    signing = tmp_path_factory.mktemp("webhook")
+    ca = make_test_ca(signing / "ca")  # HTTPS, trusted through SENTINEL_WEBHOOK_CA_FILE only
+    with WebhookReceiver(tls=ca) as hook:
+        own = queues.settings.model_copy(update=webhook_config(signing, hook.url, ca))
         workers = [build_worker(client, own, kind, store=store) for kind in ("cpu", "gpu")]
         tasks = [asyncio.create_task(worker.run()) for worker in workers]
         try:
@@ -143,6 +149,15 @@ async def test_webhook_payloads_of_succeeded_runs(
         ("succeeded", 1, True),
         ("succeeded", 2, False),
     ]
+    assert everything[0]["approve_command"] == (
+        f'sentinel retrain approve {model} --by "$USER" --comment "..."'
+    )
+    ids = [p["delivery_id"] for p in everything]
+    assert len(set(ids)) == 3
+    signed = [d for d in world.hook.deliveries if d.json().get("delivery_id") in ids]
+    assert len(signed) == 3 and all(signature_ok(d) for d in signed)
+    # The URL is a secret: it never enters a run's history (payloads, results, failures).
+    assert world.hook.url not in two_versions.first_history.to_json()
     received = everything[1:]
     for payload, version in zip(received, (1, 2), strict=True):
         candidate = metadata(store, settings.models_bucket, model, version)["candidate"]
@@ -220,6 +235,26 @@ async def test_promote_and_rollback_through_the_cli(
         ("promote", 2, "cli"),
         ("rollback", 1, "undo"),
     ]
+    # Every move, whichever path made it, reached the webhook as a signed production event.
+    history = alias_history(store, bucket, model)
+
+    def announced() -> dict[int, tuple[str, str, int]]:
+        got = {
+            p["seq"]: (p["event"], p["action"], p["version"])
+            for p in world.hook.received
+            if p.get("model_name") == model and "seq" in p
+        }
+        assert set(got) >= {m["seq"] for m in history}, got
+        return got
+
+    events = await eventually(announced, timeout=60, interval=0.2, ignore=AssertionError)
+    assert events[1] == ("promoted", "publish", 1)
+    assert [events[m["seq"]] for m in history[-2:]] == [
+        ("promoted", "promote", 2),
+        ("rolled_back", "rollback", 1),
+    ]
+    production = [d for d in world.hook.deliveries if d.headers["sentinel-event"] == "promoted"]
+    assert production and all(signature_ok(d) for d in production)
     # A cancel of the ended run: a clear refusal, nothing moves.
     code, _, err = await sentinel_cli(queues, "retrain", "cancel", model)
     assert code == 1 and "nothing to cancel" in err and "already ended COMPLETED" in err

@@ -1,16 +1,20 @@
-"""Webhook notifications: delivered as JSON, and a broken webhook never raises."""
+"""Webhook notifications: signed JSON events, a stable delivery id, failures raised for
+Temporal's retries (the workflow's outcome never depends on them)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.contracts.notify import NotifyRequest
 from activities.infra.settings import Settings
 from activities.notify import NotifyActivities
-from tests.helpers.webhook import WebhookReceiver
+from tests.helpers.webhook import WebhookReceiver, signature_ok, webhook_config
 from workers.dev.stack import free_port
 
 SUMMARY = NotifyRequest(
@@ -31,12 +35,16 @@ def webhook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
-def test_summary_is_posted_as_json(webhook: WebhookReceiver) -> None:
-    activities = NotifyActivities(Settings(webhook_url=webhook.url))
-    result = ActivityEnvironment().run(activities.notify, SUMMARY)
-    assert result.delivered and result.detail == "HTTP 204"
+def _activities(folder: Path, url: str) -> NotifyActivities:
+    return NotifyActivities(Settings(**webhook_config(folder, url)))
+
+
+def test_summary_is_posted_as_signed_json(webhook: WebhookReceiver, tmp_path: Path) -> None:
+    result = ActivityEnvironment().run(_activities(tmp_path, webhook.url).notify, SUMMARY)
+    assert result.delivered and result.detail.startswith("HTTP 204, delivery ")
     # Every field, as literals; fields added later (e.g. a report link) do not break this.
     expected = {
+        "event": "succeeded",
         "model_name": "shapes",
         "workflow_id": "retrain-shapes",
         "outcome": "succeeded",
@@ -45,15 +53,24 @@ def test_summary_is_posted_as_json(webhook: WebhookReceiver) -> None:
         "metrics": {"map50_95": 0.61},
         "reason": "promoted: +0.02",
         "duration_seconds": 42.0,
+        "approve_command": None,
     }
-    received = webhook.received
-    assert len(received) == 1 and received[0].items() >= expected.items(), received
+    (delivery,) = webhook.deliveries
+    body = delivery.json()
+    assert body.items() >= expected.items(), body
+    assert signature_ok(delivery)
+    assert delivery.headers["sentinel-event"] == "succeeded"
+    assert delivery.headers["sentinel-delivery"] == body["delivery_id"]
+    assert delivery.headers["sentinel-timestamp"] == str(body["timestamp"])
+    assert result.detail.endswith(body["delivery_id"])
 
 
-def test_unreachable_webhook_is_reported_not_raised() -> None:
-    activities = NotifyActivities(Settings(webhook_url=f"http://127.0.0.1:{free_port()}/hook"))
-    result = ActivityEnvironment().run(activities.notify, SUMMARY)
-    assert not result.delivered and result.detail.startswith("webhook failed")
+def test_unreachable_webhook_raises_a_retryable_error_without_the_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook/T0KEN-in-the-path"
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(_activities(tmp_path, url).notify, SUMMARY)
+    assert caught.value.type == "WebhookDeliveryError" and not caught.value.non_retryable
+    assert caught.value.message == "webhook delivery failed: Connection refused"
 
 
 def test_no_webhook_configured() -> None:
@@ -61,8 +78,22 @@ def test_no_webhook_configured() -> None:
     assert not result.delivered and result.detail == "no webhook configured"
 
 
-def test_approval_and_report_locations_are_posted(webhook: WebhookReceiver) -> None:
-    url, received = webhook.url, webhook.received
+def test_a_retry_keeps_the_delivery_id(tmp_path: Path) -> None:
+    """A receiver down for one attempt: Temporal's next attempt sends the same id."""
+    with WebhookReceiver(fail_first=1) as hook:
+        activities = _activities(tmp_path, hook.url)
+        env = ActivityEnvironment()
+        with pytest.raises(ApplicationError, match=r"webhook answered HTTP 503$"):
+            env.run(activities.notify, SUMMARY)
+        env.info = dataclasses.replace(env.info, attempt=2)
+        assert env.run(activities.notify, SUMMARY).delivered
+    first, second = hook.deliveries
+    assert (first.status, second.status) == (503, 204)
+    assert first.headers["sentinel-delivery"] == second.headers["sentinel-delivery"]
+    assert signature_ok(first) and signature_ok(second)
+
+
+def test_approval_and_report_locations_are_posted(webhook: WebhookReceiver, tmp_path: Path) -> None:
     asking = SUMMARY.model_copy(
         update={
             "outcome": "awaiting_approval",
@@ -76,14 +107,28 @@ def test_approval_and_report_locations_are_posted(webhook: WebhookReceiver) -> N
             "report_command": "sentinel models report shapes --version 3 --out shapes-v3",
         }
     )
-    activities = NotifyActivities(Settings(webhook_url=url))
+    activities = _activities(tmp_path, webhook.url)
     for summary in (asking, published):
         assert ActivityEnvironment().run(activities.notify, summary).delivered
-    assert [(r["outcome"], r["report"], r["report_command"]) for r in received] == [
-        ("awaiting_approval", "s3://sentinel-runs/runs/retrain-shapes/evaluation/r-1/", None),
+    assert [
+        (r["event"], r["report"], r["report_command"], r["approve_command"])
+        for r in webhook.received
+    ] == [
+        (
+            "awaiting_approval",
+            "s3://sentinel-runs/runs/retrain-shapes/evaluation/r-1/",
+            None,
+            'sentinel retrain approve shapes --by "$USER" --comment "..."',
+        ),
         (
             "succeeded",
             "s3://sentinel-models/models/shapes/v3/report.md",
             "sentinel models report shapes --version 3 --out shapes-v3",
+            None,
         ),
     ]
+    assert webhook.received[0]["reason"] == "promoted: +0.02"  # the gate's decision
+    assert webhook.received[0]["metrics"] == {"map50_95": 0.61}
+    assert webhook.received[0]["reject_command"] == (
+        'sentinel retrain reject shapes --by "$USER" --comment "..."'
+    )

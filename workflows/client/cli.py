@@ -30,7 +30,7 @@ from temporalio.service import RPCError
 from activities.contracts.common import ModelName
 from activities.contracts.controller import ControllerConfig
 from activities.infra.connection import TemporalUnavailableError, connect, exit_process
-from activities.infra.errors import BadInputError, SentinelError
+from activities.infra.errors import BadInputError, ConfigurationError, SentinelError
 from activities.infra.settings import Settings
 from workflows.client import cli_data, cli_runs
 from workflows.client.api import SentinelClient
@@ -241,7 +241,8 @@ def _main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SentinelError as exc:  # raised here, e.g. by an upload: missing S3 credentials
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, BadInputError) else EXIT_FAILED
+        usage = isinstance(exc, BadInputError | ConfigurationError)  # fix the input/settings
+        return EXIT_USAGE if usage else EXIT_FAILED
     except (AlreadyRunningError, RetrainNotRunningError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
