@@ -78,7 +78,7 @@ async def serve(settings: Settings, queues: str) -> None:
     from workers.factory import build_worker
     from workers.telemetry import RetrainWatch, start_metrics
 
-    keyring(settings)  # a worker without its signing keys refuses to start (one line, exit 1)
+    keyring(settings)  # a worker without its signing keys refuses to start (one line, exit 2)
     bootstrap_offline()
     kinds = parse_queues(queues)
     telemetry = start_metrics(settings)  # before connecting: the client records SDK metrics

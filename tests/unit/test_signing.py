@@ -141,7 +141,7 @@ def test_a_worker_without_its_keys_refuses_to_start(tmp_path: Path) -> None:
         [sys.executable, "-m", "workers", "--queues", "cpu"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a configuration error, like TLS misconfigurations
     assert (
         missing.stderr.strip()
         .splitlines()[-1]
@@ -154,7 +154,7 @@ def test_a_worker_without_its_keys_refuses_to_start(tmp_path: Path) -> None:
         [sys.executable, "-m", "workers", "--queues", "cpu"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == (
         f"error: {short} line 1: key 'k1' is shorter than 32 bytes (use 'openssl rand -hex 32')"
     )
