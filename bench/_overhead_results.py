@@ -32,6 +32,8 @@ class Pair:
 
     bare: dict[str, float] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
+    pipeline_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per stage (activity): its wall time and named costs (:mod:`bench._overhead_breakdown`)."""
 
     @property
     def ratio(self) -> float:
@@ -98,10 +100,16 @@ def print_results(results: dict[str, Any], bootstrap: int) -> None:
     )
     for name in ("tiny", "medium"):
         table(*results[name])
+    from bench._overhead_breakdown import print_breakdown
+
+    print_breakdown(*results["tiny"])  # the table only: the lines are the medium job's
+    lines = print_breakdown(*results["medium"])
     tiny, medium = results["tiny"][1], results["medium"][1]
     intercept, slope = fit(tiny, medium)
     print(f"\n2-point fit through the medians: pipeline = {intercept:.1f}s + {slope:.3f} x bare")
     print()
+    for line in lines:
+        print(line)
     print(f"overhead_ratio_tiny={median([p.ratio for p in tiny]):.3f}")
     print(f"overhead_ratio_medium={median([p.ratio for p in medium]):.3f}")
     print(f"fixed_overhead_seconds={median([p.extra for p in tiny]):.1f}")

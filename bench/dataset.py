@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.contracts.dataset import AssembleRequest, MinCounts
 from activities.dataset import assemble, materialize_snapshot
+from activities.infra import timings
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from workers.dev import synthetic
@@ -135,6 +136,12 @@ def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     return time.perf_counter() - start, result
 
 
+def costs(record: timings.Timings) -> dict[str, float]:
+    """A record's named costs plus ``other`` (its wall time not inside any named cost)."""
+    named = {k: v for k, v in record.seconds.items() if not k.startswith("bg.")}
+    return {**named, "other": max(0.0, record.wall - sum(named.values())), "total": record.wall}
+
+
 def run_condition(
     name: str, settings: Settings, work: Path, prefix: str, request: AssembleRequest
 ) -> dict[str, float]:
@@ -144,8 +151,9 @@ def run_condition(
     naive_s, objects = timed(naive_download, store, bucket, prefix, work / f"naive-{name}")
     shutil.rmtree(work / f"naive-{name}", ignore_errors=True)
     cpu = settings.model_copy(update={"cache_dir": work / f"cache-{name}"})
-    assemble_s, result = timed(assemble, store, cpu, request)
-    materialize_s, local = timed(materialize_snapshot, store, cpu, result.snapshot)
+    with timings.collecting("assemble+materialize", name) as record:
+        assemble_s, result = timed(assemble, store, cpu, request)
+        materialize_s, local = timed(materialize_snapshot, store, cpu, result.snapshot)
     gpu = settings.model_copy(update={"cache_dir": work / f"cache-{name}-node2"})
     node2_s, remote = timed(materialize_snapshot, store, gpu, result.snapshot)
     full_s = assemble_s + materialize_s
@@ -158,14 +166,23 @@ def run_condition(
         f" {result.counts}",
         flush=True,
     )
-    return {"naive": naive_s, "full": full_s, "two_node": assemble_s + node2_s}
+    return {
+        "naive": naive_s,
+        "full": full_s,
+        "two_node": assemble_s + node2_s,
+        **{f"cost.{k}": v for k, v in costs(record).items()},
+    }
 
 
-def run_incremental(name: str, settings: Settings, work: Path, request: AssembleRequest) -> float:
+def run_incremental(
+    name: str, settings: Settings, work: Path, request: AssembleRequest
+) -> tuple[float, dict[str, float]]:
+    """Assembly + materialization after the source grew: (seconds, named costs)."""
     store = ObjectStore.from_settings(settings)
     cpu = settings.model_copy(update={"cache_dir": work / f"cache-{name}"})
-    assemble_s, result = timed(assemble, store, cpu, request)
-    materialize_s, local = timed(materialize_snapshot, store, cpu, result.snapshot)
+    with timings.collecting("assemble+materialize", name) as record:
+        assemble_s, result = timed(assemble, store, cpu, request)
+        materialize_s, local = timed(materialize_snapshot, store, cpu, result.snapshot)
     total = assemble_s + materialize_s
     local.release()
     print(
@@ -174,7 +191,7 @@ def run_incremental(name: str, settings: Settings, work: Path, request: Assemble
         f"{sum(result.counts.values())}",
         flush=True,
     )
-    return total
+    return total, costs(record)
 
 
 def measure(args: argparse.Namespace, base: Settings, proxy: DelayProxy, work: Path) -> None:
@@ -209,7 +226,8 @@ def measure(args: argparse.Namespace, base: Settings, proxy: DelayProxy, work: P
         size=args.size,
     )
     print(f"added {extra} images (5%)")
-    incremental = {n: run_incremental(n, s, work, requests[n]) for n, s in conditions.items()}
+    runs = {n: run_incremental(n, s, work, requests[n]) for n, s in conditions.items()}
+    incremental = {n: seconds for n, (seconds, _) in runs.items()}
     print(f"proxy forwarded {proxy.requests} requests with {args.delay_ms:g} ms each")
     for name in conditions:
         t = full[name]
@@ -221,7 +239,28 @@ def measure(args: argparse.Namespace, base: Settings, proxy: DelayProxy, work: P
     speedup = {n: full[n]["naive"] / full[n]["full"] for n in conditions}
     print(f"speedup_vs_sequential_loopback={speedup['loopback']:.2f}")
     print(f"speedup_vs_sequential_20ms={speedup['20ms']:.2f}")
+    breakdown(full["20ms"], runs["20ms"][1])
     print(f"incremental_fraction={incremental['20ms'] / full['20ms']['full']:.3f}")
+
+
+def breakdown(full: dict[str, float], incremental: dict[str, float]) -> None:
+    """Where the seconds of a full and of an incremental assembly (20 ms) go: a table, then
+    one ``incremental_seconds_<cost>`` line per cost (what ``make bench`` collects)."""
+    names = sorted(
+        {k.removeprefix("cost.") for k in full if k.startswith("cost.")} | set(incremental),
+        key=lambda k: (k == "total", k == "other", -incremental.get(k, 0.0)),
+    )
+    print("\n[20ms] where the seconds go (assembly + materialization, named spans)")
+    print("| cost | full | incremental | incremental / full total |")
+    print("|---|---|---|---|")
+    total = full.get("cost.total", float("nan"))
+    for name in names:
+        f, i = full.get(f"cost.{name}", 0.0), incremental.get(name, 0.0)
+        print(f"| {name} | {f:.3f} s | {i:.3f} s | {i / total:.3f} |")
+    print()
+    for name in names:
+        if name != "total":
+            print(f"incremental_seconds_{name}={incremental.get(name, 0.0):.3f}")
 
 
 def main() -> None:

@@ -25,6 +25,18 @@ the in-process CPU worker, so they cost the pipeline side a little).
 Also measures stop-early latency: a pipeline run is sent ``stop_early`` after its second epoch;
 ``stop_early_latency_seconds`` = signal -> the progress query leaves the ``training`` stage.
 
+Where the seconds go: the workers run in this process, so after each pipeline run the
+activities' timing records (:mod:`activities.infra.timings`: one per activity execution,
+opened by the worker's interceptor, filled by spans around the real code paths) are read
+back by workflow id. Per job a table gives each stage's wall time against the bare step it
+matches and every named cost inside it (training: Ultralytics itself, heartbeats, checkpoint
+staging and its background upload, control polling, progress signals, the run log, dataset
+materialization, final uploads; evaluation: validation, its plots, evidence; export: ONNX
+export, the parity check's checker / raw outputs / PyTorch and ONNX validations, upload;
+publish: transfers, training curves), plus orchestration (what the activities' wall times do
+not cover). :mod:`bench._overhead_breakdown` prints it and one line per figure
+of the medium job (``breakdown_medium_<stage>[_<cost>]_seconds=<s>``) before the last lines.
+
 The last lines are machine-readable::
 
     overhead_ratio_tiny=<x>
@@ -54,10 +66,12 @@ from activities.contracts.dataset import AssembleRequest, MinCounts, SnapshotRef
 from activities.contracts.retrain import EvaluationOptions, Progress, RetrainRequest
 from activities.contracts.training import Hyperparameters
 from activities.dataset import assemble, materialize_snapshot
+from activities.infra import timings
 from activities.infra.connection import connect
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from activities.infra.yolo_env import bootstrap_offline
+from bench._overhead_breakdown import attach
 from bench._overhead_results import Job, Pair, print_results
 from bench._stack import bench_stack
 from tests.helpers.polling import eventually
@@ -131,9 +145,17 @@ def run_bare(job: Job, data_yaml: Path, work: Path) -> dict[str, float]:
 
 
 async def run_pipeline(
-    sentinel: SentinelClient, job: Job, prefix: str, resamples: int, poll: float = 0.25
+    sentinel: SentinelClient,
+    job: Job,
+    prefix: str,
+    resamples: int,
+    poll: float = 0.25,
+    pair: Pair | None = None,
 ) -> dict[str, float]:
-    """The full RetrainWorkflow for a fresh model (a v1: no champion); seconds per stage."""
+    """The full RetrainWorkflow for a fresh model (a v1: no champion); seconds per stage.
+
+    ``pair``: gets the run's activity timing records (the workers run in this process).
+    """
     model = f"ovh-{job.name}-{uuid.uuid4().hex[:8]}"
     request = RetrainRequest(
         model_name=model,
@@ -143,7 +165,7 @@ async def run_pipeline(
     )
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    await sentinel.start_retrain(request)
+    workflow_id = await sentinel.start_retrain(request)
     last, last_at = "queued", start
     result_task = asyncio.ensure_future(sentinel.result(model))
     while poll > 0 and not result_task.done():
@@ -161,6 +183,8 @@ async def run_pipeline(
     stages[last] = stages.get(last, 0.0) + end - last_at
     stages["total"] = end - start
     stages["map50_95"] = result.candidate_map50_95
+    if pair is not None:
+        attach(pair, timings.recent(workflow_id))
     return stages
 
 
@@ -224,7 +248,9 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
                 # bare first, then pipeline; the order alternates within the process
                 pair.bare = await asyncio.to_thread(run_bare, job, data_yaml, work)
                 print(f"[{job.name}] rep {rep + 1} bare {pair.bare['total']:.1f}s", flush=True)
-                pair.pipeline = await run_pipeline(sentinel, job, prefix, args.bootstrap, args.poll)
+                pair.pipeline = await run_pipeline(
+                    sentinel, job, prefix, args.bootstrap, args.poll, pair
+                )
                 print(
                     f"[{job.name}] rep {rep + 1} pipeline {pair.pipeline['total']:.1f}s "
                     f"(ratio {pair.ratio:.3f})",

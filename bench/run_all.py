@@ -38,6 +38,11 @@ combined table and, last, every machine-readable line, overhead first::
     slow_mlflow_enqueue_share=<x>
     slow_mlflow_delay_seconds=<s>
 
+plus the breakdowns (where the seconds go): ``breakdown_medium_<stage>_seconds`` and
+``breakdown_medium_<stage>_<cost>_seconds`` per stage and named cost of the pipeline
+(``bench/overhead.py``, :mod:`bench._overhead_breakdown`), and ``incremental_seconds_<cost>``
+per cost of the incremental assembly (``bench/dataset.py``).
+
 ``--quick``: a smoke run. A script whose ``--help`` lists ``--quick`` gets it; the others get
 small sizes instead (dataset: 200 images; recovery: 8 epochs). ``--only NAME`` runs a subset.
 Exits non-zero when a benchmark failed (the others still run and are reported).

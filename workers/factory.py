@@ -15,6 +15,7 @@ from activities.infra.workflow_runs import WorkflowRuns
 from activities.training.progress import ProgressReporter
 from workers import wiring
 from workers.telemetry import ActivityMetricsInterceptor
+from workers.timing import TimingInterceptor
 from workers.wiring import QueueKind
 
 
@@ -36,7 +37,8 @@ def build_worker(
     one training per GPU by default. Heartbeats are throttled to at most
     ``heartbeat_throttle_seconds`` so a cancel reaches a running activity within seconds,
     whatever its heartbeat timeout. Every activity is counted and its heartbeats timed for
-    the operator metrics (:mod:`workers.telemetry`).
+    the operator metrics (:mod:`workers.telemetry`), and every activity execution is timed
+    per named cost (:mod:`workers.timing`).
     """
     store = store or ObjectStore.from_settings(settings)
     concurrency = settings.cpu_concurrency if kind == "cpu" else settings.gpu_concurrency
@@ -55,5 +57,5 @@ def build_worker(
         max_heartbeat_throttle_interval=throttle,
         default_heartbeat_throttle_interval=throttle,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        interceptors=[ActivityMetricsInterceptor()],
+        interceptors=[ActivityMetricsInterceptor(), TimingInterceptor()],
     )

@@ -16,6 +16,7 @@ import math
 from activities.contracts.evaluation import DifferenceCI, EvaluateResult, ModelMetrics
 from activities.contracts.export import ParityReport
 from activities.contracts.gate import ClassLoss, GateDecision, GatePolicy
+from activities.contracts.tasks import PRIMARY_METRIC, metric_label
 
 EPS = 1e-9
 
@@ -38,26 +39,43 @@ def decide(
 ) -> GateDecision:
     """Promote ``candidate`` over ``champion`` (None: no comparable champion) under ``policy``.
 
+    The score judged is ``policy.metric`` of the candidate's task (None: the task's primary
+    metric, :mod:`activities.contracts.tasks`); detect's is mAP50-95, as always.
+
     * No champion: promote when candidate mAP50-95 >= ``policy.floor``.
     * Champion: promote when the improvement >= ``policy.min_improvement`` and, if
       ``policy.require_confidence``, the lower bound of ``ci`` is > 0 (no interval: refused).
 
     The reason names the numbers it was decided on.
     """
-    cand = candidate.map50_95
+    judged = candidate.score(policy.metric)
+    # Detect with its default metric keeps its words ("mAP50-95") and its payloads (no metric).
+    named = policy.metric is not None or candidate.task != "detect"
+    metric = (policy.metric or PRIMARY_METRIC[candidate.task]) if named else None
+    label = metric_label(candidate.task, metric) if named else "mAP50-95"
+    cand = judged if judged is not None else 0.0
+    if metric is not None and metric != PRIMARY_METRIC[candidate.task]:
+        ci = None  # the bootstrap measures the primary metric: another one has point estimates
     base = GateDecision(
         promote=False,
         reason="",
         candidate_map50_95=cand,
+        metric=metric,
         champion_version=champion_version,
         policy=policy,
         ci_low=ci.low if ci else None,
         ci_high=ci.high if ci else None,
         ci_level=ci.level if ci else None,
     )
+    if judged is None:
+        return base.model_copy(
+            update={
+                "reason": f"not promoted: {metric} is not measured for a {candidate.task} model"
+            }
+        )
     if not math.isfinite(cand):
         return base.model_copy(
-            update={"reason": f"not promoted: candidate mAP50-95 is {cand} (not a number)"}
+            update={"reason": f"not promoted: candidate {label} is {cand} (not a number)"}
         )
     if champion is None:
         ok = cand >= policy.floor - EPS
@@ -66,26 +84,32 @@ def decide(
         return base.model_copy(
             update={
                 "promote": ok,
-                "reason": f"{verdict}: no champion to compare; candidate mAP50-95 "
+                "reason": f"{verdict}: no champion to compare; candidate {label} "
                 f"{_f(cand)} {relation} floor {_f(policy.floor)}",
             }
         )
-    return _against_champion(base, champion.map50_95, ci, policy)
+    champ = champion.score(policy.metric)
+    return _against_champion(base, champ if champ is not None else float("nan"), ci, policy, label)
 
 
 def _against_champion(
-    base: GateDecision, champ: float, ci: DifferenceCI | None, policy: GatePolicy
+    base: GateDecision,
+    champ: float,
+    ci: DifferenceCI | None,
+    policy: GatePolicy,
+    label: str = "mAP50-95",
 ) -> GateDecision:
     """``base`` decided on the improvement over a champion scoring ``champ``."""
     cand = base.candidate_map50_95
     version = base.champion_version
+    metric = label
     label = f"champion v{version}" if version is not None else "champion"
     improvement = cand - champ
     numbers = {"champion_map50_95": champ, "improvement": improvement}
-    head = f"candidate mAP50-95 {_f(cand)} vs {label} {_f(champ)} ({_signed(improvement)})"
+    head = f"candidate {metric} {_f(cand)} vs {label} {_f(champ)} ({_signed(improvement)})"
     if not math.isfinite(champ):
         return base.model_copy(
-            update={**numbers, "reason": f"not promoted: {label} mAP50-95 is {champ}"}
+            update={**numbers, "reason": f"not promoted: {label} {metric} is {champ}"}
         )
     problems: list[str] = []
     if improvement < policy.min_improvement - EPS:
@@ -153,7 +177,7 @@ def class_losses(evaluation: EvaluateResult, policy: GatePolicy) -> list[ClassLo
     return losses
 
 
-def describe_loss(loss: ClassLoss, tolerance: float) -> str:
+def describe_loss(loss: ClassLoss, tolerance: float, score: str = "AP50-95") -> str:
     """One class loss in words, with its numbers (for reasons and reports)."""
     interval = (
         f", {loss.ci_level:.0%} CI [{_signed(loss.ci_low)}, {_signed(loss.ci_high)}]"
@@ -161,7 +185,7 @@ def describe_loss(loss: ClassLoss, tolerance: float) -> str:
         else " (no interval: point estimate)"
     )
     return (
-        f"class '{loss.name}' AP50-95 {_f(loss.champion_ap50_95)} -> "
+        f"class '{loss.name}' {score} {_f(loss.champion_ap50_95)} -> "
         f"{_f(loss.candidate_ap50_95)} ({_signed(loss.difference)}{interval}; "
         f"{loss.instances} test instances) loses more than the per-class tolerance {_f(tolerance)}"
     )
@@ -177,7 +201,12 @@ def protect_classes(decision: GateDecision, evaluation: EvaluateResult) -> GateD
     losses = class_losses(evaluation, policy)
     if not losses or policy.per_class_tolerance is None:
         return decision
-    text = "; ".join(describe_loss(loss, policy.per_class_tolerance) for loss in losses)
+    # The per-class scores are the primary metric's: AP50-95 of its matches, or accuracy.
+    score = "accuracy" if evaluation.candidate.task == "classify" else "AP50-95"
+    if evaluation.candidate.task in ("segment", "pose"):
+        score = f"{'mask' if evaluation.candidate.task == 'segment' else 'pose'} AP50-95"
+    tolerance = policy.per_class_tolerance
+    text = "; ".join(describe_loss(loss, tolerance, score) for loss in losses)
     if decision.promote:
         reason = f"not promoted: {text} (overall: {decision.reason})"
     else:

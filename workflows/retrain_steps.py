@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.gate import GateDecision
     from activities.contracts.registry import PublishRequest, PublishResult
     from activities.contracts.retrain import RetrainRequest, RetrainResult, TrainingProgress
+    from activities.contracts.tasks import PRIMARY_METRIC
     from activities.contracts.training import RegistryBase, TrainRequest, TrainResult
 
 # Retries: transient trouble (network, a lost worker) is retried with backoff; our
@@ -167,6 +168,12 @@ def retrain_result(
         production_version=published.production_version,
         candidate_map50_95=evaluation.candidate.map50_95,
         champion_map50_95=evaluation.champion.map50_95 if evaluation.champion else None,
+        task=snapshot.task,
+        metric=request.gate.metric or PRIMARY_METRIC[snapshot.task],
+        candidate_score=evaluation.candidate.score(request.gate.metric),
+        champion_score=evaluation.champion.score(request.gate.metric)
+        if evaluation.champion
+        else None,
         champion_version=evaluation.champion_version,
         epochs_done=trained.epochs_done,
         stopped_early=trained.stopped_early,

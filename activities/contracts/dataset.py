@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from activities.contracts.common import Contract, ObjectKey
+from activities.contracts.tasks import Task
 
 DatasetFormat = Literal["yolo", "coco", "roboflow"]
 BadLabelPolicy = Literal["skip_image", "drop_lines"]
@@ -72,6 +73,10 @@ class SnapshotRef(Contract):
     sha256: str
     class_names: list[str]
     counts: dict[str, int] = Field(default_factory=dict, description="images per split")
+    task: Task = Field("detect", description="what the labels annotate (contracts/tasks.py)")
+    kpt_shape: list[int] | None = Field(
+        None, description="pose: keypoints per object and values per keypoint (2 or 3)"
+    )
 
 
 class AssembleRequest(Contract):
@@ -85,6 +90,12 @@ class AssembleRequest(Contract):
     dataset: DatasetName
     prefix: Annotated[ObjectKey, AfterValidator(_check_prefix)]
     format: DatasetFormat = "yolo"
+    task: Task = Field(
+        "detect",
+        description="what the labels annotate: detect (boxes), segment (polygons), pose "
+        "(boxes with keypoints, kpt_shape and flip_idx from data.yaml), obb (four corners), "
+        "classify (class folders)",
+    )
     bucket: str | None = Field(None, description="source bucket; default settings.data_bucket")
     class_names: list[str] | None = Field(
         None, description="class names in id order; default data.yaml or COCO categories"

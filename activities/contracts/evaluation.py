@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from activities.contracts.common import Contract, ModelName, ObjectKey, Sha256, accepts_flat_options
 from activities.contracts.dataset import SnapshotRef
 from activities.contracts.evidence import Evidence
+from activities.contracts.tasks import PRIMARY_METRIC, Task
 
 
 class WeightsRef(Contract):
@@ -23,8 +24,16 @@ class WeightsRef(Contract):
 
 
 class ModelMetrics(Contract):
-    """Detection metrics of one model on one split (Ultralytics definitions)."""
+    """Metrics of one model on one split (Ultralytics definitions).
 
+    ``precision``, ``recall``, ``map50`` and ``map50_95`` are the box metrics (for ``obb`` the
+    rotated boxes'; 0 for ``classify``, which has no boxes). ``scores`` holds every metric of
+    the task by name (:mod:`activities.contracts.tasks`; empty for detect, whose only metrics
+    are the box ones), and the per-class dicts the per-class score of the task's primary metric
+    (AP of boxes, masks or keypoints; accuracy of the class's images for classify).
+    """
+
+    task: Task = "detect"
     precision: float
     recall: float
     map50: float
@@ -35,6 +44,18 @@ class ModelMetrics(Contract):
     per_class_ap50_95: dict[str, float] = Field(
         default_factory=dict, description="AP at IoU 0.5:0.95 of each class with test instances"
     )
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="every metric of the task by name (empty: detect)"
+    )
+
+    def score(self, metric: str | None = None) -> float | None:
+        """The value of ``metric`` (None: the task's primary metric); None when not measured."""
+        name = metric or PRIMARY_METRIC[self.task]
+        if name in self.scores:
+            return self.scores[name]
+        if self.task != "classify":
+            return {"box_map50_95": self.map50_95, "box_map50": self.map50}.get(name)
+        return None
 
 
 class DifferenceCI(Contract):

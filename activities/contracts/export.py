@@ -57,8 +57,10 @@ class ParityReport(Contract):
     max_abs_diff: float | None = None
     output_tolerance: float
     images_compared: int = 0
-    pt_map50_95: float | None = None
-    onnx_map50_95: float | None = None
+    pt_map50_95: float | None = Field(
+        None, description="the test-split metric of the .pt: mAP50-95, or the task's primary"
+    )
+    onnx_map50_95: float | None = Field(None, description="the same metric of the .onnx")
     map_tolerance: float
 
 

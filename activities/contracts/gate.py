@@ -31,6 +31,14 @@ class GatePolicy(Contract):
     min_class_instances: int = Field(
         10, ge=1, description="classes with fewer test instances are not judged one by one"
     )
+    metric: str | None = Field(
+        None,
+        description="the metric judged (activities/contracts/tasks.py names them); None: the "
+        "task's primary metric (box mAP50-95 for detect and obb, mask mAP50-95 for segment, "
+        "pose mAP50-95 for pose, top-1 accuracy for classify). ``floor`` and "
+        "``min_improvement`` apply to it; the bootstrap interval and the per-class rule "
+        "measure the primary metric (another metric is judged on point estimates)",
+    )
 
 
 class ClassLoss(Contract):
@@ -51,7 +59,12 @@ class GateDecision(Contract):
 
     promote: bool
     reason: str
-    candidate_map50_95: float
+    candidate_map50_95: float = Field(
+        description="the candidate's score on the judged metric (mAP50-95 for detect)"
+    )
+    metric: str | None = Field(
+        None, description="the metric judged when not detect's mAP50-95 (e.g. mask_map50_95)"
+    )
     champion_map50_95: float | None = None
     champion_version: int | None = None
     improvement: float | None = None

@@ -82,6 +82,7 @@ class ModelVersion(Contract):
     run_id: str
     snapshot: SnapshotRef
     class_names: list[str]
+    task: str = Field("detect", description="the snapshot's task (contracts/tasks.py)")
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
     epochs: int = Field(ge=0)
     resumed_from_epoch: int | None = None
@@ -201,6 +202,11 @@ class VersionSummary(Contract):
     created_at: datetime
     workflow_id: str
     map50_95: float
+    task: str = Field("detect", description="the version's task")
+    score: float | None = Field(
+        None, description="its gated metric's score when not detect's mAP50-95 (gate.metric)"
+    )
+    metric: str | None = None
     gate_promote: bool
     gate_reason: str
     parity_passed: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from activities.contracts.bases import BaseModelSpec
 from activities.contracts.common import Contract, ModelName
@@ -13,6 +13,7 @@ from activities.contracts.dataset import AssembleRequest
 from activities.contracts.evaluation import EvaluationOptions
 from activities.contracts.export import ExportOptions
 from activities.contracts.gate import GateDecision, GatePolicy
+from activities.contracts.tasks import TASK_METRICS
 from activities.contracts.training import Hyperparameters
 
 __all__ = [
@@ -69,6 +70,16 @@ class RetrainRequest(Contract):
     train_timeout_hours: float = Field(72.0, gt=0, le=24 * 30)
     cpu_task_queue: str = "sentinel-cpu"
     gpu_task_queue: str = "sentinel-gpu"
+
+    @model_validator(mode="after")
+    def _metric_of_the_task(self) -> RetrainRequest:
+        task, metric = self.dataset.task, self.gate.metric
+        if metric is not None and metric not in TASK_METRICS[task]:
+            raise ValueError(
+                f"gate.metric {metric!r} is not measured for a {task} model: use one of "
+                f"{', '.join(TASK_METRICS[task])} (or null for the task's primary metric)"
+            )
+        return self
 
 
 class TrainingProgress(Contract):
@@ -132,6 +143,10 @@ class RetrainResult(Contract):
     production_version: int | None
     candidate_map50_95: float
     champion_map50_95: float | None
+    task: str = Field("detect", description="the dataset's task (activities/contracts/tasks.py)")
+    metric: str | None = Field(None, description="the metric gated on, when not detect's mAP")
+    candidate_score: float | None = Field(None, description="the candidate's gated score")
+    champion_score: float | None = Field(None, description="the champion's gated score")
     champion_version: int | None
     epochs_done: int
     stopped_early: bool

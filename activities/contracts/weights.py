@@ -24,7 +24,8 @@ from activities.contracts.evaluation import WeightsRef
 BLOB_PREFIX = "weights/blobs/"
 CATALOG_PREFIX = "weights/catalog/"
 TRAINABLE_TASK = "detect"
-"""The Ultralytics task Sentinel trains, evaluates and registers (detection)."""
+"""The task of the models ``ImportModelWorkflow`` registers, and of a retrain without a task
+(retrains take every task of :mod:`activities.contracts.tasks`; imports are detect only)."""
 
 
 def blob_key(sha256: str) -> str:

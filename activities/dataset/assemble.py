@@ -13,15 +13,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from activities.contracts.dataset import SPLITS, AssembleRequest, AssembleResult
 from activities.dataset.cache import ObjectCache
 from activities.dataset.cache_bound import enforce_bound, objects_in_use
-from activities.dataset.formats import Candidate, Source, read_source
+from activities.dataset.formats import Candidate, Source
 from activities.dataset.manifest import Manifest, ManifestImage, ManifestReport, store_manifest
 from activities.dataset.source import SourceAccess
 from activities.dataset.split import assign_split
+from activities.dataset.task_source import coco_task_lines, read_for_task, two_classes
+from activities.dataset.tasks import TaskSpec, add_task_line
 from activities.dataset.validation import (
     MIN_IMAGE_SIDE,
     ImageCheck,
@@ -30,7 +32,7 @@ from activities.dataset.validation import (
     check_image,
 )
 from activities.dataset.verified import Verified, list_source, verified_candidates
-from activities.infra import metrics
+from activities.infra import metrics, timings
 from activities.infra.errors import BadInputError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.infra.settings import Settings
@@ -45,9 +47,15 @@ def _check_namespace(max_pixels: int) -> str:
 
 
 def _labels_for(
-    candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report
+    candidate: Candidate, check: ImageCheck, nc: int, key: str, report: Report, spec: TaskSpec
 ) -> Labels:
     labels = Labels(key, report)
+    if candidate.class_id is not None:  # classify: the folder's class, one line
+        labels.kept.append(str(candidate.class_id))
+        return labels
+    if candidate.coco_boxes is not None and spec.task in ("segment", "pose"):
+        coco_task_lines(labels, candidate, check, nc, spec)
+        return labels
     if candidate.coco_boxes is not None:
         width, height = candidate.coco_size or (check.width, check.height)
         for kind, where, why in candidate.coco_dropped:
@@ -56,7 +64,7 @@ def _labels_for(
             labels.add_coco_box(cls, bbox, width, height, where)
         return labels
     for number, raw in enumerate(candidate.label_lines or [], start=1):
-        labels.add_yolo_line(raw, nc, f"line {number}")
+        add_task_line(labels, raw, nc, f"line {number}", spec)
     return labels
 
 
@@ -112,10 +120,10 @@ def _within_byte_cap(
 
 def _judged_labels(
     candidate: Candidate, check: ImageCheck, nc: int, key: str, request: AssembleRequest,
-    report: Report,
+    report: Report, spec: TaskSpec,
 ) -> list[str] | None:  # fmt: skip
     """The image's label lines, or None when it must be left out (see ``validation``)."""
-    labels = _labels_for(candidate, check, nc, key, report)
+    labels = _labels_for(candidate, check, nc, key, report, spec)
     if labels.incomplete and (request.bad_labels == "skip_image" or not labels.kept):
         report.add("image_with_bad_labels", key, labels.describe_dropped())
         return None
@@ -133,11 +141,17 @@ def _manifest_images(
     request: AssembleRequest,
     settings: Settings,
     report: Report,
+    spec: TaskSpec,
 ) -> list[ManifestImage]:
     """Validate ``kept`` (problems go to ``report``), drop duplicates, split stably."""
     kept = _within_byte_cap(source, kept, settings.max_image_bytes, report)
-    shas = source.shas([c.rel for c in kept], "downloaded")
-    checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
+    with timings.span("fetch_images"):
+        shas = source.shas([c.rel for c in kept], "downloaded")
+    if spec.task == "classify":
+        ambiguous = two_classes(kept, shas, report)
+        kept = [c for c in kept if shas[c.rel] not in ambiguous]
+    with timings.span("image_checks"):
+        checks = _image_checks(source, set(shas.values()), settings.max_image_pixels)
     test_prefix = _test_prefix(request)
     first_of: dict[str, str] = {}
     images: list[ManifestImage] = []
@@ -152,7 +166,8 @@ def _manifest_images(
         if sha in first_of:
             report.add("duplicate_image", key, f"same content as {first_of[sha]}")
             continue
-        labels = _judged_labels(candidate, check, len(read.class_names), key, request, report)
+        nc = len(read.class_names)
+        labels = _judged_labels(candidate, check, nc, key, request, report, spec)
         if labels is None:
             continue  # left out: its content stays free for a duplicate with good labels
         first_of[sha] = key
@@ -247,6 +262,7 @@ class Inspection:
     report: Report
     images: list[ManifestImage]
     test_prefix: str | None
+    spec: TaskSpec = field(default_factory=TaskSpec)
 
     @property
     def where(self) -> str:
@@ -271,12 +287,15 @@ def inspect_source(
     The caller holds :func:`~activities.dataset.cache_bound.objects_in_use` meanwhile (the
     objects read must not be evicted under it).
     """
-    source = _list_source(store, settings, request, progress)
+    with timings.span("list"):
+        source = _list_source(store, settings, request, progress)
     report = Report(max_examples=request.max_examples)
-    read = read_source(request.format, source.objects, source.fetch, request.class_names, report)
-    verified = _verified(source, read, request)
+    with timings.span("read_layout"):
+        read, spec = read_for_task(source, request, report)
+    with timings.span("verified_list"):
+        verified = _verified(source, read, request)
     listed = len(source.objects)
-    images = _manifest_images(source, read, verified.kept, request, settings, report)
+    images = _manifest_images(source, read, verified.kept, request, settings, report, spec)
     inspection = Inspection(
         source=source,
         class_names=list(read.class_names),
@@ -286,6 +305,7 @@ def inspect_source(
         report=report,
         images=images,
         test_prefix=_test_prefix(request),
+        spec=spec,
     )
     del read, verified.kept[:]  # from here on only the images are held, not the listing
     source.objects.clear()
@@ -315,7 +335,8 @@ def assemble(
     """
     with objects_in_use(settings.cache_dir):  # no eviction while objects are read
         result = _assemble(store, settings, request, progress)
-    enforce_bound(settings.cache_dir, settings.cache_max_bytes)
+    with timings.span("cache_bound"):
+        enforce_bound(settings.cache_dir, settings.cache_max_bytes)
     return result
 
 
@@ -334,6 +355,9 @@ def _assemble(
         class_names=inspection.class_names,
         split_ratios=request.split_ratios.model_dump(),
         test_prefix=inspection.test_prefix,
+        task=request.task,
+        kpt_shape=list(inspection.spec.kpt_shape) if inspection.spec.kpt_shape else None,
+        flip_idx=list(inspection.spec.flip_idx) if inspection.spec.flip_idx else None,
         images=images,
         counts=counts,
         report=ManifestReport(
@@ -343,9 +367,10 @@ def _assemble(
             examples=report.examples,
         ),
     )
-    snapshot, reused = store_manifest(
-        store, settings.data_bucket, manifest, max_bytes=settings.max_document_bytes
-    )
+    with timings.span("store_manifest"):
+        snapshot, reused = store_manifest(
+            store, settings.data_bucket, manifest, max_bytes=settings.max_document_bytes
+        )
     progress("stored", 1, 1)
     log.info(
         "dataset %s: snapshot %s (%s), %d images %s, downloaded %d, %s",

@@ -57,6 +57,8 @@ class Candidate:
     coco_size: tuple[int, int] | None = None
     folder_split: SplitName | None = None
     source_verified: bool | None = None  # COCO flags; None = the source has no opinion
+    class_id: int | None = None  # classify: the class of the image's folder
+    coco_shapes: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> seg/kpts
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Source:
 
     class_names: list[str]
     candidates: list[Candidate] = field(default_factory=list)
+    kpt_names: list[str] | None = None  # COCO pose: the categories' keypoint names
 
 
 def read_source(
@@ -73,12 +76,17 @@ def read_source(
     fetch: Fetch,
     class_names: list[str] | None,
     report: Report,
+    task: str = "detect",
 ) -> Source:
-    """Read the layout ``fmt`` from ``objects`` (relative key -> info) into a :class:`Source`."""
+    """Read the layout ``fmt`` from ``objects`` (relative key -> info) into a :class:`Source`.
+
+    ``task``: for COCO, segment and pose keep each annotation's ``segmentation`` or
+    ``keypoints`` (:mod:`.coco_tasks` turns them into label lines).
+    """
     if fmt in ("yolo", "roboflow"):
         return _read_yolo(objects, fetch, class_names, report, roboflow=fmt == "roboflow")
     if fmt == "coco":
-        return _read_coco(objects, fetch, class_names, report)
+        return _read_coco(objects, fetch, class_names, report, task)
     raise BadInputError(f"unknown dataset format {fmt!r}: use 'yolo', 'coco' or 'roboflow'")
 
 
@@ -266,6 +274,7 @@ def _annotate(
     class_of: dict[int, int | None],
     where: str,
     number: int,
+    keep: bool = False,
 ) -> None:
     """Add annotation ``number`` to ``candidate``: a box, or the reason it is not one."""
     tag = f"ann {number}"
@@ -285,10 +294,16 @@ def _annotate(
     boxes = candidate.coco_boxes
     assert boxes is not None  # every COCO candidate is created with a list (_coco_images)
     boxes.append((cls, ann.get("bbox"), tag))
+    if keep:
+        candidate.coco_shapes[tag] = {k: ann.get(k) for k in ("segmentation", "keypoints")}
 
 
 def _read_coco(
-    objects: Mapping[str, object], fetch: Fetch, class_names: list[str] | None, report: Report
+    objects: Mapping[str, object],
+    fetch: Fetch,
+    class_names: list[str] | None,
+    report: Report,
+    task: str = "detect",
 ) -> Source:
     where = _find_coco_json(objects)
     doc, annotations, names, class_of = _load_coco(where, fetch, class_names)
@@ -306,8 +321,16 @@ def _read_coco(
             continue
         if "verified" in ann:
             flags[image_id].append(bool(ann["verified"]))
-        _annotate(candidate, ann, class_of, where, number)
+        _annotate(candidate, ann, class_of, where, number, keep=task != "detect")
     source = Source(names)
+    if task == "pose":
+        found = {tuple(c.get("keypoints") or ()) for c in doc["categories"]}
+        if len(found) != 1 or not next(iter(found)):
+            raise BadInputError(
+                f"{where}: a COCO keypoints file needs the same non-empty 'keypoints' list in "
+                f"every category (found {len(found)} different lists)"
+            )
+        source.kpt_names = [str(n) for n in next(iter(found))]
     for image_id, candidate in by_id.items():
         if flagged:
             marks = flags[image_id]

@@ -2,9 +2,11 @@
 
 The hash covers only what defines the dataset a training sees: schema version, dataset name,
 source bucket, class names, and per image its key, content sha256, split and (canonical)
-label lines, in key order. Timestamps, etags, image sizes, the source format and the
-validation report are recorded but not hashed, so the same source state always gives the
-same hash and a repeated assembly finds the snapshot it already wrote.
+label lines, in key order; for a task other than detect also the task, ``kpt_shape`` and
+``flip_idx`` (a detect manifest hashes as it did before tasks existed). Timestamps, etags,
+image sizes, the source format and the validation report are recorded but not hashed, so
+the same source state always gives the same hash and a repeated assembly finds the snapshot
+it already wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.contracts.dataset import SnapshotRef, SplitName
+from activities.contracts.tasks import Task
 from activities.infra.errors import BadInputError, IntegrityError
 from activities.infra.storage import ObjectStore
 
@@ -63,6 +66,9 @@ class Manifest(BaseModel):
     class_names: list[str]
     split_ratios: dict[str, float]
     test_prefix: str | None = None
+    task: Task = "detect"
+    kpt_shape: list[int] | None = None
+    flip_idx: list[int] | None = None
     images: list[ManifestImage]
     counts: dict[str, int]
     report: ManifestReport
@@ -70,7 +76,7 @@ class Manifest(BaseModel):
 
     def content(self) -> dict[str, Any]:
         """The content-defining fields (what the hash covers)."""
-        return {
+        content: dict[str, Any] = {
             "schema_version": self.schema_version,
             "dataset": self.dataset,
             "bucket": self.bucket,
@@ -80,6 +86,9 @@ class Manifest(BaseModel):
                 for i in sorted(self.images, key=lambda i: i.key)
             ],
         }
+        if self.task != "detect":  # detect snapshots keep the hashes they always had
+            content.update(task=self.task, kpt_shape=self.kpt_shape, flip_idx=self.flip_idx)
+        return content
 
     def sha256(self) -> str:
         """The content hash: sha256 of the canonical JSON of :meth:`content`."""
@@ -139,6 +148,8 @@ def store_manifest(
         sha256=sha,
         class_names=list(manifest.class_names),
         counts=dict(manifest.counts),
+        task=manifest.task,
+        kpt_shape=manifest.kpt_shape,
     )
     return ref, reused
 

@@ -73,6 +73,16 @@ KINDS: tuple[str, ...] = (
     "image_with_bad_labels",
     "kept_with_bad_labels",
     "duplicate_image",
+    # tasks other than detect (activities/dataset/tasks.py, classify.py)
+    "polygon_too_few_points",
+    "polygon_outside_image",
+    "keypoint_count_mismatch",
+    "visibility_out_of_range",
+    "degenerate_rotated_box",
+    "rle_mask",
+    "image_in_no_class_folder",
+    "image_in_two_class_folders",
+    "unknown_class_folder",
 )
 """Every finding kind, in report order. ``image_without_label`` images are kept (backgrounds),
 ``coords_clipped`` boxes are kept (fixed), ``kept_with_bad_labels`` images are kept with their
@@ -86,6 +96,12 @@ INCOMPLETE_KINDS = frozenset(
         "crowd_annotation",
         "coords_absurd",
         "zero_area",
+        "polygon_too_few_points",
+        "polygon_outside_image",
+        "keypoint_count_mismatch",
+        "visibility_out_of_range",
+        "degenerate_rotated_box",
+        "rle_mask",
     }
 )
 """Dropped annotations that leave an object of the image unlabelled."""

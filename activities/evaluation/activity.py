@@ -24,6 +24,7 @@ from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, Evalu
 from activities.contracts.evidence import Evidence
 from activities.evaluation.common import fetch_weights, scratch_dir
 from activities.evaluation.evidence import EvidenceTarget
+from activities.infra import timings
 from activities.infra.errors import BadInputError, SentinelError, translate_errors
 from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
@@ -64,8 +65,14 @@ def _champion(registry: Registry, request: EvaluateRequest) -> _Champion:
     version = registry.production_version(request.model)
     if version is None:
         return _Champion(None, compared=False)
-    theirs = list(registry.metadata(request.model, version).class_names)
+    meta = registry.metadata(request.model, version)
+    theirs = list(meta.class_names)
     expected = list(request.snapshot.class_names)
+    if meta.snapshot.task != request.snapshot.task:  # never comparable, whatever the options
+        raise BadInputError(
+            f"production champion {request.model} v{version} is a {meta.snapshot.task} model "
+            f"but snapshot {request.snapshot.key} is a {request.snapshot.task} dataset"
+        )
     if theirs == expected:
         return _Champion(version, compared=True)
     message = class_mismatch(
@@ -108,7 +115,10 @@ def _score(
     options = request.options
     champ_path = None
     if champion.compared and champion.version is not None:  # verified before anything runs
-        champ_path = registry.load_model(request.model, champion.version, workdir / "champion.pt")
+        with timings.span("fetch_weights"):
+            champ_path = registry.load_model(
+                request.model, champion.version, workdir / "champion.pt"
+            )
     val = functools.partial(
         run_val,
         data_yaml=data_yaml,
@@ -120,12 +130,14 @@ def _score(
         device=request.device,
         workdir=workdir,
         boxes_conf=options.evidence_conf if plots_dir is not None else None,
+        task=request.snapshot.task,
     )
-    cand = val(
-        candidate_path,
-        on_batch=lambda done, total: progress("candidate", done, total),
-        plots_dir=plots_dir,
-    )
+    with timings.span("val_candidate"):
+        cand = val(
+            candidate_path,
+            on_batch=lambda done, total: progress("candidate", done, total),
+            plots_dir=plots_dir,
+        )
     cand_names = [cand.names[i] for i in sorted(cand.names)]
     expected = list(request.snapshot.class_names)
     if cand_names != expected:
@@ -134,15 +146,17 @@ def _score(
         )
     if champ_path is None:
         return _Scores(cand, None, None, {})
-    champ = val(champ_path, on_batch=lambda done, total: progress("champion", done, total))
-    intervals = paired_bootstrap(
-        cand.stats,
-        champ.stats,
-        resamples=options.bootstrap_resamples,
-        seed=options.bootstrap_seed,
-        level=options.ci_level,
-        on_round=lambda done, total: progress("bootstrap", done, total),
-    )
+    with timings.span("val_champion"):
+        champ = val(champ_path, on_batch=lambda done, total: progress("champion", done, total))
+    with timings.span("bootstrap"):
+        intervals = paired_bootstrap(
+            cand.stats,
+            champ.stats,
+            resamples=options.bootstrap_resamples,
+            seed=options.bootstrap_seed,
+            level=options.ci_level,
+            on_round=lambda done, total: progress("bootstrap", done, total),
+        )
     per_class = {cand.names[cls]: ci for cls, ci in intervals.per_class.items()}
     return _Scores(cand, champ, intervals.overall, per_class)
 
@@ -172,11 +186,11 @@ def evaluate(
     registry = Registry(store, settings.models_bucket, keyring(settings))
     champion = _champion(registry, request)
     with_evidence = evidence_prefix is not None and request.options.evidence
-    with (
-        materialize_snapshot(store, settings, snapshot, on_progress=progress) as dataset,
-        scratch_dir(settings, "evaluate-") as tmp,
-    ):
-        candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
+    with timings.span("materialize"):
+        leased = materialize_snapshot(store, settings, snapshot, on_progress=progress)
+    with leased as dataset, scratch_dir(settings, "evaluate-") as tmp:
+        with timings.span("fetch_weights"):
+            candidate_path = fetch_weights(store, settings, request.candidate, ".pt")
         plots_dir = tmp / "plots" if with_evidence else None
         scores = _score(
             registry, request, champion, dataset.data_yaml, candidate_path, tmp, progress,
@@ -184,7 +198,10 @@ def evaluate(
         )  # fmt: skip
         evidence = None
         if plots_dir is not None and evidence_prefix is not None:
-            evidence = _evidence(store, settings, request, scores, champion, tmp, evidence_prefix)
+            with timings.span("evidence"):
+                evidence = _evidence(
+                    store, settings, request, scores, champion, tmp, evidence_prefix
+                )
     cand = scores.candidate
     return EvaluateResult(
         model=request.model,
@@ -221,7 +238,8 @@ def _evidence(
         store,
         EvidenceTarget(settings.runs_bucket, prefix),
         candidate=scores.candidate,
-        champion=scores.champion,
+        # Per-image pictures draw boxes: detect's; the other tasks keep the plots only.
+        champion=scores.champion if request.snapshot.task == "detect" else None,
         champion_version=champion.version,
         plots_dir=workdir / "plots",
         workdir=workdir / "pictures",

@@ -1,5 +1,9 @@
 """Paired bootstrap over test images of the AP50-95 differences between two models.
 
+For every mAP task the matches are those of the task's primary metric (boxes, masks,
+keypoints, rotated boxes: :mod:`.tasks`); for classify a round scores top-1 accuracy (and each
+class's accuracy) of the resampled images instead.
+
 Each round draws image indices with replacement (seeded numpy), scores *both* models on that
 same resample with Ultralytics' ``ap_per_class`` and keeps the differences: of mAP50-95, and
 of each class's AP50-95 (the per-class gate rule). The intervals are percentile intervals of
@@ -28,6 +32,13 @@ def scores(stats: ImageStats, indices: np.ndarray | None = None) -> tuple[float,
     """
     from ultralytics.utils.metrics import ap_per_class
 
+    if stats.kind == "accuracy":  # classify: top-1 accuracy, and each class's
+        from activities.evaluation.tasks import class_accuracy
+
+        idx_all = range(len(stats.correct)) if indices is None else indices
+        picked = [stats.correct[i] for i in idx_all]
+        overall = float(np.mean(picked)) if picked else 0.0
+        return overall, class_accuracy(stats, indices)
     idx = range(len(stats.files)) if indices is None else indices
     target = [stats.target_cls[i] for i in idx]
     target_cls = np.concatenate(target) if target else np.zeros(0)

@@ -13,6 +13,7 @@ from activities.contracts import names
 from activities.contracts.evaluation import WeightsRef
 from activities.contracts.export import ExportRequest, ExportResult
 from activities.evaluation.common import fetch_weights, scratch_dir
+from activities.infra import timings
 from activities.infra.errors import translate_errors
 from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
@@ -35,20 +36,22 @@ def export(
     from activities.export.parity import check_parity, copy_weights, export_onnx
 
     options = request.options
-    with (
-        materialize_snapshot(store, settings, request.snapshot, on_progress=progress) as dataset,
-        scratch_dir(settings, "export-") as tmp,
-    ):
-        source = fetch_weights(store, settings, request.weights, ".pt")
-        pt_path = copy_weights(source, tmp)
+    with timings.span("materialize"):
+        leased = materialize_snapshot(store, settings, request.snapshot, on_progress=progress)
+    with leased as dataset, scratch_dir(settings, "export-") as tmp:
+        with timings.span("fetch_weights"):
+            source = fetch_weights(store, settings, request.weights, ".pt")
+            pt_path = copy_weights(source, tmp)
         progress("export", 0, 1)
-        onnx_path, opset = export_onnx(
-            pt_path,
-            imgsz=request.imgsz,
-            opset=options.opset,
-            dynamic=options.dynamic,
-            simplify=options.simplify,
-        )
+        with timings.span("onnx_export"):
+            onnx_path, opset = export_onnx(
+                pt_path,
+                imgsz=request.imgsz,
+                opset=options.opset,
+                dynamic=options.dynamic,
+                simplify=options.simplify,
+                task=request.snapshot.task,
+            )
         progress("export", 1, 1)
         parity = check_parity(
             pt_path,
@@ -62,10 +65,12 @@ def export(
             images=request.parity_images,
             workdir=tmp,
             on_step=progress,
+            task=request.snapshot.task,
         )
-        digest = sha256_file(onnx_path)
-        key = f"{request.output_prefix.strip('/')}/model-{digest[:16]}.onnx"
-        info = store.put_file(settings.runs_bucket, key, onnx_path)
+        with timings.span("upload"):
+            digest = sha256_file(onnx_path)
+            key = f"{request.output_prefix.strip('/')}/model-{digest[:16]}.onnx"
+            info = store.put_file(settings.runs_bucket, key, onnx_path)
     return ExportResult(
         pt=request.weights,
         onnx=WeightsRef(bucket=settings.runs_bucket, key=key, sha256=info.sha256 or digest),

@@ -17,17 +17,26 @@ from typing import Any
 import numpy as np
 
 from activities.contracts.export import ParityReport
+from activities.contracts.tasks import metric_label
+from activities.infra import timings
 from activities.infra.heartbeat import Progress, no_progress
 
 
 def export_onnx(
-    pt_path: Path, *, imgsz: int, opset: int | None, dynamic: bool, simplify: bool
+    pt_path: Path,
+    *,
+    imgsz: int,
+    opset: int | None,
+    dynamic: bool,
+    simplify: bool,
+    task: str = "detect",
 ) -> tuple[Path, int]:
-    """Export ``pt_path`` with Ultralytics; returns the ``.onnx`` path and its opset."""
+    """Export ``pt_path`` (a ``task`` model) with Ultralytics; returns the ``.onnx`` path and
+    its opset."""
     import onnx
     from ultralytics import YOLO
 
-    out = YOLO(str(pt_path), task="detect").export(
+    out = YOLO(str(pt_path), task=task).export(
         format="onnx",
         imgsz=imgsz,
         opset=opset,
@@ -43,9 +52,17 @@ def export_onnx(
 
 
 def split_images(data_yaml: Path, limit: int) -> list[Path]:
-    """The first ``limit`` test images of a dataset (sorted by path)."""
+    """The first ``limit`` test images of a dataset (sorted by path); ``data_yaml`` may be a
+    classification dataset's directory (``test/{class}/*``)."""
     from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 
+    if data_yaml.is_dir():
+        files = [
+            p
+            for p in (data_yaml / "test").rglob("*")
+            if p.suffix.lower().lstrip(".") in IMG_FORMATS
+        ]
+        return sorted(files)[:limit]
     data = check_det_dataset(str(data_yaml))
     entries = data.get("test") or []
     found: list[Path] = []
@@ -113,8 +130,11 @@ def check_parity(
     images: int = 4,
     workdir: Path | None = None,
     on_step: Progress = no_progress,
+    task: str = "detect",
 ) -> ParityReport:
-    """Compare ``onnx_path`` with ``pt_path``: checker, raw outputs, test-split mAP50-95."""
+    """Compare ``onnx_path`` with ``pt_path``: checker, raw outputs (the first output: for
+    segment the detections, not the mask prototypes), and the test-split metric (mAP50-95 for
+    detect, the task's primary metric otherwise, reported in the ``*_map50_95`` fields)."""
     import onnx
 
     def failed(reason: str, **measured: Any) -> ParityReport:
@@ -127,7 +147,8 @@ def check_parity(
         )
 
     try:
-        onnx.checker.check_model(str(onnx_path))
+        with timings.span("parity_checker"):
+            onnx.checker.check_model(str(onnx_path))
     except Exception as exc:  # any checker failure is a parity failure, not a crash
         return failed(f"onnx.checker: {exc}", checker_ok=False)
     on_step("checker", 1, 3)
@@ -135,13 +156,16 @@ def check_parity(
     if not picked:
         return failed("no test images to compare on")
     try:
-        max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
+        with timings.span("parity_outputs"):
+            max_diff = raw_output_diff(pt_path, onnx_path, picked, imgsz)
     except Exception as exc:  # ONNX Runtime refusing the file is a parity failure
         return failed(f"ONNX Runtime vs PyTorch: {exc}", images_compared=0)
     on_step("outputs", 2, 3)
-    pt_map = _test_map(pt_path, data_yaml, imgsz, conf, iou, workdir)
+    with timings.span("parity_pt_val"):
+        pt_map = _test_map(pt_path, data_yaml, imgsz, conf, iou, workdir, task)
     try:
-        onnx_map = _test_map(onnx_path, data_yaml, imgsz, conf, iou, workdir)
+        with timings.span("parity_onnx_val"):
+            onnx_map = _test_map(onnx_path, data_yaml, imgsz, conf, iou, workdir, task)
     except Exception as exc:
         return failed(
             f"ONNX validation failed: {exc}",
@@ -150,20 +174,29 @@ def check_parity(
             pt_map50_95=pt_map,
         )
     on_step("map", 3, 3)
-    return _verdict(max_diff, len(picked), pt_map, onnx_map, output_tolerance, map_tolerance)
+    label = "mAP50-95" if task == "detect" else metric_label(task, None)
+    return _verdict(max_diff, len(picked), pt_map, onnx_map, output_tolerance, map_tolerance, label)
 
 
 def _test_map(
-    weights: Path, data_yaml: Path, imgsz: int, conf: float, iou: float, workdir: Path | None
+    weights: Path,
+    data_yaml: Path,
+    imgsz: int,
+    conf: float,
+    iou: float,
+    workdir: Path | None,
+    task: str = "detect",
 ) -> float:
-    """mAP50-95 on the test split, the same way for both files (CPU, batch 1, square)."""
+    """The task's metric on the test split, the same way for both files (CPU, batch 1,
+    square): mAP50-95 for detect."""
     from activities.evaluation.validate import run_val
 
     run = run_val(
         weights, data_yaml, split="test", imgsz=imgsz, conf=conf, iou=iou, batch=1,
-        device="cpu", rect=False, workdir=workdir,
+        device="cpu", rect=False, workdir=workdir, task=task,
     )  # fmt: skip
-    return run.metrics.map50_95
+    score = run.metrics.score()
+    return float(score if score is not None else run.metrics.map50_95)
 
 
 def _verdict(
@@ -173,6 +206,7 @@ def _verdict(
     onnx_map: float,
     output_tolerance: float,
     map_tolerance: float,
+    label: str = "mAP50-95",
 ) -> ParityReport:
     """The report of a check that measured everything: passed when both are in tolerance."""
     problems = []
@@ -183,12 +217,12 @@ def _verdict(
     map_diff = abs(onnx_map - pt_map)
     if not map_diff <= map_tolerance:
         problems.append(
-            f"mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} differs by "
+            f"{label} onnx {onnx_map:.4f} vs pt {pt_map:.4f} differs by "
             f"{map_diff:.4f} > tolerance {map_tolerance:.4f}"
         )
     numbers = (
         f"max abs output difference {max_diff:.3g} (tolerance {output_tolerance:.3g}) "
-        f"on {compared} test images; mAP50-95 onnx {onnx_map:.4f} vs pt {pt_map:.4f} "
+        f"on {compared} test images; {label} onnx {onnx_map:.4f} vs pt {pt_map:.4f} "
         f"(tolerance {map_tolerance:.4f})"
     )
     return ParityReport(

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
+from activities.infra import timings
+
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``."""
 
@@ -43,7 +45,8 @@ def heartbeat_progress(what: str = "", min_interval: float = 0.5) -> Progress:
             raise CancelledError(f"{prefix}cancelled during {stage} ({done}/{total})")
         now = time.monotonic()
         if now - last >= min_interval or done == total:
-            activity.heartbeat({"stage": stage, "done": done, "total": total})
+            with timings.span("heartbeat"):
+                activity.heartbeat({"stage": stage, "done": done, "total": total})
             last = now
 
     return progress

@@ -9,6 +9,7 @@ from __future__ import annotations
 from activities.contracts.evaluation import ModelMetrics
 from activities.contracts.gate import GateDecision
 from activities.contracts.registry import ArtifactRecord, PublishRequest
+from activities.contracts.tasks import METRIC_LABELS, TASK_METRICS, metric_label
 from activities.registry.report_evidence import (
     comparison_section,
     per_class_section,
@@ -27,8 +28,28 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _metric_rows(candidate: ModelMetrics, champion: ModelMetrics | None) -> list[str]:
+def _task_rows(candidate: ModelMetrics, champion: ModelMetrics | None) -> list[str]:
+    """The task's own metrics (every one of ``scores``), before the box rows."""
     rows = []
+    for name in TASK_METRICS[candidate.task]:
+        cand = candidate.score(name)
+        champ = champion.score(name) if champion else None
+        delta = f"{cand - champ:+.4f}" if cand is not None and champ is not None else "-"
+        label = (
+            metric_label(candidate.task, name) if candidate.task == "obb" else METRIC_LABELS[name]
+        )
+        rows.append(f"| {label} | {_num(cand)} | {_num(champ)} | {delta} |")
+    return rows
+
+
+def _metric_rows(candidate: ModelMetrics, champion: ModelMetrics | None) -> list[str]:
+    rows = _task_rows(candidate, champion) if candidate.task != "detect" else []
+    if candidate.task == "classify":  # no boxes: only the task's rows and per-class accuracy
+        for name, acc in candidate.per_class_ap50_95.items():
+            champ = champion.per_class_ap50_95.get(name) if champion else None
+            delta = f"{acc - champ:+.4f}" if champ is not None else "-"
+            rows.append(f"| top-1 accuracy `{name}` | {_num(acc)} | {_num(champ)} | {delta} |")
+        return rows
     for label, attr in _ROWS:
         cand = getattr(candidate, attr)
         champ = getattr(champion, attr) if champion else None
@@ -91,6 +112,13 @@ def _origin_lines(request: PublishRequest) -> list[str]:
         f"- parent version: {request.parent_version or '-'}; epochs: {request.epochs}"
         + (f" (resumed from epoch {resumed})" if resumed is not None else "")
     ]
+    if request.snapshot.task != "detect":  # detect reports read as they always did
+        shape = request.snapshot.kpt_shape
+        lines.append(
+            f"- task: {request.snapshot.task}"
+            + (f" (kpt_shape {shape})" if shape is not None else "")
+            + f"; gated on {metric_label(request.snapshot.task, request.gate.metric)}"
+        )
     if request.base is not None:
         digest = f" (sha256 `{request.base.sha256[:16]}…`)" if request.base.sha256 else ""
         lines.append(f"- base: `{request.base.spec}`{digest}")
@@ -111,8 +139,10 @@ def _comparison_section(request: PublishRequest) -> list[str]:
         "",
     ]
     if ev.ci is not None:
+        task = ev.candidate.task
+        measured = "mAP50-95" if task == "detect" else metric_label(task, None)
         lines += [
-            f"Bootstrap {ev.ci.level:.0%} CI of the mAP50-95 difference: "
+            f"Bootstrap {ev.ci.level:.0%} CI of the {measured} difference: "
             f"[{ev.ci.low:+.4f}, {ev.ci.high:+.4f}] ({ev.ci.resamples} resamples, "
             f"seed {ev.ci.seed}).",
             "",

@@ -31,8 +31,10 @@ def per_class_section(request: PublishRequest, gate: GateDecision) -> list[str]:
         return []
     policy = gate.policy
     lost = {loss.name for loss in gate.class_losses}
+    # The per-class scores are the task's primary metric's (accuracy for classify).
+    score = {"segment": "mask AP50-95", "pose": "pose AP50-95", "classify": "top-1 accuracy"}
     lines = [
-        "## Per class (AP50-95, candidate vs champion)",
+        f"## Per class ({score.get(ev.candidate.task, 'AP50-95')}, candidate vs champion)",
         "",
         (
             f"Per-class rule: refuse when a class with at least {policy.min_class_instances} "

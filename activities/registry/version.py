@@ -27,6 +27,7 @@ def version_metadata(
         created_at=request.created_at,
         workflow_id=request.workflow_id,
         run_id=request.run_id,
+        task=request.snapshot.task,
         snapshot=request.snapshot,
         class_names=request.snapshot.class_names,
         hyperparameters=request.hyperparameters,

@@ -35,7 +35,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.contracts import names
 from activities.contracts.bases import BaseRecord
 from activities.contracts.training import TrainRequest, TrainResult
-from activities.infra import metrics
+from activities.infra import metrics, timings
 from activities.infra.errors import SentinelError, translate_errors
 from activities.infra.settings import Settings
 from activities.infra.signing import keyring
@@ -72,6 +72,7 @@ from activities.training.runlog import (
     epoch_line,
     start_line,
 )
+from activities.training.task_checks import check_before_training
 from activities.training.telemetry import EpochTelemetry, track_start
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,8 @@ class _Attempt:
             ending = f"attempt ended: {type(exc).__name__}: {str(exc)[:300]}"
             raise
         finally:
-            self.log.close(ending)
+            with timings.span("run_log_close"):
+                self.log.close(ending)
 
     def _run(self, prior: PriorState) -> TrainResult:
         extra = train_args.validate(self.hp)  # bad input fails before anything slow
@@ -195,17 +197,22 @@ class _Attempt:
         # The base is resolved and its bytes verified before the dataset or any training:
         # weights that do not match the digest vouching for them fail the run here.
         self.heartbeat.beat("base", force=True)
-        base = prepare_base(self.request.base, self.store, self.settings)
-
-        with self.owner.materialize(  # leased: the cache bound never evicts it meanwhile
-            self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
-        ) as dataset:
-            selection = select_checkpoint(
-                self.store, self.bucket, self.prefix, prior, workdir / "resume",
-                epochs=self.hp.epochs,
-                on_try=lambda ref: self.heartbeat.beat("resume", force=True, checkpoint=ref.key),
-                keys=keyring(self.settings),
-            )  # fmt: skip
+        snapshot = self.request.snapshot
+        with timings.span("base_model"):
+            base = prepare_base(self.request.base, self.store, self.settings, snapshot.task)
+        check_before_training(self.store, self.settings, self.request, base)
+        with timings.span("materialize"):  # leased: the cache bound never evicts it meanwhile
+            leased = self.owner.materialize(
+                self.store, self.settings, self.request.snapshot, on_progress=self._dataset_progress
+            )
+        with leased as dataset:
+            with timings.span("resume_select"):
+                selection = select_checkpoint(
+                    self.store, self.bucket, self.prefix, prior, workdir / "resume",
+                    epochs=self.hp.epochs,
+                    on_try=lambda r: self.heartbeat.beat("resume", force=True, checkpoint=r.key),
+                    keys=keyring(self.settings),
+                )  # fmt: skip
             for bad, why in selection.rejected:  # e.g. found by listing, no signed sidecar
                 self.log.write(f"checkpoint {bad.key} (epoch {bad.epoch}) ignored: {why}")
             self.heartbeat.set_checkpoints(selection.remaining)
@@ -218,26 +225,30 @@ class _Attempt:
                 f"resuming from epoch {resumed} ({selection.ref.key})" if selection.ref
                 else "starting from the base model"
             )  # fmt: skip
-            uploader = CheckpointUploader(
-                self.store, self.bucket, self.prefix, workdir / "staging", self._uploaded,
+            uploader = CheckpointUploader(  # its thread's uploads: bg.checkpoint_upload
+                timings.timed_store(self.store, "checkpoint_upload"), self.bucket, self.prefix,
+                workdir / "staging", self._uploaded,
                 existing=selection.remaining, keys=keyring(self.settings),
             )  # fmt: skip
             plan = FitPlan(
                 self.request, extra, dataset.data_yaml, workdir / "train", batch, device,
                 base=base, checkpoint=selection.path,
             )  # fmt: skip
-            hooks = self._fit(plan, uploader)
-            uploader.close()  # every checkpoint upload done before the final ones
+            with timings.span("fit"):
+                hooks = self._fit(plan, uploader)
+            with timings.span("checkpoint_wait"):
+                uploader.close()  # every checkpoint upload done before the final ones
         return self._finish(plan, hooks, selection.ref, workdir)
 
     def _finish(
         self, plan: FitPlan, hooks: TrainingHooks, resumed: CheckpointRef | None, workdir: Path
     ) -> TrainResult:
         """Upload the final files and describe the run; the attempt's directory goes."""
-        uploaded = publish(
-            self.store, self.bucket, self.prefix, plan.save_dir,
-            before_upload=lambda name: self.heartbeat.beat("upload", force=True, file=name),
-        )  # fmt: skip
+        with timings.span("final_upload"):
+            uploaded = publish(
+                self.store, self.bucket, self.prefix, plan.save_dir,
+                before_upload=lambda name: self.heartbeat.beat("upload", force=True, file=name),
+            )  # fmt: skip
         result = build_result(
             prefix=self.prefix,
             bucket=self.bucket,
@@ -251,10 +262,12 @@ class _Attempt:
             csv_path=plan.save_dir / "results.csv",
             base=plan.base,
         )
-        delete_resume_points(
-            self.store, self.bucket, [checkpoint_prefix(self.prefix), control_prefix(self.prefix)]
-        )
-        shutil.rmtree(workdir.parent, ignore_errors=True)
+        with timings.span("cleanup"):
+            delete_resume_points(
+                self.store, self.bucket,
+                [checkpoint_prefix(self.prefix), control_prefix(self.prefix)],
+            )  # fmt: skip
+            shutil.rmtree(workdir.parent, ignore_errors=True)
         return result
 
     def _fit(self, plan: FitPlan, uploader: CheckpointUploader) -> TrainingHooks:

@@ -27,6 +27,7 @@ from activities.contracts.bases import (
     base_text,
     parse_base,
 )
+from activities.contracts.tasks import ARCHITECTURES
 from activities.contracts.weights import TRAINABLE_TASK
 from activities.infra.errors import BadInputError, ConfigurationError
 from activities.infra.settings import Settings
@@ -66,14 +67,14 @@ def _architecture(spec: ArchitectureBase) -> PreparedBase:
     return PreparedBase(spec.name, BaseRecord(spec=spec.name))
 
 
-def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings) -> CachedWeights:
+def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings, task: str) -> CachedWeights:
     from activities.weights import Catalog
 
     record = Catalog(store, settings.models_bucket, keyring(settings)).require(spec.name)
-    if record.task != TRAINABLE_TASK:  # refused before a byte is downloaded
+    if record.task != task:  # refused before a byte is downloaded
         raise BadInputError(
-            f"catalog weights {spec.name!r} are a {record.task} model: Sentinel trains "
-            f"{TRAINABLE_TASK} models (pick {TRAINABLE_TASK} weights, see 'sentinel weights list')"
+            f"catalog weights {spec.name!r} are a {record.task} model but the dataset is a "
+            f"{task} dataset (pick {task} weights, see 'sentinel weights list')"
         )
     return cached_weights(
         store, settings, bucket=record.bucket, key=record.key, sha256=record.sha256
@@ -81,14 +82,17 @@ def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings) -> Cache
 
 
 def prepare_base(
-    spec: BaseModelSpec | None, store: ObjectStore, settings: Settings
+    spec: BaseModelSpec | None, store: ObjectStore, settings: Settings, task: str = "detect"
 ) -> PreparedBase:
-    """The verified starting point of ``spec`` (None: the deployment's default base)."""
+    """The verified starting point of ``spec`` for a ``task`` dataset (None: the deployment's
+    default base for detect, the task's architecture otherwise, ``ARCHITECTURES``)."""
+    if spec is None and task != TRAINABLE_TASK:
+        spec = ArchitectureBase(name=ARCHITECTURES[task])
     spec = spec or default_base(settings)
     if isinstance(spec, ArchitectureBase):
         return _architecture(spec)
     if isinstance(spec, CatalogBase):
-        cached = _catalog(spec, store, settings)
+        cached = _catalog(spec, store, settings, task)
     elif isinstance(spec, S3Base):
         cached = cached_weights(
             store, settings, bucket=spec.bucket, key=spec.key, sha256=spec.sha256
@@ -101,8 +105,10 @@ def prepare_base(
     return PreparedBase(str(cached.path), record, downloaded=cached.downloaded)
 
 
-def load_model(source: str, label: str | None = None) -> Any:  # an ultralytics.YOLO
-    """``YOLO(source)``; a file that is not an Ultralytics detection checkpoint is bad input.
+def load_model(
+    source: str, label: str | None = None, task: str = TRAINABLE_TASK
+) -> Any:  # an ultralytics.YOLO
+    """``YOLO(source)``; a file that is not an Ultralytics ``task`` checkpoint is bad input.
 
     ``label`` names the model in errors (default: the file name). The return type is ``Any``:
     Ultralytics is not type-checked.
@@ -114,6 +120,6 @@ def load_model(source: str, label: str | None = None) -> Any:  # an ultralytics.
         model = YOLO(source)
     except Exception as exc:  # torch/pickle/yaml errors of many kinds
         raise BadInputError(f"base model {name!r} cannot be loaded: {exc}") from None
-    if model.task != TRAINABLE_TASK:
-        raise BadInputError(f"base model {name!r} is a {model.task} model, not {TRAINABLE_TASK}")
+    if model.task != task:
+        raise BadInputError(f"base model {name!r} is a {model.task} model, not {task}")
     return model

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from activities.infra import timings
 from activities.infra.errors import BadInputError
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader
 from activities.training.control import ControlPoller
@@ -140,7 +141,8 @@ class Heartbeat:
                 return
             self._last = now
         try:
-            self._send(self.details())
+            with timings.span("heartbeat"):
+                self._send(self.details())
         except Exception as exc:  # a busy event loop must not kill the training
             log.warning("heartbeat not sent: %s: %s", type(exc).__name__, exc)
 
@@ -274,7 +276,8 @@ class TrainingHooks:
         # Called right after Ultralytics wrote weights/last.pt for this epoch (with optimizer).
         # The final epoch's checkpoint is never resumable (nothing left to train): not uploaded.
         if trainer.epoch + 1 < trainer.epochs:
-            self.uploader.submit(trainer.last, trainer.epoch + 1)
+            with timings.span("checkpoint_stage"):
+                self.uploader.submit(trainer.last, trainer.epoch + 1)
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
         if not self._in_epoch:  # final validation of best.pt after the loop
@@ -301,8 +304,13 @@ class TrainingHooks:
             map50=metrics.get("map50", 0.0),
         )
         if self.on_epoch is not None:
-            self.on_epoch(self.state.epochs_done, int(trainer.epochs), metrics, pace)
-        if not trainer.stop and self.state.epochs_done < trainer.epochs and self.poller.requested():
+            with timings.span("run_log"):
+                self.on_epoch(self.state.epochs_done, int(trainer.epochs), metrics, pace)
+        stop = False
+        if not trainer.stop and self.state.epochs_done < trainer.epochs:
+            with timings.span("control_poll"):
+                stop = self.poller.requested()
+        if stop:
             log.info("stop early requested: ending after epoch %d", self.state.epochs_done)
             self.state.stop_requested = True
             trainer.stop = True

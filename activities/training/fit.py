@@ -62,7 +62,7 @@ def fit(
     hp = plan.request.hyperparameters
     if plan.checkpoint is not None:
         try:
-            model = load_model(str(plan.checkpoint))
+            model = load_model(str(plan.checkpoint), task=plan.request.snapshot.task)
             prior_rows = (model.ckpt or {}).get("train_results")
             results.write_prior_results(plan.save_dir / "results.csv", prior_rows)
             install(model)
@@ -84,7 +84,7 @@ def fit(
                 raise
             log.exception("resuming %s failed before training: starting over", plan.checkpoint)
             shutil.rmtree(plan.save_dir, ignore_errors=True)
-    model = load_model(plan.base.source, plan.base.record.spec)
+    model = load_model(plan.base.source, plan.base.record.spec, plan.request.snapshot.task)
     install(model)
     model.train(
         **train_args.train_args(

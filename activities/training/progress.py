@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.contracts import names
+from activities.infra import timings
 from activities.tracking import Tracking
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class ProgressReporter:
         handle = self.client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
         future = asyncio.run_coroutine_threadsafe(handle.signal(signal_name, payload), self.loop)
         try:
-            future.result(self.timeout_seconds)
+            with timings.span("progress_signal"):
+                future.result(self.timeout_seconds)
             return True
         except FutureTimeout:
             future.cancel()

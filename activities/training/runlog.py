@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activities.contracts.training import TrainRequest
+from activities.infra import timings
 from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ class RunLog:
         if version == self._uploaded_version:
             return True
         try:
-            self.store.put_bytes(self.bucket, self.key, self.text(), content_type="text/plain")
+            with timings.span("run_log_upload"):
+                self.store.put_bytes(self.bucket, self.key, self.text(), content_type="text/plain")
         except Exception as exc:  # the log must never fail the training
             log.warning("training log not uploaded to %s: %s", self.key, exc)
             return False

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         help="keep S3 objects in memory only (gone after a stop; default: kept in STATE_DIR/s3)",
     )
     parser.add_argument("--demo", action="store_true", help="run the demo job, then stop")
+    parser.add_argument(
+        "--task",
+        default="detect",
+        choices=["detect", "segment", "pose", "obb", "classify"],
+        help="the demo's task (detect: the whole loop with pre-annotation and the controller; "
+        "the others: v1, then v2 gated against it on the grown dataset)",
+    )
     return parser
 
 
@@ -137,8 +144,9 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Serv
     try:
         if args.demo:
             from workers.dev.demo import run_demo
+            from workers.dev.demo_tasks import run_task_demo
 
-            demo = asyncio.create_task(
+            job = (
                 run_demo(
                     client,
                     settings,
@@ -147,7 +155,10 @@ async def _run(args: argparse.Namespace, temporal: TemporalDevServer, s3: S3Serv
                     report_dir=args.state_dir / "reports",
                     mlflow_url=mlflow_url,
                 )
+                if args.task == "detect"
+                else run_task_demo(client, settings, store, args.task, temporal.ui_url)
             )
+            demo = asyncio.create_task(job)
             waiter = asyncio.create_task(stop.wait())
             await asyncio.wait([demo, waiter], return_when=asyncio.FIRST_COMPLETED)
             if demo.done():

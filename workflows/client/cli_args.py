@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from activities.contracts.bases import BASE_EXAMPLES, parse_base
 from activities.contracts.dataset import AssembleRequest
 from activities.contracts.retrain import ApprovalPolicy, RetrainRequest
+from activities.contracts.tasks import TASKS
 from activities.contracts.training import Hyperparameters
 
 if TYPE_CHECKING:
@@ -55,7 +56,10 @@ def request_from_args(args: argparse.Namespace) -> RetrainRequest:
     return RetrainRequest(
         model_name=args.model,
         dataset=AssembleRequest(
-            dataset=args.dataset or args.model, prefix=args.prefix, format=args.format
+            dataset=args.dataset or args.model,
+            prefix=args.prefix,
+            format=args.format,
+            task=args.task,
         ),
         base=base,
         hyperparameters=Hyperparameters(
@@ -72,6 +76,13 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="dataset prefix in the data bucket")
     parser.add_argument("--dataset", help="dataset name for snapshots (default: model name)")
     parser.add_argument("--format", default="yolo", choices=["yolo", "coco", "roboflow"])
+    parser.add_argument(
+        "--task",
+        default="detect",
+        choices=list(TASKS),
+        help="what the labels annotate (segment: polygons, pose: keypoints with kpt_shape in "
+        "data.yaml, obb: four corners, classify: class folders)",
+    )
     parser.add_argument("--base", default=None, help=BASE_HELP)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--imgsz", type=int, default=640)

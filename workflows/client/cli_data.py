@@ -16,6 +16,7 @@ from rich.table import Table
 
 from activities.contracts.dataset import SPLITS, AssembleRequest
 from activities.contracts.inspection import DatasetValidation
+from activities.contracts.tasks import TASKS
 
 if TYPE_CHECKING:
     from workflows.client.api import SentinelClient
@@ -36,6 +37,9 @@ def add_data_verbs(groups: Groups) -> None:
     )
     validate.add_argument("--prefix", required=True, help="dataset prefix in the data bucket")
     validate.add_argument("--format", default="yolo", choices=["yolo", "coco", "roboflow"])
+    validate.add_argument(
+        "--task", default="detect", choices=list(TASKS), help="what the labels annotate"
+    )
     validate.add_argument("--dataset", help="dataset name (default: the prefix's last folder)")
     validate.add_argument("--bucket", help="source bucket (default: the data bucket)")
     validate.add_argument("--examples", type=int, default=3, help="examples shown per kind")
@@ -48,6 +52,7 @@ def request_of(args: argparse.Namespace) -> AssembleRequest:
         dataset=name,
         prefix=args.prefix,
         format=args.format,
+        task=args.task,
         bucket=args.bucket,
         max_examples=args.examples,
     )

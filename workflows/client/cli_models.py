@@ -18,6 +18,7 @@ from rich.table import Table
 
 from activities.contracts.integrity import VerifyModelResult
 from activities.contracts.registry import NO_PRODUCTION, ExpectedProduction, ListVersionsResult
+from activities.contracts.tasks import metric_label
 from workflows.client.api import SentinelClient
 from workflows.client.cli_downloads import DOWNLOAD_VERBS, add_download_verbs, run_download_verb
 from workflows.client.cli_weights import add_import_verb, import_command
@@ -163,10 +164,13 @@ def _print_verification(result: VerifyModelResult) -> int:
 
 
 def _print_listing(model: str, listing: ListVersionsResult) -> None:
+    # Another task than detect: the column is the metric its gate judged (mask mAP50-95, ...).
+    gated = next((v for v in listing.versions if v.metric is not None), None)
+    column = metric_label(gated.task, gated.metric) if gated else "mAP50-95"
     table = Table(
         "version",
         "created",
-        "mAP50-95",
+        column,
         "gate",
         "parity",
         "production",
@@ -177,7 +181,7 @@ def _print_listing(model: str, listing: ListVersionsResult) -> None:
         table.add_row(
             f"v{v.version}",
             v.created_at.isoformat(timespec="seconds"),
-            f"{v.map50_95:.4f}",
+            f"{v.score if v.score is not None else v.map50_95:.4f}",
             "promote" if v.gate_promote else "keep",
             "ok" if v.parity_passed else "FAILED",
             "*" if v.production else "",

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from activities.contracts.retrain import Progress as RunProgress
 from activities.contracts.retrain import RetrainResult
+from activities.contracts.tasks import metric_label
 from workflows.client.api import SentinelClient
 
 console = Console()
@@ -85,6 +86,14 @@ def print_result(result: RetrainResult) -> None:
     table.add_row(
         "production", f"v{result.production_version}" if result.production_version else "-"
     )
+    if result.task != "detect" and result.candidate_score is not None:  # the task's metric
+        name = metric_label(result.task, result.metric)
+        table.add_row("task", result.task)
+        table.add_row(f"candidate {name}", f"{result.candidate_score:.4f}")
+        if result.champion_score is not None:
+            table.add_row(
+                f"champion v{result.champion_version} {name}", f"{result.champion_score:.4f}"
+            )
     table.add_row("candidate mAP50-95", f"{result.candidate_map50_95:.4f}")
     if result.champion_map50_95 is not None:
         table.add_row(
