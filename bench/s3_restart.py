@@ -25,11 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from activities.infra.settings import Settings  # noqa: E402
+from activities.infra.signing import ensure_key_file, keyring  # noqa: E402
 from activities.registry import load_registry_model  # noqa: E402
 from activities.registry.core import Registry  # noqa: E402
 from activities.registry.publish import Publisher  # noqa: E402
 from tests.helpers.publishing import stored_publish_request  # noqa: E402
 from tests.helpers.stack import prepared_store  # noqa: E402
+from tests.helpers.tiny_onnx import onnx_bytes  # noqa: E402
 from workers.dev import synthetic  # noqa: E402
 from workers.dev.stack import S3Server, free_port  # noqa: E402
 
@@ -54,15 +56,16 @@ def main() -> int:
             s3_access_key="bench",  # type: ignore[arg-type]
             s3_secret_key="bench-secret",  # type: ignore[arg-type]
             cache_dir=root / "cache",
+            signing_key_file=ensure_key_file(root / "signing.keys"),
         )
         store = prepared_store(settings)
         synthetic.upload(
             store, settings.data_bucket, "datasets/bench", layout="yolo", count=images,
             verified=True, size=64,
         )  # fmt: skip
-        publisher = Publisher(Registry(store, settings.models_bucket))
+        publisher = Publisher(Registry(store, settings.models_bucket, keyring(settings)))
         for _ in range(2):
-            pt, onnx = os.urandom(6 * 2**20), os.urandom(12 * 2**20)
+            pt, onnx = os.urandom(6 * 2**20), onnx_bytes(os.urandom(6 * 2**20))  # 12 MiB
             publisher.publish(
                 stored_publish_request(store, settings, "bench", pt, onnx_payload=onnx)
             )

@@ -47,11 +47,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def check(settings: Settings) -> None:
-    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable and
-    ``SENTINEL_DEFAULT_BASE`` (when set) names a base."""
+    """Raise a clear error unless Temporal and S3 (with every bucket) are reachable,
+    ``SENTINEL_DEFAULT_BASE`` (when set) names a base and the signing keys are readable."""
+    from activities.infra.signing import keyring
     from activities.training.base_model import default_base
 
     default_base(settings)
+    keyring(settings)
     await connect(settings)
     store = ObjectStore.from_settings(settings, max_attempts=2)
     for bucket in settings.buckets:
@@ -71,10 +73,12 @@ def preflight(settings: Settings) -> None:
 
 async def serve(settings: Settings, queues: str) -> None:
     """Run one worker per queue kind until a termination signal."""
+    from activities.infra.signing import keyring
     from activities.infra.yolo_env import bootstrap_offline
     from workers.factory import build_worker
     from workers.telemetry import RetrainWatch, start_metrics
 
+    keyring(settings)  # a worker without its signing keys refuses to start (one line, exit 2)
     bootstrap_offline()
     kinds = parse_queues(queues)
     telemetry = start_metrics(settings)  # before connecting: the client records SDK metrics

@@ -33,6 +33,7 @@ def workflows() -> list[type]:
         PromoteVersionWorkflow,
         RollbackProductionWorkflow,
         ShowVersionWorkflow,
+        VerifyModelWorkflow,
     )
     from workflows.retention import GarbageCollectionWorkflow
     from workflows.retrain import RetrainWorkflow
@@ -52,6 +53,7 @@ def workflows() -> list[type]:
         TrainingLogWorkflow,
         DownloadLinksWorkflow,
         PredictWorkflow,
+        VerifyModelWorkflow,
     ]
 
 
@@ -115,6 +117,7 @@ def activities(
             dataset.validate_dataset,
             logs.read_training_log,
             registry.download_links,
+            registry.verify_model,
             predict.plan_prediction,
             predict.predict_shard,  # model.onnx with ONNX Runtime
             predict.finish_prediction,

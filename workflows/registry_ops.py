@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import names
+    from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
     from activities.contracts.registry import (
         DownloadLinksRequest,
         DownloadLinksResult,
@@ -89,3 +90,20 @@ class DownloadLinksWorkflow:
     @workflow.run
     async def run(self, request: DownloadLinksRequest) -> DownloadLinksResult:
         return await _registry_activity(names.DOWNLOAD_LINKS, request, DownloadLinksResult)
+
+
+@workflow.defn(name=names.VERIFY_MODEL_WORKFLOW)
+class VerifyModelWorkflow:
+    """Check every signature and every file of a model (``sentinel models verify``)."""
+
+    @workflow.run
+    async def run(self, request: VerifyModelRequest) -> VerifyModelResult:
+        result: VerifyModelResult = await workflow.execute_activity(
+            names.VERIFY_MODEL,
+            request,
+            result_type=VerifyModelResult,
+            start_to_close_timeout=timedelta(hours=2),  # every file of every version, hashed
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=_RETRY,
+        )
+        return result

@@ -25,6 +25,7 @@ SHOW_VERSION = "show_version"
 PROMOTE_VERSION = "promote_version"
 ROLLBACK_PRODUCTION = "rollback_production"
 DOWNLOAD_LINKS = "download_links"
+VERIFY_MODEL = "verify_model"
 
 # Pretrained-weights catalog and inspection
 INSPECT_WEIGHTS = "inspect_weights"
@@ -55,6 +56,7 @@ LIST_WEIGHTS_WORKFLOW = "ListWeightsWorkflow"
 VALIDATE_DATASET_WORKFLOW = "ValidateDatasetWorkflow"
 TRAINING_LOG_WORKFLOW = "TrainingLogWorkflow"
 DOWNLOAD_LINKS_WORKFLOW = "DownloadLinksWorkflow"
+VERIFY_MODEL_WORKFLOW = "VerifyModelWorkflow"
 PREDICT_WORKFLOW = "PredictWorkflow"
 
 # RetrainWorkflow's handlers (PredictWorkflow answers ``progress`` with :class:`PredictProgress`

@@ -52,6 +52,24 @@ class ImportedFrom(Contract):
     task: str
 
 
+class TensorSpec(Contract):
+    """One input or output of the exported model: name, shape (a name for a dynamic axis)."""
+
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+
+class ModelSignature(Contract):
+    """What a serving system needs to call a version: task, tensors, class names (signed with
+    the rest of ``metadata.json``)."""
+
+    task: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    class_names: list[str]
+
+
 class ModelVersion(Contract):
     """``metadata.json`` of a version: everything needed to know what was deployed and why."""
 
@@ -93,6 +111,9 @@ class ModelVersion(Contract):
     base: BaseRecord | None = Field(None, description="the base training started from")
     imported: ImportedFrom | None = Field(
         None, description="set for a version imported as it was (no training by Sentinel)"
+    )
+    model_signature: ModelSignature | None = Field(
+        None, description="task, ONNX inputs/outputs and classes (None: published before it)"
     )
 
 
@@ -208,6 +229,11 @@ class ListVersionsResult(Contract):
     production_version: int | None
     latest_version: int | None
     total: int
+    untrusted: dict[int, str] = Field(
+        default_factory=dict,
+        description="versions whose metadata.json failed its signature check, with the reason "
+        "(listed, never trusted: 'sentinel models verify' names every bad file)",
+    )
 
 
 class ShowVersionRequest(Contract):

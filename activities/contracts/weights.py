@@ -101,3 +101,8 @@ class ListWeightsResult(Contract):
 
     entries: list[WeightsRecord]
     total: int
+    untrusted: dict[str, str] = Field(
+        default_factory=dict,
+        description="entries whose record failed its signature check, with the reason (never "
+        "used as a base)",
+    )

@@ -16,6 +16,7 @@ from activities.dataset.validation import Report
 from activities.dataset.verified import list_source, verified_candidates
 from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.registry.aliases import repair_production_mirror
 from activities.registry.core import Registry
@@ -56,7 +57,7 @@ class ControllerActivities:
     def count_new_verified(self, request: CountNewRequest) -> CountNewResult:
         """Verified source images minus the images of production's snapshot."""
         verified = self._verified_keys(request)
-        registry = Registry(self.store, self.settings.models_bucket)
+        registry = Registry(self.store, self.settings.models_bucket, keyring(self.settings))
         # The scheduled check is the one registry reader that runs without anyone asking:
         # a production.json left stale by a crash is repaired within one interval.
         repair_production_mirror(registry, request.model)

@@ -28,6 +28,7 @@ from activities.infra import timings
 from activities.infra.errors import BadInputError, SentinelError, translate_errors
 from activities.infra.heartbeat import Progress, heartbeat_progress, no_progress
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.tracking import Tracking
 from activities.tracking.records import evaluation_metrics
@@ -182,7 +183,7 @@ def evaluate(
     snapshot = request.snapshot
     if not snapshot.counts.get("test", 1):
         raise BadInputError(f"snapshot {snapshot.key} has no test images to evaluate on")
-    registry = Registry(store, settings.models_bucket)
+    registry = Registry(store, settings.models_bucket, keyring(settings))
     champion = _champion(registry, request)
     with_evidence = evidence_prefix is not None and request.options.evidence
     with timings.span("materialize"):

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         "sentinel-models", description="Bucket with the model registry and weights catalog"
     )
 
+    # Trust
+    signing_key_file: Path | None = Field(
+        None,
+        description="Signing keys (KEY_ID:SECRET lines, the last signs) for registry, catalog "
+        "and checkpoints",
+    )
+
     # Training
     default_base: str | None = Field(
         None,

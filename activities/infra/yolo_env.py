@@ -8,7 +8,10 @@ every code path that would reach the network during train/val/export of a detect
 * settings: telemetry sync, Platform API key and all logger integrations off;
 * ``check_amp``: the CUDA check downloads ``yolo26n.pt``; replaced by an offline decision;
 * ``safe_download``/``get_github_assets``/``is_url(check=True)``: fail fast instead of trying
-  the network (a blocked egress would otherwise hang for the 30 s connect timeout per try).
+  the network (a blocked egress would otherwise hang for the 30 s connect timeout per try);
+* ``ULTRALYTICS_SAFE_LOAD``: every checkpoint Ultralytics opens (``YOLO(path)``, resume) is
+  unpickled with ``torch.load(weights_only=True)`` and Ultralytics' allowlist of model classes,
+  and model yamls are parsed without ``eval`` (``docs/security.md``, "Pickles and signatures").
 
 Child processes inherit ``YOLO_CONFIG_DIR`` and the other variables, so calling this again in a
 child (with no argument) lands on the same directory.
@@ -185,6 +188,9 @@ def _patch_ultralytics() -> None:
             # why: ONLINE/AUTOINSTALL are import-time constants; fix them if imported earlier.
             elif attr in ("ONLINE", "AUTOINSTALL") and value is True:
                 setattr(module, attr, False)
+            # why: SAFE_LOAD is an import-time constant too; restricted loading is not optional.
+            elif attr == "SAFE_LOAD" and value is False:
+                setattr(module, attr, True)
     downloads._sentinel_offline = True
 
 
@@ -209,6 +215,7 @@ def bootstrap_offline(config_dir: Path | None = None) -> Path:
                 )
         os.environ["YOLO_OFFLINE"] = "1"  # why: ONLINE=False (no telemetry, pip checks, Sentry)
         os.environ["YOLO_AUTOINSTALL"] = "0"  # why: never pip-install missing requirements
+        os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # why: no code runs from a checkpoint
         os.environ.setdefault("YOLO_VERBOSE", "True")
         os.environ["YOLO_CONFIG_DIR"] = str(target)
         # why: importing ultralytics sets OMP_NUM_THREADS=1 when unset, starving CPU torch.

@@ -22,6 +22,7 @@ from activities.dataset.formats import is_image
 from activities.dataset.manifest import load_manifest
 from activities.infra.errors import BadInputError
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore, safe_relative_path, sha256_bytes
 from activities.predict import layout
 from activities.predict.models import resolve
@@ -116,7 +117,7 @@ def shard_refs(stored: StoredPlan, size: int, content: dict[str, object]) -> lis
 
 def plan(store: ObjectStore, settings: Settings, request: PredictRequest) -> PredictPlan:
     """Resolve, list, check, store the image list, and cut it into content-addressed shards."""
-    registry = Registry(store, settings.models_bucket)
+    registry = Registry(store, settings.models_bucket, keyring(settings))
     model, compare = _models(registry, request)
     imgsz = _imgsz(registry, request, model)
     out_bucket = settings.data_bucket

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.infra.weights_cache import CachedWeights, cached_weights
 from activities.registry.core import Registry
@@ -28,7 +29,7 @@ def load_registry_model(
     :class:`~activities.infra.errors.IntegrityError` (non-retryable) and leaves nothing at ``dest``.
     NotFoundError when the version (or alias) does not exist.
     """
-    registry = Registry(store, settings.models_bucket)
+    registry = Registry(store, settings.models_bucket, keyring(settings))
     number = registry.resolve_version(model, version)
     return registry.load_model(model, number, Path(dest))
 
@@ -41,7 +42,7 @@ def cached_registry_model(
     Like :func:`load_registry_model`, verified against the sha256 of the version's
     ``metadata.json`` (IntegrityError naming it on mismatch); downloaded once per worker.
     """
-    registry = Registry(store, settings.models_bucket)
+    registry = Registry(store, settings.models_bucket, keyring(settings))
     number = registry.resolve_version(model, version)
     record = registry.metadata(model, number).artifacts.get("model.pt")
     if record is None:
@@ -60,7 +61,7 @@ def cached_registry_model(
 
 def production_version(store: ObjectStore, settings: Settings, model: str) -> int | None:
     """The version production points to, or None."""
-    return Registry(store, settings.models_bucket).production_version(model)
+    return Registry(store, settings.models_bucket, keyring(settings)).production_version(model)
 
 
 __all__ = ["Registry", "cached_registry_model", "load_registry_model", "production_version"]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from activities.contracts import names
+from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
 from activities.contracts.registry import (
     AliasEvent,
     DownloadLink,
@@ -32,16 +33,18 @@ from activities.contracts.registry import (
     VersionSummary,
 )
 from activities.infra import metrics
-from activities.infra.errors import NotFoundError, translate_errors
+from activities.infra.errors import IntegrityError, NotFoundError, translate_errors
 from activities.infra.heartbeat import heartbeat_progress
 from activities.infra.links import LinkSigner
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.registry import aliases, layout
 from activities.registry.core import Registry
 from activities.registry.evidence import EVIDENCE_DIR
 from activities.registry.publish import Publisher
 from activities.registry.tracking import mirror_state, track_publish
+from activities.registry.verify import verify_model
 from activities.tracking import Tracking
 
 ProductionMoveHook = Callable[[str, AliasEvent], object]
@@ -67,7 +70,7 @@ class RegistryActivities:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.registry = Registry(store, settings.models_bucket)
+        self.registry = Registry(store, settings.models_bucket, keyring(settings))
         self.publisher = Publisher(self.registry)
         self.signer = LinkSigner.from_settings(settings, store)
         self.tracking = tracking or Tracking(None)
@@ -113,8 +116,13 @@ class RegistryActivities:
         production = self.registry.production_version(request.model, scan)
         newest = sorted(scan.versions, reverse=True)[: request.limit]
         summaries = []
+        untrusted: dict[int, str] = {}
         for version in newest:
-            meta = self.registry.metadata(request.model, version)
+            try:
+                meta = self.registry.metadata(request.model, version)
+            except IntegrityError as exc:  # marked, never trusted (nor fatal to the listing)
+                untrusted[version] = str(exc)
+                continue
             summaries.append(
                 VersionSummary(
                     version=version,
@@ -137,6 +145,7 @@ class RegistryActivities:
             production_version=production,
             latest_version=max(scan.versions, default=None),
             total=len(scan.versions),
+            untrusted=untrusted,
         )
 
     def _resolve(self, model: str, version: int | None, alias: str) -> tuple[int, bool, bool]:
@@ -199,6 +208,12 @@ class RegistryActivities:
             files=files,
             expires_at=datetime.now(UTC) + expires,
         )
+
+    @activity.defn(name=names.VERIFY_MODEL)
+    @translate_errors
+    def verify_model(self, request: VerifyModelRequest) -> VerifyModelResult:
+        """Every signature and every file of a model (or one version), failures collected."""
+        return verify_model(self.registry, request, heartbeat_progress())
 
     @activity.defn(name=names.PROMOTE_VERSION)
     @translate_errors

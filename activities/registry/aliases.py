@@ -26,7 +26,7 @@ from typing import Final
 from activities.contracts.registry import NO_PRODUCTION, AliasAction, AliasEvent, ExpectedProduction
 from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
 from activities.registry import layout
-from activities.registry.core import POINTER_SYNC_ROUNDS, Registry, Scan, dump
+from activities.registry.core import POINTER_SYNC_ROUNDS, Registry, Scan
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def sync_production(registry: Registry, model: str) -> int | None:
         registry.store.put_bytes(
             registry.bucket,
             layout.production_key(model),
-            dump(event),
+            registry.encode(event),
             content_type="application/json",
         )
         written = event.seq
@@ -196,7 +196,7 @@ def append(
             registry.store.put_bytes(
                 registry.bucket,
                 key,
-                dump(event),
+                registry.encode(event),
                 content_type="application/json",
                 if_absent=True,
             )

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from activities.contracts.registry import AliasEvent, LatestAlias, ModelVersion
 from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
+from activities.infra.settings import Settings
+from activities.infra.signing import Keyring, keyring
 from activities.infra.storage import ObjectStore
 from activities.registry import layout
 
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 POINTER_SYNC_ROUNDS = 20
+SIGNED: tuple[type[BaseModel], ...] = (ModelVersion, AliasEvent)
+"""Documents that vouch for weights or for production: written signed, read only verified
+(:mod:`activities.infra.signing`)."""
 
 
 @dataclass
@@ -51,19 +56,37 @@ def dump(model: BaseModel) -> bytes:
 
 
 class Registry:
-    """The model registry in one bucket."""
+    """The model registry in one bucket.
 
-    def __init__(self, store: ObjectStore, bucket: str) -> None:
+    ``keys`` signs and verifies metadata and alias history; None: the process settings'
+    ``SENTINEL_SIGNING_KEY_FILE`` (read when first needed).
+    """
+
+    def __init__(self, store: ObjectStore, bucket: str, keys: Keyring | None = None) -> None:
         self.store = store
         self.bucket = bucket
+        self._keys = keys
+
+    @property
+    def keys(self) -> Keyring:
+        if self._keys is None:
+            self._keys = keyring(Settings())
+        return self._keys
+
+    def encode(self, model: BaseModel) -> bytes:
+        """The stored bytes of ``model``: signed JSON for :data:`SIGNED` documents."""
+        return self.keys.signed_json(model) if isinstance(model, SIGNED) else dump(model)
 
     # ------------------------------------------------------------------ low level
     def read(self, key: str, model_type: type[M]) -> M | None:
-        """``key`` parsed as ``model_type`` (sha256-verified), or None when it does not exist."""
+        """``key`` parsed as ``model_type`` (sha256-verified, and signature-verified for
+        :data:`SIGNED` types), or None when it does not exist."""
         try:
             data = self.store.get_bytes(self.bucket, key)
         except NotFoundError:
             return None
+        if issubclass(model_type, SIGNED):
+            return self.keys.verified_model(data, model_type, f"{self.bucket}/{key}")
         try:
             return model_type.model_validate_json(data)
         except ValidationError as exc:
@@ -123,7 +146,7 @@ class Registry:
         A mismatch (tampered or corrupted object) raises IntegrityError (non-retryable) and
         leaves nothing at ``dest``.
         """
-        meta = self.metadata(model, version)
+        meta = self.metadata(model, version)  # signature-verified: it vouches for the bytes
         record = meta.artifacts.get(artifact)
         if record is None:
             raise NotFoundError(f"{model} v{version} has no artifact {artifact!r}")

@@ -46,13 +46,14 @@ from activities.infra import timings
 from activities.infra.errors import IntegrityError, NotFoundError
 from activities.infra.heartbeat import Progress, no_progress
 from activities.registry import aliases, layout
-from activities.registry.core import Registry, dump
+from activities.registry.core import Registry
 from activities.registry.evidence import (
     TRAINING_CURVES,
     artifact_name,
     draw_training_curves,
     fetch_evidence,
 )
+from activities.registry.model_signature import onnx_signature
 from activities.registry.report import evaluation_csv, render_report
 from activities.registry.version import version_metadata
 
@@ -234,6 +235,13 @@ class Publisher:
         ):
             work = Path(tmp)
             staged = self._stage_files(request, work, step, pool)
+            onnx = staged["model.onnx"]
+            assert isinstance(onnx, Path)  # downloaded, never drawn
+            signature = onnx_signature(
+                onnx,
+                request.imported.task if request.imported else request.snapshot.task,
+                request.snapshot.class_names,
+            )
             for done, (name, entry) in enumerate(staged.items(), start=1):
                 if isinstance(entry, Future):
                     with timings.span("curves_wait"):
@@ -248,7 +256,7 @@ class Publisher:
             artifacts["report.md"] = self._upload(
                 layout.artifact_key(model, version, "report.md"), work / "report.md"
             )
-        meta = version_metadata(request, version, gate, artifacts)
+        meta = version_metadata(request, version, gate, artifacts, signature)
         self.write_metadata(meta)
         return meta
 
@@ -257,7 +265,7 @@ class Publisher:
         self.store.put_bytes(
             self.bucket,
             layout.metadata_key(meta.model, meta.version),
-            dump(meta),
+            self.registry.encode(meta),  # signed: it vouches for every file of the version
             content_type="application/json",
             if_absent=True,
         )

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from activities.contracts.gate import GateDecision
-from activities.contracts.registry import ArtifactRecord, ModelVersion, PublishRequest
+from activities.contracts.registry import (
+    ArtifactRecord,
+    ModelSignature,
+    ModelVersion,
+    PublishRequest,
+)
 
 
 def version_metadata(
-    request: PublishRequest, version: int, gate: GateDecision, artifacts: dict[str, ArtifactRecord]
+    request: PublishRequest,
+    version: int,
+    gate: GateDecision,
+    artifacts: dict[str, ArtifactRecord],
+    model_signature: ModelSignature | None = None,
 ) -> ModelVersion:
     """``metadata.json`` of ``version``: the run's request, final gate and stored files."""
     ev = request.evaluation
@@ -42,4 +51,5 @@ def version_metadata(
         versions={**ev.versions, **request.export.versions},
         base=request.base,
         imported=request.imported,
+        model_signature=model_signature,
     )

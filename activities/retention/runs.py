@@ -4,7 +4,8 @@ Per folder, Temporal is asked about the workflow; a running one is left alone en
 finished one (or one Temporal no longer knows):
 
 * ``checkpoints/``: every checkpoint of a completed run; of a failed or canceled one all but
-  the newest ``Policy.failed_checkpoints`` (kept to investigate or resume by hand);
+  the newest ``Policy.failed_checkpoints`` (kept to investigate or resume by hand); a
+  checkpoint's signed sidecar (``….pt.sig.json``) goes and stays with it;
 * ``control/``: every control object (a stop-early request is consumed when its run ends);
 * ``export/``: an export whose content the registry holds (a version's ``model.onnx``, by
   sha256) at once; one that was never published after ``Policy.export_age``.
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from activities.infra.heartbeat import Progress
+from activities.infra.signing import SIDECAR_SUFFIX
 from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.infra.workflow_runs import RunState, WorkflowRuns
 from activities.retention.sweep import Policy, Sweep
@@ -50,10 +52,12 @@ def plan_run(
     def under(sub: str) -> list[ObjectInfo]:
         return [info for info in objects if info.key.startswith(folder + sub)]
 
-    newest_first = sorted(under(CHECKPOINTS), key=lambda i: (i.modified or NEVER, i.key))[::-1]
+    files = [i for i in under(CHECKPOINTS) if not i.key.endswith(SIDECAR_SUFFIX)]
+    newest_first = sorted(files, key=lambda i: (i.modified or NEVER, i.key))[::-1]
     keep = 0 if state is not None and state.completed else policy.failed_checkpoints
+    dropped = [i for i in newest_first[keep:] if of_the_ended_run(i)]
     return {
-        "checkpoints": [i for i in newest_first[keep:] if of_the_ended_run(i)],
+        "checkpoints": dropped + _sidecars_of(under(CHECKPOINTS), files, dropped, of_the_ended_run),
         "controls": [i for i in under(CONTROL) if of_the_ended_run(i)],
         "exports": [
             i
@@ -61,6 +65,26 @@ def plan_run(
             if of_the_ended_run(i) and (policy.older_than(i, policy.export_age) or published(i))
         ],
     }
+
+
+def _sidecars_of(
+    listed: list[ObjectInfo],
+    files: list[ObjectInfo],
+    dropped: list[ObjectInfo],
+    ended: Callable[[ObjectInfo], bool],
+) -> list[ObjectInfo]:
+    """Sidecars that go: those of dropped checkpoints, and orphans of the ended run (a kept
+    checkpoint keeps its sidecar, which a resume by hand needs)."""
+    going, present = {i.key for i in dropped}, {i.key for i in files}
+    return [
+        i
+        for i in listed
+        if i.key.endswith(SIDECAR_SUFFIX)
+        and (
+            (base := i.key.removesuffix(SIDECAR_SUFFIX)) in going
+            or (base not in present and ended(i))
+        )
+    ]
 
 
 def sweep_runs(

@@ -41,6 +41,7 @@ from activities.contracts.training import TrainRequest, TrainResult
 from activities.infra import metrics, timings
 from activities.infra.errors import SentinelError, translate_errors
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.tracking import Tracking
 from activities.training import args as train_args
@@ -214,7 +215,10 @@ class _Attempt:
                     self.store, self.bucket, self.prefix, prior, workdir / "resume",
                     epochs=self.hp.epochs,
                     on_try=lambda r: self.heartbeat.beat("resume", force=True, checkpoint=r.key),
+                    keys=keyring(self.settings),
                 )  # fmt: skip
+            for bad, why in selection.rejected:  # e.g. found by listing, no signed sidecar
+                self.log.write(f"checkpoint {bad.key} (epoch {bad.epoch}) ignored: {why}")
             self.heartbeat.set_checkpoints(selection.remaining)
             self._track_start(selection.ref, base.record)
             resumed = selection.ref.epoch if selection.ref else None
@@ -228,7 +232,7 @@ class _Attempt:
             uploader = CheckpointUploader(  # its thread's uploads: bg.checkpoint_upload
                 timings.timed_store(self.store, "checkpoint_upload"), self.bucket, self.prefix,
                 workdir / "staging", self._uploaded,
-                existing=selection.remaining,
+                existing=selection.remaining, keys=keyring(self.settings),
             )  # fmt: skip
             plan = FitPlan(
                 self.request, extra, dataset.data_yaml, workdir / "train", batch, device,

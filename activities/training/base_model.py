@@ -31,6 +31,7 @@ from activities.contracts.tasks import ARCHITECTURES
 from activities.contracts.weights import TRAINABLE_TASK
 from activities.infra.errors import BadInputError, ConfigurationError
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.infra.weights_cache import CachedWeights, cached_weights
 
@@ -69,7 +70,7 @@ def _architecture(spec: ArchitectureBase) -> PreparedBase:
 def _catalog(spec: CatalogBase, store: ObjectStore, settings: Settings, task: str) -> CachedWeights:
     from activities.weights import Catalog
 
-    record = Catalog(store, settings.models_bucket).require(spec.name)
+    record = Catalog(store, settings.models_bucket, keyring(settings)).require(spec.name)
     if record.task != task:  # refused before a byte is downloaded
         raise BadInputError(
             f"catalog weights {spec.name!r} are a {record.task} model but the dataset is a "

@@ -29,6 +29,7 @@ from typing import Any
 
 from activities.infra import metrics, timings
 from activities.infra.files import atomic_copy
+from activities.infra.signing import Keyring, sidecar_bytes, sidecar_key
 from activities.infra.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,10 @@ class CheckpointUploader:
         *,
         existing: list[CheckpointRef] | None = None,
         keep: int = KEEP,
+        keys: Keyring | None = None,
     ) -> None:
         self.store = store
+        self.keys = keys  # signs a sidecar per checkpoint: what a retry found by listing trusts
         self.bucket = bucket
         self.run_prefix = run_prefix
         self.staging_dir = staging_dir
@@ -226,6 +229,9 @@ class CheckpointUploader:
         info = self.store.put_file(self.bucket, key, path)
         metrics.CHECKPOINT_UPLOAD_SECONDS.observe(time.monotonic() - started)
         metrics.CHECKPOINT_UPLOAD_BYTES.inc(info.size)
+        if self.keys is not None and info.sha256:
+            body = sidecar_bytes(self.keys, key, info.sha256)
+            self.store.put_bytes(self.bucket, sidecar_key(key), body)
         ref = CheckpointRef(position[0], key, info.sha256, position[1])
         with self._cond:
             self.refs = merge_refs(self.refs, ref)
@@ -240,7 +246,7 @@ class CheckpointUploader:
         for old in dropped:
             if old.key != key:
                 try:
-                    self.store.delete(self.bucket, old.key)
+                    self.store.delete_many(self.bucket, [old.key, sidecar_key(old.key)])
                 except Exception:  # best effort: an extra old object is harmless
                     log.warning("could not delete old checkpoint %s", old.key)
         # Keep the newest staged copy for this attempt; older local copies are not needed.

@@ -44,15 +44,18 @@ def to_cpu(obj: Any) -> Any:
 
 
 def rng_states() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states of this process."""
+    """Python, NumPy, torch (and CUDA) generator states of this process, as plain types and
+    tensors only: checkpoints are opened with ``torch.load(weights_only=True)``."""
     import numpy as np
     import torch
 
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
-    }
+    }  # fmt: skip
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -62,8 +65,11 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     import numpy as np
     import torch
 
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy = states["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["kind"], keys, numpy["pos"], numpy["has_gauss"], numpy["cached"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

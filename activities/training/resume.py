@@ -3,14 +3,17 @@
 A retry (worker SIGKILLed, node lost, OOM, SIGTERM) reads the previous attempt's last heartbeat
 details, then tries checkpoints newest first: the ones named there, plus any newer one found
 under ``runs/{workflow_id}/checkpoints/`` (uploaded but not yet heartbeated when the worker
-died). Each candidate is downloaded, checked against its sha256 (the heartbeated one, else the
-one recorded at upload) and opened: it must be an Ultralytics training checkpoint *with*
-optimizer state (a stripped one would silently start over in Ultralytics 8.4), for the same
-``epochs`` (Ultralytics cannot change it on resume), and not at the final epoch (nothing would
-be left to resume). A mid-epoch checkpoint (``epoch-NNNN-sample-S.pt``) stands between two
-epoch ones; its ``sentinel_mid_epoch`` section must name a position inside an epoch left to
-train. A candidate that fails is logged and skipped; when none is left the run
-starts over from the base model. Nothing here raises on a bad checkpoint: no crash loop.
+died). Each candidate is downloaded, checked against its sha256 (the heartbeated one, from the
+workflow's own history, else the one its signed sidecar ``epoch-NNNN.pt.sig.json`` vouches
+for: a checkpoint found by listing without a valid sidecar is ignored, never unpickled) and
+opened with Ultralytics' restricted loader (``weights_only=True`` plus its class allowlist):
+it must be an Ultralytics training checkpoint *with* optimizer state (a stripped one would
+silently start over in Ultralytics 8.4), for the same ``epochs`` (Ultralytics cannot change
+it on resume), and not at the final epoch (nothing would be left to resume). A mid-epoch
+checkpoint (``epoch-NNNN-sample-S.pt``) stands between two epoch ones; its
+``sentinel_mid_epoch`` section must name a position inside an epoch left to train. A
+candidate that fails is logged and skipped; when none is left the run starts over from the
+base model. Nothing here raises on a bad checkpoint: no crash loop.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from activities.infra.errors import SentinelError
+from activities.infra.errors import IntegrityError, NotFoundError, SentinelError
+from activities.infra.signing import Keyring, sidecar_key, vouched_sha256
 from activities.infra.storage import ObjectStore
 from activities.training.checkpoints import (
     CheckpointRef,
@@ -72,11 +76,16 @@ class Selection:
 
 
 def check_checkpoint(path: Path, epochs: int) -> tuple[str | None, dict[str, Any] | None]:
-    """``(reason it cannot be resumed or None, checkpoint dict)``."""
-    from ultralytics.utils.patches import torch_load
+    """``(reason it cannot be resumed or None, checkpoint dict)``; restricted unpickling."""
+    import torch
+
+    # why: the allowlist Ultralytics itself uses under ULTRALYTICS_SAFE_LOAD (private, pinned
+    # version); torch_safe_load would also rewrap non-dict files, hiding what they are.
+    from ultralytics.nn.tasks import _SafeLoad
 
     try:
-        ckpt = torch_load(path, map_location="cpu")
+        with _SafeLoad.loading(path):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         return f"not loadable ({type(exc).__name__}: {str(exc)[:120]})", None
     if not isinstance(ckpt, dict):
@@ -122,8 +131,7 @@ def candidates(
     try:
         for info in store.list(bucket, checkpoint_prefix(run_prefix)):
             position = position_of_key(info.key)
-            if position is not None and position > newest:
-                # Verified by the sha256 recorded at upload.
+            if position is not None and position > newest:  # vouched by its sidecar
                 refs.append(CheckpointRef(position[0], info.key, None, position[1]))
     except SentinelError as exc:
         log.warning("could not list checkpoints under %s: %s", run_prefix, exc)
@@ -139,8 +147,12 @@ def select_checkpoint(
     *,
     epochs: int,
     on_try: Callable[[CheckpointRef], None] | None = None,
+    keys: Keyring | None = None,
 ) -> Selection:
-    """Download and verify candidates newest first; the first good one wins."""
+    """Download and verify candidates newest first; the first good one wins.
+
+    ``keys`` verifies the sidecars of candidates without a heartbeated digest (None: such
+    candidates are ignored)."""
     if not prior.had_details:
         return Selection()
     rejected: list[tuple[CheckpointRef, str]] = []
@@ -151,7 +163,8 @@ def select_checkpoint(
         dest = dest_dir / Path(ref.key).name
         reason: str | None
         try:
-            sha = store.get_file(bucket, ref.key, dest, expected_sha256=ref.sha256)
+            expected = ref.sha256 or _vouched(store, keys, bucket, ref.key)
+            sha = store.get_file(bucket, ref.key, dest, expected_sha256=expected)
             reason, _ = check_checkpoint(dest, epochs)
         except SentinelError as exc:  # IntegrityError, NotFoundError, TransientStorageError
             reason = f"{type(exc).__name__}: {exc}"
@@ -173,6 +186,20 @@ def select_checkpoint(
             "no usable checkpoint among %d: starting over from the base model", len(ordered)
         )
     return Selection(rejected=rejected)
+
+
+def _vouched(store: ObjectStore, keys: Keyring | None, bucket: str, key: str) -> str:
+    """The digest the signed sidecar of ``key`` vouches for; IntegrityError when none does."""
+    what = f"{bucket}/{sidecar_key(key)}"
+    if keys is None:
+        raise IntegrityError(f"no signing key to check {what}: ignored, never unpickled")
+    try:
+        data = store.get_bytes(bucket, sidecar_key(key), max_bytes=64 * 1024)
+    except NotFoundError:
+        raise IntegrityError(
+            f"no signed sidecar vouches for {bucket}/{key}: ignored, never unpickled"
+        ) from None
+    return vouched_sha256(keys, data, key, what)
 
 
 def delete_stale(store: ObjectStore, bucket: str, run_prefix: str) -> int:

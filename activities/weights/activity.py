@@ -15,6 +15,7 @@ from activities.contracts.weights import (
 )
 from activities.infra.errors import translate_errors
 from activities.infra.settings import Settings
+from activities.infra.signing import keyring
 from activities.infra.storage import ObjectStore
 from activities.infra.weights_cache import cached_weights
 from activities.weights.catalog import Catalog
@@ -26,7 +27,7 @@ class WeightsActivities:
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
-        self.catalog = Catalog(store, settings.models_bucket)
+        self.catalog = Catalog(store, settings.models_bucket, keyring(settings))
 
     @activity.defn(name=names.INSPECT_WEIGHTS)
     @translate_errors

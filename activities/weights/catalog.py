@@ -3,12 +3,12 @@
 An entry never changes: a name names the same bytes for good (a request that says
 ``weights:yolo11n.pt`` today trains from what it trained from yesterday). Adding the same bytes
 under the same name again is a no-op; other bytes under a taken name are refused. Records are
-created with If-None-Match, so two concurrent adds of one name cannot both win.
+created with If-None-Match, so two concurrent adds of one name cannot both win. Each record is
+signed (:mod:`activities.infra.signing`): its sha256 vouches for weights that a worker will
+unpickle, so a record someone wrote or edited without the key is an IntegrityError.
 """
 
 from __future__ import annotations
-
-from pydantic import ValidationError
 
 from activities.contracts.weights import (
     CATALOG_PREFIX,
@@ -19,29 +19,27 @@ from activities.contracts.weights import (
     catalog_key,
 )
 from activities.infra.errors import BadInputError, IntegrityError, NotFoundError
+from activities.infra.settings import Settings
+from activities.infra.signing import Keyring, keyring
 from activities.infra.storage import ObjectStore
 
 
 class Catalog:
     """The pretrained-weights catalog in one bucket."""
 
-    def __init__(self, store: ObjectStore, bucket: str) -> None:
+    def __init__(self, store: ObjectStore, bucket: str, keys: Keyring | None = None) -> None:
         self.store = store
         self.bucket = bucket
+        self.keys = keys or keyring(Settings())
 
     def get(self, name: str) -> WeightsRecord | None:
-        """The record of ``name`` (verified against its recorded sha256), or None."""
+        """The record of ``name`` (sha256- and signature-verified), or None."""
         key = catalog_key(name)
         try:
             data = self.store.get_bytes(self.bucket, key)
         except NotFoundError:
             return None
-        try:
-            return WeightsRecord.model_validate_json(data)
-        except ValidationError as exc:
-            raise IntegrityError(
-                f"{self.bucket}/{key} is not a catalog record: {exc.errors()[0]['msg']}"
-            ) from None
+        return self.keys.verified_model(data, WeightsRecord, f"{self.bucket}/{key}")
 
     def require(self, name: str) -> WeightsRecord:
         """The record of ``name``; NotFoundError naming how to add it."""
@@ -76,7 +74,7 @@ class Catalog:
             source_file=entry.source_file,
             added_at=entry.added_at,
         )
-        body = (record.model_dump_json(indent=2) + "\n").encode()
+        body = self.keys.signed_json(record)
         try:
             self.store.put_bytes(
                 self.bucket,
@@ -108,8 +106,14 @@ class Catalog:
             if info.key.endswith(".json")
         )
         records = []
+        untrusted: dict[str, str] = {}
         for key in keys[:limit]:
-            record = self.get(key.removeprefix(CATALOG_PREFIX).removesuffix(".json"))
+            name = key.removeprefix(CATALOG_PREFIX).removesuffix(".json")
+            try:
+                record = self.get(name)
+            except IntegrityError as exc:  # marked, never trusted (nor fatal to the listing)
+                untrusted[name] = str(exc)
+                continue
             if record is not None:
                 records.append(record)
-        return ListWeightsResult(entries=records, total=len(keys))
+        return ListWeightsResult(entries=records, total=len(keys), untrusted=untrusted)

@@ -75,6 +75,7 @@ def test_compose_file_is_valid_once_interpolated_with_env_example(tmp_path: Path
 def test_every_compose_variable_is_documented_in_env_example():
     entries = env_example()
     used = {name for name, _, _ in interpolations(RAW)}
+    used |= {s["environment"] for s in COMPOSE["secrets"].values()}  # secrets from .env
     missing = used - set(entries)
     assert not missing, f"compose.yaml uses {sorted(missing)}, undocumented in .env.example"
     compose_only = {name for name in entries if not name.startswith("SENTINEL_")}
@@ -264,8 +265,13 @@ def test_minio_init_refuses_the_env_example_placeholders(tmp_path: Path, which: 
 def test_gpu_worker_gets_its_own_identity_and_no_webhook():
     cpu, gpu = SERVICES["worker-cpu"], SERVICES["worker-gpu"]
     sources = {s["source"] if isinstance(s, dict) else s for s in gpu["secrets"]}
-    assert sources == {"s3_gpu_access_key", "s3_gpu_secret_key"}
-    assert {_target(s) for s in gpu["secrets"]} == {"s3_access_key", "s3_secret_key"}
+    assert sources == {"s3_gpu_access_key", "s3_gpu_secret_key", "signing_keys"}
+    assert {_target(s) for s in gpu["secrets"]} == {
+        "s3_access_key",
+        "s3_secret_key",
+        "signing_keys",
+    }
+    assert "signing_keys" in cpu["secrets"]  # every worker signs and verifies
     assert {"webhook_url", "webhook_signing_key"} <= set(cpu["secrets"])
     assert cpu["environment"]["SENTINEL_WEBHOOK_URL_FILE"] == "/run/secrets/webhook_url"
     assert gpu["environment"]["SENTINEL_WEBHOOK_URL_FILE"] is None

@@ -99,6 +99,7 @@ def test_secret_templates_validate_and_are_not_applied_by_kustomize():
     templates = secret_templates()
     assert set(templates) == {
         "sentinel-s3-credentials",
+        "sentinel-signing-keys",
         "sentinel-s3-gpu",
         "sentinel-webhook",
         "sentinel-temporal-tls",

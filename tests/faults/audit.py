@@ -26,7 +26,7 @@ ARTIFACTS = {"model.pt", "model.onnx", "results.csv", "report.md"}
 """The files every version has besides its metadata.json (docs/registry.md)."""
 
 RUN_OBJECT = re.compile(
-    r"^(checkpoints/epoch-\d{4}(-sample-\d{9})?\.pt|best\.pt|last\.pt|results\.csv|"
+    r"^(checkpoints/epoch-\d{4}(-sample-\d{9})?\.pt(\.sig\.json)?|best\.pt|last\.pt|results\.csv|"
     r"export/model-[0-9a-f]{16}\.onnx|control/stop_early|logs/attempt-\d+\.log|"
     r"evaluation/[0-9a-f-]+-\d+/[A-Za-z0-9_./-]+\.(png|json|csv))$"
 )

@@ -56,3 +56,10 @@ def alias_history(store: ObjectStore, bucket: str, model: str) -> list[dict[str,
     """Every production move (``aliases/history/*.json``), oldest first, parsed."""
     prefix = f"models/{model}/aliases/history/"
     return [json.loads(raw(store, bucket, key)) for key in sorted(objects(store, bucket, prefix))]
+
+
+def signed_body(data: bytes) -> dict[str, Any]:
+    """A signed JSON document's fields, its ``hmac`` signature removed (asserted present)."""
+    document = json.loads(data)
+    assert isinstance(document.pop("hmac", None), dict), "the document is not signed"
+    return dict(document)

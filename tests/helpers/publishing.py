@@ -8,6 +8,7 @@ from activities.contracts.registry import PublishRequest
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
+from tests.helpers.tiny_onnx import onnx_bytes
 from workflows.gate import apply_parity
 
 
@@ -26,7 +27,9 @@ def stored_publish_request(
     prefix = f"runs/{workflow_id}"
     pt = store.put_bytes(settings.runs_bucket, f"{prefix}/weights/best.pt", payload)
     onnx = store.put_bytes(
-        settings.runs_bucket, f"{prefix}/export/m.onnx", onnx_payload or b"onnx" + payload
+        settings.runs_bucket,
+        f"{prefix}/export/m.onnx",
+        onnx_payload or onnx_bytes(b"onnx" + payload),
     )
     pt_ref = weights(pt.key, pt.sha256 or "", settings.runs_bucket)
     exported = export_result(weights(onnx.key, onnx.sha256 or "", settings.runs_bucket), pt_ref)

@@ -12,17 +12,25 @@ from pydantic import BaseModel
 from activities.contracts.evaluation import DifferenceCI, EvaluateRequest, EvaluationOptions
 from activities.contracts.export import ExportOptions, ExportRequest
 from activities.contracts.gate import ClassLoss, GatePolicy
+from activities.contracts.integrity import (
+    ArtifactCheck,
+    VerifyModelRequest,
+    VerifyModelResult,
+    VersionCheck,
+)
 from activities.contracts.registry import (
     ArtifactRecord,
     DownloadLinksRequest,
     LatestAlias,
     ListVersionsRequest,
     ListVersionsResult,
+    ModelSignature,
     PromoteVersionRequest,
     PublishRequest,
     RollbackRequest,
     ShowVersionRequest,
     ShowVersionResult,
+    TensorSpec,
 )
 from tests.helpers.factories import (
     AT,
@@ -47,6 +55,12 @@ from tests.helpers.factories import (
 _PT = weights("runs/retrain-parts/weights/best.pt")
 _ONNX = weights("runs/retrain-parts/export/model-1111.onnx", "22" * 32)
 _META = model_version("parts", 3)
+_SIGNATURE = ModelSignature(
+    task="detect",
+    inputs=[TensorSpec(name="images", shape=[1, 3, 640, 640], dtype="float32")],
+    outputs=[TensorSpec(name="output0", shape=[1, 6, "anchors"], dtype="float32")],
+    class_names=["bolt", "nut"],
+)
 _LOSS = ClassLoss(
     name="square",
     instances=13,
@@ -164,5 +178,38 @@ EXAMPLES: list[BaseModel] = [
     evidence().comparison.worst[0].candidate,
     model_version("parts", 3).model_copy(
         update={"comparison": evidence().comparison, "per_class_ci": {}}
+    ),
+    _SIGNATURE,
+    *_SIGNATURE.inputs,
+    _META.model_copy(update={"model_signature": _SIGNATURE}),
+    ListVersionsResult(
+        model="parts",
+        versions=[],
+        production_version=2,
+        latest_version=3,
+        total=1,
+        untrusted={3: "sentinel-models/models/parts/v3/metadata.json is not signed"},
+    ),
+    VerifyModelRequest(model="parts", version=3),
+    VersionCheck(version=2, problem="IntegrityError: not signed"),
+    ArtifactCheck(name="report.md", key="models/parts/v3/report.md"),
+    VerifyModelResult(
+        model="parts",
+        versions=[
+            VersionCheck(
+                version=3,
+                artifacts=[
+                    ArtifactCheck(name="model.pt", key="models/parts/v3/model.pt"),
+                    ArtifactCheck(
+                        name="model.onnx",
+                        key="models/parts/v3/model.onnx",
+                        problem="IntegrityError: sentinel-models/models/parts/v3/model.onnx "
+                        "failed verification",
+                    ),
+                ],
+            ),
+            VersionCheck(version=2, problem="IntegrityError: not signed"),
+        ],
+        history_entries=2,
     ),
 ]

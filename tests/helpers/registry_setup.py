@@ -23,6 +23,7 @@ from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
 from tests.helpers.outside import sha256_of
+from tests.helpers.tiny_onnx import onnx_bytes
 from workflows.gate import apply_parity
 
 
@@ -44,14 +45,15 @@ def stored_publish_request(
     payload = payload or f"weights of {workflow_id}".encode()
     prefix = f"runs/{workflow_id}"
     pt = store.put_bytes(settings.runs_bucket, f"{prefix}/weights/best.pt", payload)
-    onnx = store.put_bytes(settings.runs_bucket, f"{prefix}/export/m.onnx", b"onnx" + payload)
+    onnx_payload = onnx_bytes(b"onnx" + payload)
+    onnx = store.put_bytes(settings.runs_bucket, f"{prefix}/export/m.onnx", onnx_payload)
     csv_key = None
     if results_csv:
         csv_key = f"{prefix}/results.csv"
         store.put_bytes(settings.runs_bucket, csv_key, b"epoch,mAP50-95\n1,0.5\n")
     # Digests of the bytes themselves, not what our upload recorded about them.
     pt_ref = weights(pt.key, sha256_of(payload), settings.runs_bucket)
-    onnx_ref = weights(onnx.key, sha256_of(b"onnx" + payload), settings.runs_bucket)
+    onnx_ref = weights(onnx.key, sha256_of(onnx_payload), settings.runs_bucket)
     champion = 0.5 if champion_version is not None else None
     exported = export_result(onnx_ref, pt_ref, passed=parity_passed)
     return PublishRequest(

@@ -25,6 +25,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.infra.settings import Settings
+from activities.infra.signing import ensure_key_file
 from activities.infra.storage import ObjectStore
 from workers.dev.mlflow_server import ARTIFACTS_BUCKET, MlflowServer
 from workers.dev.stack import S3Server, TemporalDevServer, free_port
@@ -94,6 +95,8 @@ def stack_env(
         "SENTINEL_S3_ACCESS_KEY": access_key,
         "SENTINEL_S3_SECRET_KEY": secret_key,
         "SENTINEL_CACHE_DIR": str(cache_dir),
+        # One key per stack, beside its cache: registry, catalog and checkpoints are signed.
+        "SENTINEL_SIGNING_KEY_FILE": str(ensure_key_file(cache_dir.parent / "signing.keys")),
         "SENTINEL_HEARTBEAT_THROTTLE_SECONDS": "1",
         "SENTINEL_GRACEFUL_SHUTDOWN_SECONDS": "30",
     }

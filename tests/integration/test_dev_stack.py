@@ -22,7 +22,8 @@ def _dev(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "workers.dev", "--state-dir", str(tmp_path), *args],
         cwd=REPO_ROOT,
-        env={**os.environ, **env},
+        # No signing key from the test stack: the dev stack must generate its own.
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "SENTINEL_SIGNING_KEY_FILE"},
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -111,6 +112,7 @@ def test_demo_runs_end_to_end_on_the_embedded_stack(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     assert "Sentinel Training demo" in out
+    assert (tmp_path / "signing.keys").read_text().startswith("# generated signing key")
     assert "v1" in out and "v2" in out and "champion" in out
     assert "models/demo-shapes/v2/model.onnx" in out
     assert "Temporal UI" in out and "MLflow UI" in out

@@ -38,7 +38,7 @@ from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.conftest import Queues
 from tests.helpers.factories import AT, SNAPSHOT
-from tests.helpers.outside import raw, sha256_of
+from tests.helpers.outside import raw, sha256_of, signed_body
 from tests.helpers.registry_setup import stored_publish_request
 from tests.helpers.stage_workflows import PublishWorkflow
 
@@ -93,6 +93,15 @@ def test_first_version_layout_metadata_and_aliases(
     for record in meta.artifacts.values():  # every artifact's sha256 is the stored bytes'
         assert sha256_of(raw(store, settings.models_bucket, record.key)) == record.sha256
     assert meta.artifacts["model.pt"].sha256 == request.candidate.sha256
+    # Signed, with the model signature read from the ONNX graph (tests/helpers/tiny_onnx.py).
+    stored = json.loads(raw(store, settings.models_bucket, layout.metadata_key(model, 1)))
+    assert stored["hmac"]["key_id"] == "dev" and len(stored["hmac"]["hmac_sha256"]) == 64
+    assert signed_body(json.dumps(stored).encode())["model_signature"] == {
+        "task": "detect",
+        "inputs": [{"name": "images", "shape": [1, 3, 64, 64], "dtype": "float32"}],
+        "outputs": [{"name": "output0", "shape": [1, 6, 84], "dtype": "float32"}],
+        "class_names": ["circle", "square", "triangle"],
+    }
     csv = store.get_bytes(settings.models_bucket, meta.artifacts["results.csv"].key)
     assert csv.startswith(b"epoch,mAP50-95")
     report = store.get_bytes(settings.models_bucket, meta.artifacts["report.md"].key).decode()
@@ -338,8 +347,8 @@ def test_explicit_promote_and_rollback_move_the_alias_and_are_recorded(
         ("rollback", 1, 2),
     ]
     assert [e.reason for e in history[2:]] == ["hotfix", "regression", "still bad"]
-    pointer = AliasEvent.model_validate_json(
-        store.get_bytes(settings.models_bucket, layout.production_key(model))
+    pointer = AliasEvent.model_validate(
+        signed_body(store.get_bytes(settings.models_bucket, layout.production_key(model)))
     )
     assert pointer == history[-1]
     shown = acts.show_version(ShowVersionRequest(model=model))

@@ -33,6 +33,7 @@ from activities.registry.activity import RegistryActivities
 from activities.registry.core import Registry, dump
 from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import AT, assemble_request, unique_model
+from tests.helpers.outside import signed_body
 from tests.helpers.registry_setup import GatedStore, published_chain, stored_publish_request
 from tests.helpers.stack import Queues, RunWorkers
 from workers.dev import synthetic
@@ -46,7 +47,7 @@ def _moves(registry: Registry, model: str) -> list[tuple[str, int, int | None]]:
 
 def _mirror(store: ObjectStore, settings: Settings, model: str) -> AliasEvent:
     data = store.get_bytes(settings.models_bucket, layout.production_key(model))
-    return AliasEvent.model_validate_json(data)
+    return AliasEvent.model_validate(signed_body(data))
 
 
 def _refusal(error: pytest.ExceptionInfo[ApplicationError]) -> str:

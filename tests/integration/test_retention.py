@@ -32,6 +32,7 @@ from activities.registry.core import Registry
 from activities.registry.publish import Publisher
 from tests.helpers.factories import AT, SNAPSHOT, evaluation, export_result, gate, weights
 from tests.helpers.stack import Queues, RunWorkers, sentinel_for
+from tests.helpers.tiny_onnx import onnx_bytes
 from workflows.gate import apply_parity
 
 
@@ -101,6 +102,8 @@ def _run_objects(store: ObjectStore, bucket: str, workflow_id: str) -> list[str]
             "checkpoints/epoch-0001.pt",
             "checkpoints/epoch-0002.pt",
             "checkpoints/epoch-0003.pt",
+            "checkpoints/epoch-0002.pt.sig.json",  # signed sidecars: they go with their file
+            "checkpoints/epoch-0003.pt.sig.json",
             "control/stop_early",
             "export/model-0123456789abcdef.onnx",
             "best.pt",
@@ -112,7 +115,7 @@ def _publish_v1(store: ObjectStore, runs: str, models: str, model: str) -> None:
     """Version 1 of ``model`` through the real publish protocol."""
     prefix = f"runs/retrain-{model}/"
     pt = store.put_bytes(runs, f"{prefix}best.pt", b"weights v1")
-    onnx = store.put_bytes(runs, f"{prefix}export/model-v1.onnx", b"onnx v1")
+    onnx = store.put_bytes(runs, f"{prefix}export/model-v1.onnx", onnx_bytes(b"onnx v1"))
     exported = export_result(
         weights(onnx.key, onnx.sha256 or "", runs), weights(pt.key, pt.sha256 or "", runs)
     )
@@ -203,7 +206,8 @@ async def test_gc_sweeps_finished_runs_and_dead_publishes_but_never_a_version_or
 
     counts = {name: c.objects for name, c in swept.categories.items()}
     assert counts == {
-        "checkpoints": 3 + 2,  # all of the completed run, all but the newest of the failed one
+        # All of the completed run, all but the newest of the failed one; sidecars with them.
+        "checkpoints": (3 + 2) + (2 + 1),
         "controls": 2,
         "exports": 2,
         "partial_versions": 2,  # v2 and v4 (v3's run is still publishing)
@@ -217,6 +221,7 @@ async def test_gc_sweeps_finished_runs_and_dead_publishes_but_never_a_version_or
     assert {k for k in done_keys if k in left} == {f"runs/{done_id}/best.pt"}
     assert {k for k in failed_keys if k in left} == {
         f"runs/{failed_id}/checkpoints/epoch-0003.pt",
+        f"runs/{failed_id}/checkpoints/epoch-0003.pt.sig.json",
         f"runs/{failed_id}/best.pt",
     }
     left = _keys(store, models)

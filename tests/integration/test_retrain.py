@@ -115,6 +115,16 @@ async def test_v1_is_published_and_promoted_then_v2_is_gated_against_it(
     assert meta1["parity"]["passed"] and meta1["champion_version"] is None
     assert v1.version == 1 and v1.promoted and v1.production_version == 1
     assert v1.epochs_done == 3 and meta1["epochs"] == 3
+    # Signed, with the model signature read from the exported ONNX graph.
+    assert meta1["hmac"]["key_id"] == "dev"
+    signature, imgsz = meta1["model_signature"], meta1["imgsz"]
+    assert signature["task"] == "detect" and signature["class_names"] == meta1["class_names"]
+    assert signature["inputs"] == [
+        {"name": "images", "shape": [1, 3, imgsz, imgsz], "dtype": "float32"}
+    ]
+    [output] = signature["outputs"]
+    assert output["name"] == "output0" and output["dtype"] == "float32"
+    assert output["shape"][:2] == [1, 4 + len(meta1["class_names"])]
     for name, record in meta1["artifacts"].items():  # present, with the digest of its bytes
         assert v1.artifacts[name] == record["key"] == f"models/{model}/v1/{name}"
         assert sha256_of(raw(store, bucket, record["key"])) == record["sha256"]

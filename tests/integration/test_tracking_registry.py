@@ -25,6 +25,7 @@ from tests.helpers.factories import (
     unique_model,
     weights,
 )
+from tests.helpers.tiny_onnx import onnx_bytes
 from workers.dev.mlflow_server import MlflowServer
 
 
@@ -77,7 +78,8 @@ def _publish_request(
     workflow_id = f"retrain-{model}"
     run_id = uuid.uuid4().hex
     pt = store.put_bytes(settings.runs_bucket, f"runs/{run_id}/best.pt", run_id.encode())
-    onnx = store.put_bytes(settings.runs_bucket, f"runs/{run_id}/m.onnx", b"onnx" + pt.key.encode())
+    onnx_payload = onnx_bytes(b"onnx" + pt.key.encode())  # publish reads its model signature
+    onnx = store.put_bytes(settings.runs_bucket, f"runs/{run_id}/m.onnx", onnx_payload)
     pt_ref = weights(pt.key, pt.sha256 or "", settings.runs_bucket)
     exported = export_result(weights(onnx.key, onnx.sha256 or "", settings.runs_bucket), pt_ref)
     score = 0.6 if promote else 0.4

@@ -112,7 +112,8 @@ async def test_normal_run_returns_metrics_and_loadable_weights(
 
 def _checkpoints(store: ObjectStore, settings: Settings, workflow_id: str) -> list[str]:
     prefix = checkpoint_prefix(f"runs/{workflow_id}/")
-    return sorted(info.key for info in store.list(settings.runs_bucket, prefix))
+    listed = store.list(settings.runs_bucket, prefix)  # checkpoints, not their signed sidecars
+    return sorted(info.key for info in listed if info.key.endswith(".pt"))
 
 
 async def wait_for_checkpoint(

@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.contracts.training import WriteControlRequest
 from activities.infra.settings import Settings
+from activities.infra.signing import Keyring, keyring, sidecar_bytes, sidecar_key
 from activities.infra.storage import ObjectInfo, ObjectStore
 from activities.training.callbacks import Heartbeat
 from activities.training.checkpoints import CheckpointRef, CheckpointUploader, checkpoint_key
@@ -49,12 +50,23 @@ def _ckpt_file(path: Path, epoch: int, **overrides: Any) -> Path:
 
 
 def _upload(
-    store: ObjectStore, settings: Settings, prefix: str, tmp: Path, epoch: int, **kw: Any
+    store: ObjectStore,
+    settings: Settings,
+    prefix: str,
+    tmp: Path,
+    epoch: int,
+    sign_with: Keyring | None = None,
+    **kw: Any,
 ) -> CheckpointRef:
     key = checkpoint_key(prefix, epoch)
     path = _ckpt_file(tmp / f"{epoch}.pt", epoch, **kw)
     store.put_file(settings.runs_bucket, key, path)
-    return CheckpointRef(epoch, key, hashlib.sha256(path.read_bytes()).hexdigest())  # the bytes
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()  # the bytes
+    if sign_with is not None:  # as the uploader does
+        store.put_bytes(
+            settings.runs_bucket, sidecar_key(key), sidecar_bytes(sign_with, key, digest)
+        )
+    return CheckpointRef(epoch, key, digest)
 
 
 def _details(refs: list[CheckpointRef], batch: int | None = 8) -> list[dict[str, Any]]:
@@ -63,7 +75,10 @@ def _details(refs: list[CheckpointRef], batch: int | None = 8) -> list[dict[str,
 
 
 def _select(store: ObjectStore, settings: Settings, prefix: str, prior: PriorState, tmp: Path):
-    return select_checkpoint(store, settings.runs_bucket, prefix, prior, tmp / "dl", epochs=EPOCHS)
+    return select_checkpoint(
+        store, settings.runs_bucket, prefix, prior, tmp / "dl", epochs=EPOCHS,
+        keys=keyring(settings),
+    )  # fmt: skip
 
 
 def test_prior_state_is_lenient() -> None:
@@ -131,11 +146,40 @@ def test_newer_unheartbeated_upload_is_found_by_listing(
 ) -> None:
     prefix = _prefix()
     heartbeated = _upload(store, settings, prefix, tmp_path, 2)
-    newer = _upload(store, settings, prefix, tmp_path, 4)  # the worker died before heartbeating
+    newer = _upload(  # the worker died before heartbeating it; its signed sidecar vouches
+        store, settings, prefix, tmp_path, 4, sign_with=keyring(settings)
+    )
     selection = _select(
         store, settings, prefix, PriorState.from_details(_details([heartbeated])), tmp_path
     )
-    assert selection.ref == newer  # verified against the sha256 recorded at upload
+    assert selection.ref == newer  # verified against the sha256 its sidecar vouches for
+
+
+@pytest.mark.parametrize("sidecar", ["none", "other key", "copied from epoch 2"])
+def test_listed_checkpoint_without_a_valid_sidecar_is_ignored(
+    store: ObjectStore, settings: Settings, tmp_path: Path, sidecar: str
+) -> None:
+    prefix = _prefix()
+    heartbeated = _upload(store, settings, prefix, tmp_path, 2, sign_with=keyring(settings))
+    planted = _upload(store, settings, prefix, tmp_path, 4)  # written by someone without the key
+    bucket, side = settings.runs_bucket, sidecar_key(planted.key)
+    if sidecar == "other key":
+        forger = Keyring((("dev", b"f" * 64),))  # the right key id, a guessed secret
+        store.put_bytes(bucket, side, sidecar_bytes(forger, planted.key, planted.sha256 or ""))
+    elif sidecar == "copied from epoch 2":
+        store.put_bytes(bucket, side, store.get_bytes(bucket, sidecar_key(heartbeated.key)))
+    selection = _select(
+        store, settings, prefix, PriorState.from_details(_details([heartbeated])), tmp_path
+    )
+    assert selection.ref == heartbeated
+    [(ref, why)] = selection.rejected
+    assert ref.key == planted.key
+    expected = {
+        "none": f"no signed sidecar vouches for {bucket}/{planted.key}",
+        "other key": f"{bucket}/{side} does not match its signature (key 'dev')",
+        "copied from epoch 2": f"{bucket}/{side} vouches for '{heartbeated.key}'",
+    }[sidecar]
+    assert why.startswith(f"IntegrityError: {expected}")
 
 
 def test_first_attempt_never_resumes(store: ObjectStore, settings: Settings, tmp_path: Path):

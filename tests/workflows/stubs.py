@@ -31,6 +31,7 @@ from activities.contracts.inspection import (
     TrainingLogRequest,
     TrainingLogResult,
 )
+from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
 from activities.contracts.notify import NotifyRequest, NotifyResult
 from activities.contracts.predict import (
     FinishRequest,
@@ -97,6 +98,7 @@ DEFAULT_RESULTS: dict[str, Callable[[Any], Any]] = {
     names.RECORD_WEIGHTS: lambda r: weights_factories.add_weights_result(r.entry, r.inspected),
     names.LIST_WEIGHTS: lambda r: weights_factories.list_weights_result(),
     names.DOWNLOAD_LINKS: lambda r: factories.download_links_result(r.model, r.version or 3),
+    names.VERIFY_MODEL: lambda r: VerifyModelResult(model=r.model, versions=[], history_entries=0),
     names.PLAN_PREDICTION: lambda r: predict_factories.plan_for(r),
     names.PREDICT_SHARD: lambda r: predict_factories.shard_result(r),
     names.FINISH_PREDICTION: lambda r: predict_factories.predict_result(r),
@@ -343,6 +345,11 @@ class Stubs:
         """Stub of ``download_links``."""
         return await self._run(names.DOWNLOAD_LINKS, request)
 
+    @activity.defn(name=names.VERIFY_MODEL)
+    async def verify_model(self, request: VerifyModelRequest) -> VerifyModelResult:
+        """Stub of ``verify_model``."""
+        return await self._run(names.VERIFY_MODEL, request)
+
     @activity.defn(name=names.PLAN_PREDICTION)
     async def plan_prediction(self, request: PredictRequest) -> PredictPlan:
         """Stub of ``plan_prediction``."""
@@ -383,6 +390,7 @@ class Stubs:
             self.validate_dataset,
             self.read_training_log,
             self.download_links,
+            self.verify_model,
             self.plan_prediction,
             self.predict_shard,
             self.finish_prediction,

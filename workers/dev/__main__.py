@@ -70,6 +70,11 @@ def _export_env(temporal: TemporalDevServer, s3: S3Server, state_dir: Path) -> N
     os.environ.setdefault("SENTINEL_S3_ACCESS_KEY", DEV_ACCESS_KEY)
     os.environ.setdefault("SENTINEL_S3_SECRET_KEY", DEV_SECRET_KEY)
     os.environ.setdefault("SENTINEL_CACHE_DIR", str((state_dir / "cache").resolve()))
+    if "SENTINEL_SIGNING_KEY_FILE" not in os.environ:  # generated once, kept with the state
+        from activities.infra.signing import ensure_key_file
+
+        key_file = ensure_key_file((state_dir / "signing.keys").resolve())
+        os.environ["SENTINEL_SIGNING_KEY_FILE"] = str(key_file)
 
 
 def _quiet_ultralytics() -> None:

@@ -34,6 +34,7 @@ from activities.contracts.inspection import (
     TrainingLogRequest,
     TrainingLogResult,
 )
+from activities.contracts.integrity import VerifyModelRequest, VerifyModelResult
 from activities.contracts.registry import (
     ExpectedProduction,
     ListVersionsRequest,
@@ -66,6 +67,7 @@ from workflows.registry_ops import (
     PromoteVersionWorkflow,
     RollbackProductionWorkflow,
     ShowVersionWorkflow,
+    VerifyModelWorkflow,
 )
 from workflows.retrain import RetrainWorkflow, workflow_id_for
 from workflows.retrain_story import retrain_details, retrain_summary
@@ -232,6 +234,11 @@ class SentinelClient(
     ) -> ShowVersionResult:
         request = ShowVersionRequest(model=model_name, version=version, alias=alias)
         return await self._registry_op(ShowVersionWorkflow.run, request, f"show-{model_name}")
+
+    async def verify_model(self, model_name: str, version: int | None = None) -> VerifyModelResult:
+        """Check every signature and every file of ``model_name`` (or one version)."""
+        request = VerifyModelRequest(model=model_name, version=version)
+        return await self._registry_op(VerifyModelWorkflow.run, request, f"verify-{model_name}")
 
     async def production_version(self, model_name: str) -> int | None:
         """The version production points to now (None: no production version yet)."""

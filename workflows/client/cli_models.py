@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from activities.contracts.integrity import VerifyModelResult
 from activities.contracts.registry import NO_PRODUCTION, ExpectedProduction, ListVersionsResult
 from activities.contracts.tasks import metric_label
 from workflows.client.api import SentinelClient
@@ -53,7 +54,7 @@ def rollback_source(text: str) -> int:
 
 
 def add_models_verbs(groups: Groups) -> None:
-    """``sentinel models list|show|promote|rollback|import|pull|report``."""
+    """``sentinel models list|show|verify|promote|rollback|import|pull|report``."""
     models = groups.add_parser("models", help="the versioned model registry")
     mverbs = models.add_subparsers(dest="verb", required=True)
     mverbs.add_parser("list", help="versions of a model, newest first").add_argument("model")
@@ -61,6 +62,13 @@ def add_models_verbs(groups: Groups) -> None:
     show.add_argument("model")
     show.add_argument("--version", type=int)
     show.add_argument("--alias", default="production", choices=["production", "latest"])
+    verify = mverbs.add_parser(
+        "verify",
+        help="check every signature and file of a model against its signed metadata "
+        "(exit 1 on any failure)",
+    )
+    verify.add_argument("model")
+    verify.add_argument("--version", type=int, help="only this version (default: all)")
     promote = mverbs.add_parser(
         "promote", help="point production at a version (only from the production you saw)"
     )
@@ -112,6 +120,8 @@ async def run_models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
     elif args.verb == "show":
         shown = await sentinel.show_version(args.model, args.version, args.alias)
         console.print_json(shown.metadata.model_dump_json())
+    elif args.verb == "verify":
+        return _print_verification(await sentinel.verify_model(args.model, args.version))
     elif args.verb == "promote":
         expected = await _expected(sentinel, args.model, args.expect_production)
         result = await sentinel.promote(
@@ -130,6 +140,27 @@ async def run_models(sentinel: SentinelClient, args: argparse.Namespace) -> int:
         rolled = await sentinel.rollback(args.model, args.reason, expect_production=expected)
         console.print(f"production: v{rolled.from_version} -> v{rolled.to_version}")
     return EXIT_OK
+
+
+def _print_verification(result: VerifyModelResult) -> int:
+    """One line per version (and per bad file), then the verdict; the exit code."""
+    for check in result.versions:
+        files = len(check.artifacts)
+        verdict = "ok" if check.ok else "FAILED"
+        console.print(f"v{check.version}: {verdict} (metadata signature, {files} files)")
+        if check.problem:
+            console.print(f"  metadata.json: {check.problem}", markup=False)
+        for artifact in check.artifacts:
+            if artifact.problem:
+                console.print(f"  {artifact.name}: {artifact.problem}", markup=False)
+    console.print(f"alias history: {result.history_entries} entries", markup=False)
+    for problem in result.history_problems:
+        console.print(f"  {problem}", markup=False)
+    if result.ok:
+        console.print(f"{result.model}: every signature and file verified")
+        return EXIT_OK
+    console.print(f"[red]{result.model}: verification FAILED[/red]")
+    return EXIT_REFUSED
 
 
 def _print_listing(model: str, listing: ListVersionsResult) -> None:
@@ -157,3 +188,5 @@ def _print_listing(model: str, listing: ListVersionsResult) -> None:
             "imported" if v.imported else "trained",
         )
     console.print(table)
+    for version, why in sorted(listing.untrusted.items()):
+        console.print(f"[red]v{version} UNTRUSTED[/red]: {why}")

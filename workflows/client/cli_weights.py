@@ -106,6 +106,8 @@ async def weights_command(sentinel: SentinelClient, args: argparse.Namespace) ->
     for record in listing.entries:
         table.add_row(*_record_row(record))
     console.print(table)
+    for name, why in sorted(listing.untrusted.items()):
+        console.print(f"[red]{name} UNTRUSTED[/red]: {why}")
     return 0
 
 
