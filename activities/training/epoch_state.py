@@ -49,7 +49,8 @@ def rng_states() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy: Any = np.random.get_state()  # (kind, keys, pos, has_gauss, cached gaussian)
+    kind, keys, pos, has_gauss, cached = legacy
     states: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
