@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="check that Temporal and S3 are reachable, the buckets exist and the default base "
-        "is readable, then exit 0/1",
+        "is readable, then exit 0 (ready), 1 (unreachable) or 2 (a setting or bucket is wrong)",
     )
     return parser
 

@@ -171,8 +171,10 @@ def test_worker_check_reports_each_problem_in_one_line(settings: Settings) -> No
     assert no_temporal.returncode == 1
     assert no_temporal.stderr.strip().count("\n") == 0
     assert "cannot reach Temporal" in no_temporal.stderr
+    # A missing bucket is the deployment's configuration (ConfigurationError): exit 2, like a
+    # TLS or webhook setting refused at start; exit 1 is for what is unreachable.
     no_bucket = _worker_check({"SENTINEL_MODELS_BUCKET": "missing-models"})
-    assert no_bucket.returncode == 1
+    assert no_bucket.returncode == 2
     assert "bucket 'missing-models' does not exist" in no_bucket.stderr
 
 
