@@ -44,6 +44,15 @@ class Pair:
         return self.pipeline["total"] - self.bare["total"]
 
 
+def training_seconds(pair: Pair) -> float | None:
+    """The pipeline's training stage: the ``train`` activity's wall time from its timing
+    record, else the stage time the progress query saw (``--poll``), else None."""
+    train = pair.pipeline_costs.get("train", {})
+    if "wall" in train:
+        return train["wall"]
+    return pair.pipeline.get("training")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -55,9 +64,9 @@ def table(job: Job, pairs: list[Pair]) -> None:
           "| pipeline total | ratio | extra |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for i, p in enumerate(pairs, 1):
-        stages = ", ".join(
-            f"{k} {v:.1f}" for k, v in p.pipeline.items() if k not in {"total", "map50_95"}
-        )
+        seen = {k: v for k, v in p.pipeline.items() if k not in {"total", "map50_95"}}
+        walls = {stage: costs["wall"] for stage, costs in p.pipeline_costs.items()}
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in (seen or walls).items())
         print(
             f"| {i} | {p.bare['train']:.1f} | {p.bare['evaluate']:.1f} | {p.bare['export']:.1f} "
             f"| {p.bare['total']:.1f} | {stages} | {p.pipeline['total']:.1f} | {p.ratio:.3f} "
@@ -71,10 +80,11 @@ def table(job: Job, pairs: list[Pair]) -> None:
         f"{[round(p.pipeline['map50_95'], 3) for p in pairs]}",
         flush=True,
     )
-    if not all("training" in p.pipeline for p in pairs):
-        return  # stage times off (--poll 0)
-    train_extra = [p.pipeline["training"] - p.bare["train"] for p in pairs]
-    rest_extra = [p.extra - (p.pipeline.get("training", 0.0) - p.bare["train"]) for p in pairs]
+    trained = [training_seconds(p) for p in pairs]
+    if any(t is None for t in trained):
+        return  # neither the timing records nor the progress query saw the training stage
+    train_extra = [t - p.bare["train"] for t, p in zip(trained, pairs, strict=True) if t]
+    rest_extra = [p.extra - extra for p, extra in zip(pairs, train_extra, strict=True)]
     print(
         f"median extra split: training stage - bare train {median(train_extra):+.1f}s "
         f"({median(train_extra) / job.epochs:+.2f}s per epoch), other stages - (bare val + "
