@@ -44,8 +44,13 @@ The last lines are machine-readable::
 
     overhead_ratio_tiny=<x>
     overhead_ratio_medium=<x>
+    overhead_ratio_medium_accounted=<x>
     fixed_overhead_seconds=<s>
     stop_early_latency_seconds=<s>
+
+``overhead_ratio_medium_accounted`` is the same ratio with the pipeline's Ultralytics time
+(``fit`` minus our hooks) replaced by the bare run's train time: what our code adds, span by
+span, free of the training's own run-to-run drift (a few percent here for identical work).
 
 Run: ``.venv/bin/python bench/overhead.py`` (about 20-30 minutes on 2 CPU cores);
 ``--quick`` for a smoke run (1 repetition, tiny sizes). The tables, the fit and the last

@@ -8,6 +8,7 @@ combined table and, last, every machine-readable line, overhead first::
 
     overhead_ratio_tiny=<x>
     overhead_ratio_medium=<x>
+    overhead_ratio_medium_accounted=<x>
     fixed_overhead_seconds=<s>
     stop_early_latency_seconds=<s>
     speedup_vs_sequential_loopback=<x>
