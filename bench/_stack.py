@@ -6,6 +6,7 @@ and buckets, in a scratch directory of the benchmark's own.
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,23 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def s3_server_cpu_seconds(endpoint: str) -> float:
+    """CPU seconds (user + system) used so far by the local S3 server serving ``endpoint``
+    (``host:port``): on a benchmark machine it shares the cores with what is measured.
+    0.0 when no such process is found (an S3 server elsewhere)."""
+    port = endpoint.rsplit(":", 1)[-1].rstrip("/")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if not any(b"moto_server" in a for a in args) or port.encode() not in args:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 @contextmanager

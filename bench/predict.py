@@ -60,7 +60,7 @@ from activities.contracts.predict import (  # noqa: E402
 from activities.infra.connection import connect  # noqa: E402
 from activities.infra.settings import Settings  # noqa: E402
 from activities.infra.storage import ObjectStore  # noqa: E402
-from bench._stack import bench_stack, cpu_model  # noqa: E402
+from bench._stack import bench_stack, cpu_model, s3_server_cpu_seconds  # noqa: E402
 from tests.helpers.polling import eventually  # noqa: E402
 from tests.helpers.predict import TinyModel, register, train_tiny  # noqa: E402
 from tests.helpers.stack import Queues, WorkerProcess  # noqa: E402
@@ -167,15 +167,19 @@ async def throughput(
             await workflow_run(sentinel, store, warm)  # warm-up: imports, weights, loaded model
             pairs = []
             for rep in range(args.repeat):
+                s3_before = s3_server_cpu_seconds(settings.s3_endpoint)
                 bare_s = await asyncio.to_thread(bare, loaded, local, args)
+                s3_bare = s3_server_cpu_seconds(settings.s3_endpoint) - s3_before
                 out = f"bench/{backend}-{uuid.uuid4().hex[:6]}"
                 job = request(model, prefix, out, backend, args)
                 flow_s, detail = await workflow_run(sentinel, store, job)
+                s3_flow = s3_server_cpu_seconds(settings.s3_endpoint) - s3_before - s3_bare
                 pairs.append(bare_s / flow_s)
                 print(
                     f"{backend:8s} pair {rep + 1}: bare {bare_s:7.2f} s "
                     f"({args.images / bare_s:6.1f} img/s)   workflow {flow_s:7.2f} s "
-                    f"({args.images / flow_s:6.1f} img/s)   ratio {pairs[-1]:.3f}; {detail}",
+                    f"({args.images / flow_s:6.1f} img/s)   ratio {pairs[-1]:.3f}; {detail}; "
+                    f"S3 server CPU on these cores: bare {s3_bare:.1f} s, workflow {s3_flow:.1f} s",
                     flush=True,
                 )
             ratios[backend] = statistics.median(pairs)
