@@ -10,9 +10,10 @@ workers 0, CPU, fixed seed, no plots, no AMP):
 * ``bare``: ``YOLO("yolov8n.yaml").train(...)`` + ``.val(split="test")`` +
   ``.export(format="onnx")``, in this process;
 * ``pipeline``: ``SentinelClient.start_retrain`` + wait for the result: assemble (finds the
-  same snapshot, warm cache), train (checkpoints to S3 each epoch, progress signals), evaluate
-  (test split, bootstrap CI with ``--bootstrap`` resamples; no champion: every repetition uses
-  a fresh model name, so each is a v1), gate, ONNX export + parity validation, publish, notify.
+  same snapshot, warm cache), train (heartbeats; a checkpoint to S3 at most every
+  ``SENTINEL_CHECKPOINT_INTERVAL_SECONDS``), evaluate (test split, bootstrap CI with
+  ``--bootstrap`` resamples; no champion: every repetition uses a fresh model name, so each is
+  a v1), gate, ONNX export + parity validation, publish, notify.
 
 Runs alternate (bare, pipeline, bare, pipeline, ...) in the same process so both sides see the
 same machine load. Per job: median of pipeline/bare over the pairs; fixed overhead = median of
