@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from activities.contracts.predict import PredictBackend, ResolvedModel, StoredObject
-from activities.infra.errors import BadInputError, NotFoundError
+from activities.infra.errors import NotFoundError
 from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore, sha256_file
 from activities.registry.core import Registry
@@ -25,11 +25,6 @@ def resolve(
     """``version`` (number or alias) of ``model`` with the artifact the backend runs."""
     number = registry.resolve_version(model, version)
     meta = registry.metadata(model, number)
-    if meta.snapshot.task != "detect":  # outputs (COCO boxes, YOLO lines) are detection's
-        raise BadInputError(
-            f"{model} v{number} is a {meta.snapshot.task} model: batch prediction runs "
-            "detection models only"
-        )
     artifact = ARTIFACT_OF[backend]
     record = meta.artifacts.get(artifact)
     if record is None:

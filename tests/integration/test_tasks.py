@@ -3,8 +3,9 @@
 Per task (segment, pose, obb, classify; detect is ``test_retrain.py``): a synthetic dataset of
 that task, v1 trained from the task's architecture and published, v2 gated against v1 on the
 same test split with the task's own metric and bootstrap interval, both exported with ONNX
-parity. Tiny on purpose (64 px, one epoch, 20 images): the numbers are not the point, the
-plumbing is. The pose run also proves a pose base is refused for a detection dataset before
+parity; then the production version predicts the dataset's images (``sentinel predict``, every
+format) exactly as Ultralytics does from the same pulled weights. Tiny on purpose (64 px, one
+epoch, 20 images): the numbers are not the point, the plumbing is. The pose run also proves a pose base is refused for a detection dataset before
 anything is trained, the segment run that another class list than the champion's is.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ from activities.infra.settings import Settings
 from activities.infra.storage import ObjectStore
 from tests.helpers.cli import sentinel_cli
 from tests.helpers.factories import assemble_request, tiny_hyperparameters, unique_model
+from tests.helpers.label_studio import validate_tasks
 from tests.helpers.outside import alias, metadata, objects, raw
 from tests.helpers.stack import Queues, RunWorkers
 from workers.dev.synthetic.tasks import upload_task
@@ -81,6 +84,7 @@ async def test_task_v1_then_v2_gated_exported_published(
         assert f"candidate {metric_label(task, None)}" in out, out
         code, listing, err = await sentinel_cli(queues, "models", "list", model)
         assert code == 0 and metric_label(task, None) in listing, (listing, err)
+        await _production_predicts_the_task(queues, store, settings, tmp_path, model, prefix, task)
         if task == "pose":
             await _pose_base_refused_for_detect(queues, store, settings, tmp_path, model)
         if task == "segment":  # another class list than the champion's: refused, both named
@@ -118,6 +122,100 @@ async def test_task_v1_then_v2_gated_exported_published(
     expected = 2 if meta2["gate"]["promote"] else 1
     assert meta2["gate"]["promote"] == (cand - champ >= -1e-9)
     assert alias(store, bucket, model) == expected
+
+
+PREDICT_CONF = 0.01
+"""Low: a one-epoch model of 64 px still predicts something to compare."""
+LINE_FIELDS = {"pose": 1 + 4 + 4 * 3 + 1, "obb": 1 + 8 + 1}
+"""Fields of a YOLO prediction line: class, box, 4 keypoints (x y v) and confidence (pose);
+class, 4 corners and confidence (obb). Segment lines hold a polygon (odd count, >= 8)."""
+
+
+def _bare_predictions(weights: Path, images: dict[str, Path], task: str) -> dict[str, list[Any]]:
+    """Ultralytics on the pulled weights, per image key: (class, confidence) pairs, or for
+    classify the top classes' (name, confidence), best first."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    found: dict[str, list[Any]] = {}
+    for key, path in images.items():
+        (result,) = model.predict(str(path), conf=PREDICT_CONF, imgsz=64, verbose=False)
+        if task == "classify":
+            top = [int(i) for i in result.probs.top5]
+            confs = [float(c) for c in result.probs.top5conf]
+            found[key] = [(result.names[i], c) for i, c in zip(top, confs, strict=True)]
+            continue
+        boxes = result.obb if task == "obb" else result.boxes
+        pairs = zip(boxes.cls.tolist(), boxes.conf.tolist(), strict=True)
+        found[key] = sorted(((int(c), float(p)) for c, p in pairs), key=lambda cp: -cp[1])
+    return found
+
+
+def _ours(line: str, task: str) -> tuple[Any, float]:
+    """(class, confidence) of one of our YOLO lines, its shape checked for the task."""
+    fields = line.split()
+    if task == "classify":  # "conf name"
+        return fields[1], float(fields[0])
+    if task == "segment":
+        assert len(fields) >= 8 and len(fields) % 2 == 0, line  # class, >= 3 points, conf
+    else:
+        assert len(fields) == LINE_FIELDS[task], line
+    return int(fields[0]), float(fields[-1])
+
+
+async def _production_predicts_the_task(
+    queues: Queues, store: ObjectStore, settings: Settings, tmp_path: Path, model: str,
+    prefix: str, task: str,
+) -> None:  # fmt: skip
+    """``predict start`` with the production version writes every format in the task's shape,
+    with what Ultralytics predicts from the same (pulled, verified) weights on the same images."""
+    out = f"predictions/{model}"
+    code, stdout, err = await sentinel_cli(
+        queues, "predict", "start", "--model", model, "--alias", "production", "--prefix",
+        prefix, "--out", out, "--format", "coco,yolo,labelstudio", "--conf", str(PREDICT_CONF),
+        "--follow",
+    )  # fmt: skip
+    assert code == 0, (stdout, err)
+    weights = tmp_path / f"{model}.pt"
+    code, stdout, err = await sentinel_cli(
+        queues, "models", "pull", model, "--alias", "production", "--format", "pt", "-o",
+        str(weights),
+    )  # fmt: skip
+    assert code == 0 and weights.is_file(), (stdout, err)
+    data = settings.data_bucket
+    images: dict[str, Path] = {}
+    for key in objects(store, data, prefix):
+        if key.endswith((".png", ".jpg")):
+            images[key] = tmp_path / "images" / key.replace("/", "_")
+            images[key].parent.mkdir(exist_ok=True)
+            images[key].write_bytes(raw(store, data, key))
+    bare = _bare_predictions(weights, images, task)
+    summary = json.loads(raw(store, data, f"{out}/summary.json"))
+    assert summary["task"] == task and summary["images"] == len(images) > 0, summary
+    assert summary["predictions"] == sum(map(len, bare.values())) > 0, summary
+    for key, expected in bare.items():
+        rel = Path(key[len(prefix) + 1 :]).with_suffix(".txt")
+        lines = raw(store, data, f"{out}/yolo/{rel}").decode().splitlines()
+        ours = sorted((_ours(line, task) for line in lines), key=lambda cp: -cp[1])
+        assert [c for c, _ in ours] == [c for c, _ in expected], (key, ours, expected)
+        assert [p for _, p in ours] == pytest.approx([p for _, p in expected], abs=1e-3), key
+    coco = json.loads(raw(store, data, f"{out}/coco/results.json"))
+    shape = {"segment": "segmentation", "pose": "keypoints", "obb": "rotated_bbox"}.get(task)
+    assert len(coco) == summary["predictions"] and all(shape is None or shape in r for r in coco)
+    tasks = json.loads(raw(store, data, f"{out}/labelstudio/tasks.json"))
+    validate_tasks(tasks)
+    kinds = {r["type"] for t in tasks for p in t["predictions"] for r in p["result"]}
+    assert EXPECTED_REGIONS[task][0] in kinds <= EXPECTED_REGIONS[task][1], kinds
+
+
+EXPECTED_REGIONS = {
+    "segment": ("polygonlabels", {"polygonlabels", "rectanglelabels"}),
+    "pose": ("rectanglelabels", {"rectanglelabels", "keypointlabels"}),
+    "obb": ("rectanglelabels", {"rectanglelabels"}),
+    "classify": ("choices", {"choices"}),
+}
+"""Per task, the Label Studio region type its pre-annotations must hold, and every type they
+may hold (a mask too small to trace keeps its box; keypoints under 0.5 visibility are left out)."""
 
 
 async def _pose_base_refused_for_detect(
