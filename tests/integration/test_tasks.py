@@ -5,14 +5,16 @@ that task, v1 trained from the task's architecture and published, v2 gated again
 same test split with the task's own metric and bootstrap interval, both exported with ONNX
 parity; then the production version predicts the dataset's images (``sentinel predict``, every
 format) exactly as Ultralytics does from the same pulled weights. Tiny on purpose (64 px, one
-epoch, 20 images): the numbers are not the point, the plumbing is. The pose run also proves a pose base is refused for a detection dataset before
-anything is trained, the segment run that another class list than the champion's is.
+epoch, 20 images): the numbers are not the point, the plumbing is. The pose run also proves
+a pose base is refused for a detection dataset before anything is trained, the segment run
+that another class list than the champion's is.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,8 @@ async def test_task_v1_then_v2_gated_exported_published(
     assert alias(store, bucket, model) == expected
 
 
-PREDICT_CONF = 0.01
-"""Low: a one-epoch model of 64 px still predicts something to compare."""
+PREDICT_CONF = 0.0001
+"""Very low: a one-epoch model of 64 px predicts nothing at 0.01, and something here."""
 LINE_FIELDS = {"pose": 1 + 4 + 4 * 3 + 1, "obb": 1 + 8 + 1}
 """Fields of a YOLO prediction line: class, box, 4 keypoints (x y v) and confidence (pose);
 class, 4 corners and confidence (obb). Segment lines hold a polygon (odd count, >= 8)."""
@@ -196,9 +198,12 @@ async def _production_predicts_the_task(
     for key, expected in bare.items():
         rel = Path(key[len(prefix) + 1 :]).with_suffix(".txt")
         lines = raw(store, data, f"{out}/yolo/{rel}").decode().splitlines()
-        ours = sorted((_ours(line, task) for line in lines), key=lambda cp: -cp[1])
-        assert [c for c, _ in ours] == [c for c, _ in expected], (key, ours, expected)
-        assert [p for _, p in ours] == pytest.approx([p for _, p in expected], abs=1e-3), key
+        ours = [_ours(line, task) for line in lines]
+        # Order-free (equal confidences may come in either order): the classes, and the
+        # confidences sorted.
+        assert Counter(c for c, _ in ours) == Counter(c for c, _ in expected), key
+        mine, theirs = sorted(p for _, p in ours), sorted(p for _, p in expected)
+        assert mine == pytest.approx(theirs, abs=1e-3), key
     coco = json.loads(raw(store, data, f"{out}/coco/results.json"))
     shape = {"segment": "segmentation", "pose": "keypoints", "obb": "rotated_bbox"}.get(task)
     assert len(coco) == summary["predictions"] and all(shape is None or shape in r for r in coco)
