@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from activities.contracts.dataset import SnapshotRef
-from activities.infra.errors import BadInputError
+from activities.infra.errors import BadInputError, NotFoundError
 from activities.infra.yolo_env import bootstrap_offline
 from activities.training.task_checks import check_architecture, check_base_model
 
@@ -45,7 +45,7 @@ def test_an_architecture_of_another_task_is_refused() -> None:
     check_architecture("yolov8n-obb.yaml", _snapshot("obb"))
 
 
-def test_batch_prediction_refuses_a_model_of_another_task() -> None:
+def test_batch_prediction_resolves_a_model_of_any_task_to_its_verified_artifact() -> None:
     from activities.predict.models import resolve
     from tests.helpers import factories
 
@@ -63,5 +63,11 @@ def test_batch_prediction_refuses_a_model_of_another_task() -> None:
         def metadata(self, model: str, version: int):  # type: ignore[no-untyped-def]
             return meta
 
-    with pytest.raises(BadInputError, match="masks v3 is a segment model: batch prediction"):
-        resolve(Registry(), "masks", "production", "pytorch")  # type: ignore[arg-type]
+    resolved = resolve(Registry(), "masks", "production", "pytorch")  # type: ignore[arg-type]
+    record = meta.artifacts["model.pt"]
+    assert (resolved.version, resolved.artifact) == (3, "model.pt")
+    assert (resolved.weights.key, resolved.weights.sha256) == (record.key, record.sha256)
+    assert resolved.class_names == list(meta.class_names)
+    assert "model.onnx" not in meta.artifacts  # this version has no ONNX file: said so
+    with pytest.raises(NotFoundError, match=r"masks v3 has no model\.onnx"):
+        resolve(Registry(), "masks", "production", "onnx")  # type: ignore[arg-type]
