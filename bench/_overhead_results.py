@@ -98,10 +98,12 @@ def table(job: Job, pairs: list[Pair]) -> None:
             f"time): pairs {[round(r, 3) for r in accounted]}, median {median(accounted):.3f}",
             flush=True,
         )
-    trained = [training_seconds(p) for p in pairs]
-    if any(t is None for t in trained):
-        return  # neither the timing records nor the progress query saw the training stage
-    train_extra = [t - p.bare["train"] for t, p in zip(trained, pairs, strict=True) if t]
+    train_extra: list[float] = []
+    for pair in pairs:
+        trained = training_seconds(pair)
+        if trained is None:
+            return  # neither the timing records nor the progress query saw the training stage
+        train_extra.append(trained - pair.bare["train"])
     rest_extra = [p.extra - extra for p, extra in zip(pairs, train_extra, strict=True)]
     print(
         f"median extra split: training stage - bare train {median(train_extra):+.1f}s "

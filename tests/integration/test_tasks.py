@@ -4,10 +4,10 @@ Per task (segment, pose, obb, classify; detect is ``test_retrain.py``): a synthe
 that task, v1 trained from the task's architecture and published, v2 gated against v1 on the
 same test split with the task's own metric and bootstrap interval, both exported with ONNX
 parity; then the production version predicts the dataset's images (``sentinel predict``, every
-format) exactly as Ultralytics does from the same pulled weights. Tiny on purpose (64 px, one
-epoch, 20 images): the numbers are not the point, the plumbing is. The pose run also proves
-a pose base is refused for a detection dataset before anything is trained, the segment run
-that another class list than the champion's is.
+format, PyTorch and ONNX Runtime) exactly as Ultralytics does from the same pulled file. Tiny
+on purpose (64 px, one epoch, 20 images): the numbers are not the point, the plumbing is. The
+pose run also proves a pose base is refused for a detection dataset before anything is trained,
+the segment run that another class list than the champion's is.
 """
 
 from __future__ import annotations
@@ -130,15 +130,17 @@ PREDICT_CONF = 0.0001
 """Very low: a one-epoch model of 64 px predicts nothing at 0.01, and something here."""
 LINE_FIELDS = {"pose": 1 + 4 + 4 * 3 + 1, "obb": 1 + 8 + 1}
 """Fields of a YOLO prediction line: class, box, 4 keypoints (x y v) and confidence (pose);
-class, 4 corners and confidence (obb). Segment lines hold a polygon (odd count, >= 8)."""
+class, 4 corners and confidence (obb). Segment lines hold a polygon (even count, >= 8)."""
+ARTIFACT = {"pytorch": "pt", "onnx": "onnx"}
+"""The file each prediction backend runs (``models pull --format``)."""
 
 
 def _bare_predictions(weights: Path, images: dict[str, Path], task: str) -> dict[str, list[Any]]:
     """Ultralytics on the pulled weights, per image key: (class, confidence) pairs, or for
-    classify the top classes' (name, confidence), best first."""
+    classify the top classes' (name, confidence)."""
     from ultralytics import YOLO
 
-    model = YOLO(str(weights))
+    model = YOLO(str(weights), task=task)
     found: dict[str, list[Any]] = {}
     for key, path in images.items():
         (result,) = model.predict(str(path), conf=PREDICT_CONF, imgsz=64, verbose=False)
@@ -149,7 +151,7 @@ def _bare_predictions(weights: Path, images: dict[str, Path], task: str) -> dict
             continue
         boxes = result.obb if task == "obb" else result.boxes
         pairs = zip(boxes.cls.tolist(), boxes.conf.tolist(), strict=True)
-        found[key] = sorted(((int(c), float(p)) for c, p in pairs), key=lambda cp: -cp[1])
+        found[key] = [(int(c), float(p)) for c, p in pairs]
     return found
 
 
@@ -169,31 +171,39 @@ async def _production_predicts_the_task(
     queues: Queues, store: ObjectStore, settings: Settings, tmp_path: Path, model: str,
     prefix: str, task: str,
 ) -> None:  # fmt: skip
-    """``predict start`` with the production version writes every format in the task's shape,
-    with what Ultralytics predicts from the same (pulled, verified) weights on the same images."""
-    out = f"predictions/{model}"
-    code, stdout, err = await sentinel_cli(
-        queues, "predict", "start", "--model", model, "--alias", "production", "--prefix",
-        prefix, "--out", out, "--format", "coco,yolo,labelstudio", "--conf", str(PREDICT_CONF),
-        "--follow",
-    )  # fmt: skip
-    assert code == 0, (stdout, err)
-    weights = tmp_path / f"{model}.pt"
-    code, stdout, err = await sentinel_cli(
-        queues, "models", "pull", model, "--alias", "production", "--format", "pt", "-o",
-        str(weights),
-    )  # fmt: skip
-    assert code == 0 and weights.is_file(), (stdout, err)
+    """``predict start`` with the production version, on each backend (PyTorch on the GPU
+    queue, ONNX Runtime on the CPU queue), writes every format in the task's shape, with what
+    Ultralytics predicts from the same (pulled, verified) file on the same images."""
     data = settings.data_bucket
+    (tmp_path / "images").mkdir()
     images: dict[str, Path] = {}
     for key in objects(store, data, prefix):
         if key.endswith((".png", ".jpg")):
             images[key] = tmp_path / "images" / key.replace("/", "_")
-            images[key].parent.mkdir(exist_ok=True)
             images[key].write_bytes(raw(store, data, key))
-    bare = _bare_predictions(weights, images, task)
+    for backend, artifact in ARTIFACT.items():
+        out = f"predictions/{model}-{backend}"
+        code, stdout, err = await sentinel_cli(
+            queues, "predict", "start", "--model", model, "--alias", "production", "--prefix",
+            prefix, "--out", out, "--format", "coco,yolo,labelstudio", "--backend", backend,
+            "--conf", str(PREDICT_CONF), "--follow",
+        )  # fmt: skip
+        assert code == 0, (backend, stdout, err)
+        weights = tmp_path / f"{model}.{artifact}"
+        code, stdout, err = await sentinel_cli(
+            queues, "models", "pull", model, "--alias", "production", "--format", artifact,
+            "-o", str(weights),
+        )  # fmt: skip
+        assert code == 0 and weights.is_file(), (stdout, err)
+        _check_outputs(store, data, out, prefix, task, _bare_predictions(weights, images, task))
+
+
+def _check_outputs(
+    store: ObjectStore, data: str, out: str, prefix: str, task: str, bare: dict[str, list[Any]]
+) -> None:
+    """The run's summary, YOLO files, COCO results and Label Studio tasks against ``bare``."""
     summary = json.loads(raw(store, data, f"{out}/summary.json"))
-    assert summary["task"] == task and summary["images"] == len(images) > 0, summary
+    assert summary["task"] == task and summary["images"] == len(bare) > 0, summary
     assert summary["predictions"] == sum(map(len, bare.values())) > 0, summary
     for key, expected in bare.items():
         rel = Path(key[len(prefix) + 1 :]).with_suffix(".txt")
@@ -201,16 +211,16 @@ async def _production_predicts_the_task(
         ours = [_ours(line, task) for line in lines]
         # Order-free (equal confidences may come in either order): the classes, and the
         # confidences sorted.
-        assert Counter(c for c, _ in ours) == Counter(c for c, _ in expected), key
+        assert Counter(c for c, _ in ours) == Counter(c for c, _ in expected), (out, key)
         mine, theirs = sorted(p for _, p in ours), sorted(p for _, p in expected)
-        assert mine == pytest.approx(theirs, abs=1e-3), key
+        assert mine == pytest.approx(theirs, abs=1e-3), (out, key)
     coco = json.loads(raw(store, data, f"{out}/coco/results.json"))
     shape = {"segment": "segmentation", "pose": "keypoints", "obb": "rotated_bbox"}.get(task)
     assert len(coco) == summary["predictions"] and all(shape is None or shape in r for r in coco)
     tasks = json.loads(raw(store, data, f"{out}/labelstudio/tasks.json"))
     validate_tasks(tasks)
     kinds = {r["type"] for t in tasks for p in t["predictions"] for r in p["result"]}
-    assert EXPECTED_REGIONS[task][0] in kinds <= EXPECTED_REGIONS[task][1], kinds
+    assert EXPECTED_REGIONS[task][0] in kinds <= EXPECTED_REGIONS[task][1], (out, kinds)
 
 
 EXPECTED_REGIONS = {
